@@ -1,0 +1,32 @@
+"""stagegen: coarse-to-fine image generation with multi-stage variational auto-encoders.
+
+A VAE trunk makes a coarse image; a chain of refiner plugins, each with its own loss, makes
+it sharp (Cai, Gao, Ji, 2017). Load a trained pipeline with :func:`load`.
+"""
+
+__version__ = "0.1.0"
+
+from .hookspecs import hookimpl  # noqa: E402  (plugins import the marker from here)
+
+
+def load(path, device="cpu"):
+    """Load a pipeline file (``.safetensors``) in eval mode; see :meth:`Pipeline.sample`."""
+    from .pipeline_file import load_pipeline
+
+    return load_pipeline(path, device=device)
+
+
+def __getattr__(name):
+    # Heavy modules (torch) load on first use, so `import stagegen` in a plugin stays cheap.
+    if name == "Pipeline":
+        from .pipeline import Pipeline
+
+        return Pipeline
+    if name in {"PipelineConfig", "StageSpec", "RunConfig", "TrainConfig", "DataConfig"}:
+        from . import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'stagegen' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "hookimpl", "load", "Pipeline", "PipelineConfig", "StageSpec", "RunConfig"]

@@ -1,0 +1,215 @@
+"""The `stagegen` command: a thin click layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+
+class _Errors(click.Group):
+    """Known user errors become one clear line, not a traceback."""
+
+    def invoke(self, ctx):
+        from .data.registry import DataError
+        from .losses import MissingWeightsError
+        from .plugins import PluginError
+
+        try:
+            return super().invoke(ctx)
+        except (ValueError, FileNotFoundError, PluginError, DataError, MissingWeightsError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Errors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stagegen")
+def cli():
+    """Coarse-to-fine image generation: a VAE trunk plus a chain of refiner plugins."""
+
+
+# ---------------------------------------------------------------------------- train
+
+
+@cli.command()
+@click.option("--preset", "preset_name", help="starting configuration (see `stagegen presets`); default msvae-digits")
+@click.option("--stages", help="comma-separated stage types, trunk first, e.g. vae,resnet-l1")
+@click.option("--data", "data_name", help="dataset name (see `stagegen datasets`); default: the embedded digits")
+@click.option("--data-root", type=click.Path(), help="where the dataset's files are")
+@click.option("--split", help="dataset split to train on (train, val, test)")
+@click.option("--cache-dir", type=click.Path(), help="decoded-image cache folder")
+@click.option("--image-size", type=int, help="final image resolution")
+@click.option("--channels", type=int, help="1 (grayscale) or 3 (RGB)")
+@click.option("--steps", type=int, help="optimiser steps")
+@click.option("--batch-size", type=int, help="images per step and process")
+@click.option("--lr", type=float, help="learning rate")
+@click.option("--seed", type=int, help="random seed (a CPU run is repeatable bit for bit)")
+@click.option("--device", help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="auto: bf16 on CUDA, fp32 on CPU")
+@click.option("--ema", "ema_decay", type=float, help="EMA decay of generator weights, e.g. 0.999")
+@click.option("--num-workers", type=int, help="DataLoader worker processes")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the pipeline")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="JSON or TOML file with pipeline/train/data sections")
+@click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE", help="set any option: resnet-l1.blocks=3, 0.latent_dim=64, train.grad_clip=1.0")
+@click.option("--out", type=click.Path(file_okay=False), help="run directory (default runs/<preset-or-stages>-<time>)")
+@click.option("--resume", type=click.Path(exists=True, file_okay=False), help="continue the run in this directory from its last checkpoint")
+@click.option("--progress/--no-progress", default=None, help="show a progress bar")
+def train(preset_name, stages, data_name, data_root, split, cache_dir, image_size, channels, steps, batch_size, lr, seed,
+          device, precision, ema_decay, num_workers, compile_, config_file, options, out, resume, progress):
+    """Train a pipeline and write it, with sample grids and metrics, to a run directory."""
+    from .presets import compose_run_config
+    from .train import TrainingInterrupted, TrainingStopped
+    from .train import resume as resume_run
+    from .train import train as run_training
+
+    try:
+        if resume:
+            overrides = {k: v for k, v in {"progress": progress, "device": device, "num_workers": num_workers}.items() if v is not None}
+            result = resume_run(resume, steps=steps, **overrides)
+        else:
+            config = compose_run_config(
+                preset_name, config_file, stages.split(",") if stages else None, list(options),
+                data__name=data_name, data__root=data_root, data__split=split, data__cache_dir=cache_dir,
+                pipeline__image_size=image_size, pipeline__channels=channels,
+                train__steps=steps, train__batch_size=batch_size, train__lr=lr, train__seed=seed, train__device=device,
+                train__precision=precision, train__ema_decay=ema_decay, train__num_workers=num_workers,
+                train__compile=compile_, train__progress=progress,
+            )
+            name = (preset_name or "-".join(config.pipeline.stage_names)) if not stages else stages.replace(",", "-")
+            run_dir = Path(out) if out else Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+            result = run_training(config, run_dir)
+    except TrainingInterrupted as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(130)
+    except TrainingStopped as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.pipeline_path is not None:
+        last = result.losses[-1] if result.losses else {}
+        click.echo(f"trained {result.steps} steps; final loss {last.get('loss', float('nan')):.4f}")
+        click.echo(f"pipeline: {result.pipeline_path}")
+        click.echo(f"samples:  {result.run_dir / 'samples.png'} (one row per stage)")
+
+
+# ---------------------------------------------------------------------------- sample
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(exists=True))
+@click.option("-n", "--num", "n", type=int, default=16, show_default=True, help="number of images")
+@click.option("-o", "--out", required=True, type=click.Path(), help="a .png grid, or a folder for one file per image")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="scale of the prior latents")
+@click.option("--all-stages", is_flag=True, help="one grid row per stage (coarse to fine)")
+@click.option("--device", default="cpu", show_default=True)
+def sample(pipeline, n, out, seed, temperature, all_stages, device):
+    """Draw images from a trained pipeline."""
+    from . import load
+    from .images import save_grid, save_image
+
+    pipe = load(pipeline, device=device)
+    stages = pipe.sample(n, seed=seed, temperature=temperature, return_stages=True)
+    out = Path(out)
+    if out.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"}:
+        rows = stages if all_stages else [stages[-1]]
+        save_grid(rows, out)
+        click.echo(f"wrote {out} ({len(rows)} row(s) x {n} images)")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        chosen = list(enumerate(stages)) if all_stages else [(len(stages) - 1, stages[-1])]
+        for s, images in chosen:
+            for i, image in enumerate(images):
+                save_image(image, out / (f"stage{s}_{i:05d}.png" if all_stages else f"{i:05d}.png"))
+        click.echo(f"wrote {n * len(chosen)} images to {out}")
+
+
+# ---------------------------------------------------------------------------- info / listings
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="print the raw header document")
+def info(pipeline, as_json):
+    """Describe a pipeline file: format, versions, stages, config."""
+    from .pipeline_file import read_header
+
+    doc = read_header(pipeline)
+    tensors = doc.pop("_tensors")
+    doc.pop("_path")
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    cfg = doc["config"]
+    click.echo(f"{pipeline}: stagegen pipeline, format {doc['format_version']}, written by stagegen {doc['stagegen_version']} on {doc.get('created', '?')}")
+    click.echo(f"images: {cfg['channels']} channel(s), {cfg['image_size']}x{cfg['image_size']}; {len(tensors)} tensors")
+    for rec, spec in zip(doc["stages"], cfg["stages"]):
+        extra = "" if rec["index"] == 0 else f", loss weight {spec['loss_weight']}, {'detached' if spec['detach_input'] else 'joint'}"
+        click.echo(f"  stage {rec['index']}: {rec['type']} ({rec['kind']}) at {rec['resolution']}x{rec['resolution']} from {rec['package']} {rec['package_version']}{extra}")
+        for k, v in spec["options"].items():
+            click.echo(f"      {k} = {json.dumps(v)}")
+    if doc.get("extra"):
+        click.echo("extra: " + json.dumps(doc["extra"]))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json):
+    """List every registered stage type with its kind, provider, version and options."""
+    from .plugins import get_plugin_manager
+
+    registry = get_plugin_manager().stages
+    rows = []
+    for name in registry.names():
+        st = registry.get(name)
+        p = registry.provider(name)
+        opts = {
+            k: {"default": f.get_default(call_default_factory=True), "description": f.description or ""}
+            for k, f in st.options.model_fields.items()
+        }
+        rows.append({"name": name, "kind": st.kind, "package": p.package, "version": p.version, "plugin": p.plugin,
+                     "description": st.description, "options": opts})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for r in rows:
+        click.echo(f"{r['name']} ({r['kind']}) from {r['package']} {r['version']}: {r['description']}")
+        for k, o in r["options"].items():
+            click.echo(f"    {k} = {json.dumps(o['default'], default=str)}  {o['description']}")
+
+
+@cli.command()
+def datasets():
+    """List registered datasets with their options."""
+    from .plugins import get_plugin_manager
+
+    registry = get_plugin_manager().datasets
+    for name in registry.names():
+        dt = registry.get(name)
+        p = registry.provider(name)
+        root = " (needs --data-root)" if dt.needs_root else ""
+        click.echo(f"{name} from {p.package} {p.version}{root}: {dt.description}")
+        for k, f in dt.options.model_fields.items():
+            click.echo(f"    {k} = {json.dumps(f.get_default(call_default_factory=True), default=str)}  {f.description or ''}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+def presets(name):
+    """List presets, or print one as JSON."""
+    from .presets import PRESETS, preset
+
+    if name:
+        click.echo(json.dumps(preset(name), indent=2))
+        return
+    for key, (description, raw) in PRESETS.items():
+        stages = ",".join(s["type"] for s in raw["pipeline"]["stages"])
+        click.echo(f"{key:15s} {stages:45s} {description}")
+
+
+def main():
+    cli(prog_name="stagegen")
+
+
+if __name__ == "__main__":
+    main()

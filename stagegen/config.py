@@ -1,0 +1,136 @@
+"""Validated configuration: the pipeline (what is built and saved), training and data.
+
+Everything a run needs is one :class:`RunConfig`; the pipeline part of it is stored inside
+every pipeline file, so a file alone says how to rebuild its network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .stages import describe_validation_error
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StageSpec(_Strict):
+    """One stage of the chain: which registered type, its options, and how it trains."""
+
+    type: str = Field(description="registered stage type, e.g. 'vae' or 'resnet-l1'")
+    options: dict[str, Any] = Field(default_factory=dict, description="options of that stage type")
+    loss_weight: float = Field(1.0, ge=0, description="multiplies every loss term of this stage")
+    detach_input: bool = Field(
+        False,
+        description="refiners only: train on a detached input, so this stage's loss does not "
+        "reach earlier stages (default: joint training, as in the paper)",
+    )
+
+
+class PipelineConfig(_Strict):
+    """The generator: image format and the chain of stages (the first is the trunk)."""
+
+    image_size: int = Field(16, ge=4, description="final output resolution (square images)")
+    channels: int = Field(1, description="1 (grayscale) or 3 (RGB)")
+    stages: list[StageSpec] = Field(min_length=1)
+    normalization: Literal["minus_one_one"] = Field(
+        "minus_one_one", description="how [0, 1] images are mapped for the networks: x * 2 - 1"
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: int) -> int:
+        if v not in (1, 3):
+            raise ValueError("channels must be 1 (grayscale) or 3 (RGB)")
+        return v
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.type for s in self.stages]
+
+
+class TrainConfig(_Strict):
+    steps: int = Field(1500, ge=1, description="optimiser steps")
+    batch_size: int = Field(64, ge=1, description="images per step and process")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas (the authors use beta1 = 0.5)")
+    optimizer: Literal["shared", "per-stage"] = Field(
+        "shared", description="one Adam for every stage (the paper) or one per stage"
+    )
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="learning-rate schedule")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
+    accumulate: int = Field(1, ge=1, description="gradient accumulation: micro-batches per step")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of generator weights; the pipeline file holds the EMA weights")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    seed: int = Field(0, description="seeds every random number generator")
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    log_every: int = Field(50, ge=1, description="steps between metrics.jsonl lines")
+    sample_every: int = Field(500, ge=0, description="steps between sample grids (0: only at the end)")
+    checkpoint_every: int = Field(500, ge=0, description="steps between checkpoints (0: only at the end)")
+    max_nonfinite: int = Field(20, ge=1, description="stop after this many non-finite steps in a row")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    compile: bool = Field(False, description="torch.compile the pipeline")
+    progress: bool = Field(True, description="show a progress bar")
+
+
+class DataConfig(_Strict):
+    name: str = Field("digits", description="registered dataset name")
+    root: str | None = Field(None, description="where the dataset's files are")
+    split: str = Field("train", description="train, val or test")
+    options: dict[str, Any] = Field(default_factory=dict, description="options of that dataset")
+    cache_dir: str | None = Field(None, description="decoded-image cache folder (None: no cache)")
+
+
+class RunConfig(_Strict):
+    pipeline: PipelineConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+
+
+def validate_run_config(raw: dict[str, Any], where: str = "configuration") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(where, exc)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON or TOML file with any of the sections pipeline / train / data."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        raise ValueError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a table/object with sections pipeline, train, data")
+    unknown = set(data) - {"pipeline", "train", "data"}
+    if unknown:
+        raise ValueError(f"config file {path}: unknown section(s) {sorted(unknown)}; expected pipeline, train, data")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,27 @@
+"""The embedded default dataset: scikit-learn's bundled 8x8 handwritten digits (1,797 real
+scans, UCI), so `stagegen train` runs offline on a fresh machine with no data path."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from .registry import DataRequest, DatasetOptions
+from .tensors import TensorImages, convert_channels, resize_uint8, split_indices
+
+
+class DigitsOptions(DatasetOptions):
+    val_fraction: float = Field(0.05, ge=0, lt=1, description="share of images held out as the val split")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="share of images held out as the test split")
+    split_seed: int = Field(0, description="seed of the deterministic split")
+
+
+def build_digits(request: DataRequest) -> TensorImages:
+    from sklearn.datasets import load_digits
+
+    o: DigitsOptions = request.options
+    images = torch.from_numpy(load_digits().images).float()  # 1797 x 8 x 8, values 0..16
+    images = (images * (255.0 / 16.0)).round().to(torch.uint8).unsqueeze(1)
+    index = split_indices(len(images), request.split, o.val_fraction, o.test_fraction, o.split_seed)
+    images = convert_channels(resize_uint8(images[index], request.image_size), request.channels)
+    return TensorImages(images, [f"digit-{i}" for i in index.tolist()])

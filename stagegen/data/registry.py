@@ -1,0 +1,79 @@
+"""What a dataset plugin provides, and how the engine asks for one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..stages import describe_validation_error
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from ..plugins import Provider
+
+SPLITS = ("train", "val", "test")
+
+
+class DatasetOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataError(ValueError):
+    """Data that cannot be used, with what was expected instead."""
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What the trainer or evaluator wants: a split at a resolution and channel count."""
+
+    root: str | None
+    split: str
+    image_size: int
+    channels: int
+    options: Any  # the dataset's validated options model
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetType:
+    """A registered dataset. ``build(request)`` returns a map-style Dataset of uint8 C x H x W tensors."""
+
+    name: str
+    build: Callable[[DataRequest], "Dataset"]
+    options: type[DatasetOptions] = DatasetOptions
+    description: str = ""
+    needs_root: bool = False
+    provider: "Provider | None" = field(default=None, compare=False)
+
+    def validate_options(self, raw: dict[str, Any] | None) -> DatasetOptions:
+        try:
+            return self.options.model_validate(raw or {})
+        except ValidationError as exc:
+            raise ValueError(describe_validation_error(f"options of dataset {self.name!r}", exc, self.options)) from None
+
+
+def open_dataset(
+    name: str,
+    root: str | None = None,
+    split: str = "train",
+    image_size: int = 16,
+    channels: int = 1,
+    options: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
+):
+    """The dataset registered as ``name``, for one split, as uint8 C x H x W tensors."""
+    from ..plugins import get_dataset_type
+
+    dataset_type = get_dataset_type(name)
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    if dataset_type.needs_root and not root:
+        raise DataError(f"dataset {name!r} needs --data-root PATH (where its files are); see `stagegen datasets`")
+    request = DataRequest(root, split, image_size, channels, dataset_type.validate_options(options), cache_dir)
+    dataset = dataset_type.build(request)
+    if len(dataset) == 0:
+        raise DataError(f"dataset {name!r} has no images in split {split!r}" + (f" under {root}" if root else ""))
+    return dataset

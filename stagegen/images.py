@@ -1,0 +1,52 @@
+"""Image grids and files: what the trainer and the CLI write for people to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def to_pil(image: torch.Tensor):
+    """A C x H x W float tensor in [0, 1] -> PIL image."""
+    from PIL import Image
+
+    array = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    if array.shape[0] == 1:
+        return Image.fromarray(array[0].numpy(), mode="L")
+    return Image.fromarray(array.permute(1, 2, 0).numpy(), mode="RGB")
+
+
+def grid(rows: list[torch.Tensor], padding: int = 2, upscale_to: int | None = None) -> torch.Tensor:
+    """Rows of N x C x H x W images in [0, 1] -> one C x H' x W' image; each row may differ in
+    resolution, and every image is shown at the largest one (nearest-neighbour), so a coarse
+    stage's row sits under the same grid as the final one."""
+    size = upscale_to or max(r.shape[-1] for r in rows)
+    channels = max(r.shape[1] for r in rows)
+    cols = max(r.shape[0] for r in rows)
+    canvas = torch.ones(channels, len(rows) * (size + padding) + padding, cols * (size + padding) + padding)
+    for i, row in enumerate(rows):
+        row = row.detach().float().cpu()
+        if row.shape[-1] != size:
+            row = F.interpolate(row, size=(size, size), mode="nearest")
+        if row.shape[1] != channels:
+            row = row.expand(-1, channels, -1, -1)
+        for j, image in enumerate(row):
+            top, left = padding + i * (size + padding), padding + j * (size + padding)
+            canvas[:, top : top + size, left : left + size] = image
+    return canvas
+
+
+def save_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Save a C x H x W image in [0, 1] as PNG (atomic: a reader never sees half a file)."""
+    from .pipeline_file import atomic_write
+
+    path = Path(path)
+    atomic_write(path, lambda tmp: to_pil(image).save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG")))
+    return path
+
+
+def save_grid(rows: list[torch.Tensor], path: str | Path, min_size: int = 32) -> Path:
+    size = max(r.shape[-1] for r in rows)
+    return save_image(grid(rows, upscale_to=max(size, min_size)), path)

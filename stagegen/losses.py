@@ -1,0 +1,236 @@
+"""Loss pieces that stages compose: pixel, perceptual and adversarial.
+
+All functions take images in [-1, 1] and return scalar means. The pieces that are unstable in
+low precision (the adaptive adversarial weight) compute in float32 whatever autocast says.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PixelLoss = Literal["l1", "l2", "charbonnier"]
+
+
+def pixel_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if kind == "l1":
+        return F.l1_loss(output, target)
+    if kind == "l2":
+        return F.mse_loss(output, target)
+    if kind == "charbonnier":
+        return torch.sqrt((output - target).square() + 1e-6).mean()
+    raise ValueError(f"unknown pixel loss {kind!r}: use l1, l2 or charbonnier")
+
+
+# --------------------------------------------------------------------------- perceptual
+
+
+class MissingWeightsError(RuntimeError):
+    """Pretrained weights were asked for but are not on this machine."""
+
+
+# torchvision's file names for the LPIPS backbones (the files lpips itself would download)
+_LPIPS_BACKBONE_FILES = {
+    "vgg": "vgg16-397923af.pth",
+    "alex": "alexnet-owt-7be5be79.pth",
+    "squeeze": "squeezenet1_1-b8a52dc0.pth",
+}
+
+
+def _missing(what: str, file: str, places: str) -> MissingWeightsError:
+    return MissingWeightsError(
+        f"pretrained weights for {what} are not on this machine: expected {file} in {places}, "
+        f"or give its location with the stage option weights_path=PATH; "
+        f"or set pretrained=false to train with a randomly initialised backbone."
+    )
+
+
+def _load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingWeightsError(f"weights_path {path} does not exist or is not a file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    # weights_only: never unpickle arbitrary objects from a weights file
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+class LPIPSFeatures(nn.Module):
+    """LPIPS distance (vgg, alex or squeeze backbone) from the ``lpips`` package."""
+
+    def __init__(self, net: str = "vgg", pretrained: bool = True, weights_path: str | None = None):
+        super().__init__()
+        import lpips
+
+        if net not in _LPIPS_BACKBONE_FILES:
+            raise ValueError(f"unknown LPIPS backbone {net!r}: use vgg, alex or squeeze")
+        hub_file = Path(torch.hub.get_dir()) / "checkpoints" / _LPIPS_BACKBONE_FILES[net]
+        if pretrained and weights_path is None and not hub_file.is_file():
+            raise _missing(f"the LPIPS {net} backbone", _LPIPS_BACKBONE_FILES[net], str(hub_file.parent))
+        use_hub = pretrained and weights_path is None
+        # The calibrated linear layers ship inside the lpips package; without a pretrained
+        # backbone they mean nothing, so a random backbone uses plain feature distances.
+        self.metric = lpips.LPIPS(
+            net=net, pretrained=pretrained, lpips=pretrained, pnet_rand=not use_hub, verbose=False
+        )
+        if pretrained and weights_path is not None:
+            self._load_backbone(_load_state_file(weights_path))
+        self.metric.eval().requires_grad_(False)
+
+    def _load_backbone(self, state: dict[str, torch.Tensor]) -> None:
+        # lpips splits torchvision's `features` into slices whose children keep their indices
+        own = {}
+        for slice_name, block in self.metric.net.named_children():
+            for index, _ in block.named_children():
+                own[f"features.{index}"] = f"{slice_name}.{index}"
+        loaded = 0
+        net_state = self.metric.net.state_dict()
+        for key, value in state.items():
+            prefix, _, leaf = key.rpartition(".")
+            if prefix in own:
+                net_state[f"{own[prefix]}.{leaf}"] = value
+                loaded += 1
+        if loaded == 0:
+            raise MissingWeightsError("weights_path holds no torchvision 'features.*' tensors for this backbone")
+        self.metric.net.load_state_dict(net_state)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # the loss network always runs in eval mode
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if output.shape[1] == 1:
+            output, target = output.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+        return self.metric(output, target, normalize=False).mean()
+
+
+class TimmFeatures(nn.Module):
+    """Perceptual distance: mean l1 between feature maps of a timm backbone (features_only)."""
+
+    def __init__(self, model: str = "resnet18", pretrained: bool = True, weights_path: str | None = None, layers: int = 3):
+        super().__init__()
+        import timm
+
+        if pretrained and weights_path is None:
+            _require_timm_weights(model)
+        kwargs = {}
+        if pretrained and weights_path is not None:
+            kwargs["pretrained_cfg_overlay"] = {"file": str(weights_path)}
+            if not Path(weights_path).is_file():
+                raise MissingWeightsError(f"weights_path {weights_path} does not exist or is not a file")
+        self.net = timm.create_model(
+            model, pretrained=pretrained, features_only=True, out_indices=tuple(range(layers)), **kwargs
+        )
+        cfg = self.net.pretrained_cfg
+        self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, -1, 1, 1), persistent=False)
+        self.net.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        return super().train(False)
+
+    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.net(((x + 1) / 2 - self.mean) / self.std)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target_features = self._features(target)
+        losses = [F.l1_loss(a, b) for a, b in zip(self._features(output), target_features)]
+        return torch.stack(losses).mean()
+
+
+def _require_timm_weights(model: str) -> None:
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(model)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            if isinstance(try_to_load_from_cache(hub_id, filename), str):
+                return
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise _missing(f"the timm model {model!r}", f"{hub_id}/model.safetensors", f"the Hugging Face cache {HF_HUB_CACHE}")
+    url = getattr(cfg, "url", None) if cfg is not None else None
+    if url:
+        file = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        if file.is_file():
+            return
+        raise _missing(f"the timm model {model!r}", file.name, str(file.parent))
+    raise MissingWeightsError(f"timm knows no pretrained weights for {model!r}; set pretrained=false or weights_path")
+
+
+def perceptual_network(backbone: str, pretrained: bool, weights_path: str | None = None) -> nn.Module:
+    """``lpips-vgg``, ``lpips-alex``, ``lpips-squeeze`` or ``timm:<model name>``."""
+    if backbone.startswith("lpips-"):
+        return LPIPSFeatures(backbone.removeprefix("lpips-"), pretrained, weights_path)
+    if backbone.startswith("timm:"):
+        return TimmFeatures(backbone.removeprefix("timm:"), pretrained, weights_path)
+    raise ValueError(f"unknown perceptual backbone {backbone!r}: use lpips-vgg, lpips-alex, lpips-squeeze or timm:<model>")
+
+
+# --------------------------------------------------------------------------- adversarial
+
+GanLoss = Literal["hinge", "non-saturating"]
+
+
+def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()
+    if kind == "hinge":
+        return 0.5 * (F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean())
+    if kind == "non-saturating":
+        return 0.5 * (F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
+    raise ValueError(f"unknown GAN loss {kind!r}: use hinge or non-saturating")
+
+
+def generator_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    fake_logits = fake_logits.float()
+    if kind == "hinge":
+        return -fake_logits.mean()
+    if kind == "non-saturating":
+        return F.softplus(-fake_logits).mean()
+    raise ValueError(f"unknown GAN loss {kind!r}: use hinge or non-saturating")
+
+
+def adaptive_weight(
+    reconstruction: torch.Tensor, adversarial: torch.Tensor, last_layer: torch.Tensor, max_weight: float = 1e4
+) -> torch.Tensor:
+    """Balance the adversarial term against the reconstruction term by their gradient norms
+    at the generator's last layer (taming-transformers). Float32: under half precision the
+    ratio of two small norms overflows to inf/NaN."""
+    rec_grad = torch.autograd.grad(reconstruction, last_layer, retain_graph=True)[0].float()
+    adv_grad = torch.autograd.grad(adversarial, last_layer, retain_graph=True)[0].float()
+    weight = rec_grad.norm() / (adv_grad.norm() + 1e-4)
+    return torch.nan_to_num(weight, nan=0.0, posinf=max_weight).clamp(0.0, max_weight).detach()
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: a grid of real/fake logits, one per receptive field (pix2pix)."""
+
+    def __init__(self, channels: int, width: int = 64, layers: int = 3, spectral_norm: bool = False):
+        super().__init__()
+        wrap = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
+        norm = (lambda c: nn.Identity()) if spectral_norm else (lambda c: nn.BatchNorm2d(c))
+        blocks: list[nn.Module] = [wrap(nn.Conv2d(channels, width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+        c = width
+        for i in range(1, layers):
+            c_next = width * min(2**i, 8)
+            blocks += [wrap(nn.Conv2d(c, c_next, 4, 2, 1, bias=spectral_norm)), norm(c_next), nn.LeakyReLU(0.2, inplace=True)]
+            c = c_next
+        c_next = width * min(2**layers, 8)
+        blocks += [wrap(nn.Conv2d(c, c_next, 3, 1, 1, bias=spectral_norm)), norm(c_next), nn.LeakyReLU(0.2, inplace=True)]
+        blocks += [wrap(nn.Conv2d(c_next, 1, 3, 1, 1))]
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -1,0 +1,178 @@
+"""Named starting points for a run, and how a run's configuration is put together.
+
+A preset is a partial run configuration. The paper's three models on its two datasets are
+presets (settings from the paper, section 3.1, and the authors' code), so are the default
+run on the embedded digits and configurations beyond the paper. Anything a preset sets can
+be overridden: by a config file, by ``--stages``, by ``-O key=value``, by explicit flags.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from .config import RunConfig, deep_merge, read_config_file, validate_run_config
+
+DEFAULT_PRESET = "msvae-digits"
+
+# --- the paper's architectures (section 3.1; widths, BN and lrelu 0.3 from the authors' code)
+_MNIST_TRUNK = {"widths": [64, 128, 256], "convs_per_block": 1, "latent_dim": 128}
+_CELEBA_TRUNK = {"widths": [64, 128, 256, 512], "convs_per_block": 2, "latent_dim": 512}
+_PAPER_REFINER = {"width": 64, "blocks": 5, "head_width": 256}
+_MNIST = {"image_size": 28, "channels": 1}
+_CELEBA = {"image_size": 128, "channels": 3}
+_MNIST_TRAIN = {"batch_size": 256, "lr": 1e-3, "steps": 100_000}
+_CELEBA_TRAIN = {"batch_size": 32, "lr": 2e-4, "steps": 200_000}
+_NO_TRUNK_LOSS = {"recon_loss": "none"}
+
+
+def _paper(image: dict, trunk: dict, train: dict, data: str, model: str) -> dict[str, Any]:
+    stages = {
+        "vae": [{"type": "vae", "options": trunk}],
+        "resvae": [{"type": "vae", "options": {**trunk, **_NO_TRUNK_LOSS}}, {"type": "resnet-l2", "options": _PAPER_REFINER}],
+        "msvae": [{"type": "vae", "options": trunk}, {"type": "resnet-l1", "options": _PAPER_REFINER}],
+    }[model]
+    return {"pipeline": {**image, "stages": stages}, "train": train, "data": {"name": data}}
+
+
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "msvae-digits": (
+        "the paper's two-stage model (vae,resnet-l1), scaled to the embedded 16x16 digits: the default, a few minutes on 2 CPU cores",
+        {
+            "pipeline": {
+                "image_size": 16,
+                "channels": 1,
+                "stages": [
+                    {"type": "vae", "options": {"widths": [32, 64, 128], "latent_dim": 32}},
+                    {"type": "resnet-l1", "options": {"width": 32, "blocks": 3, "head_width": 64}},
+                ],
+            },
+            "train": {"steps": 1500, "batch_size": 64, "lr": 1e-3, "sample_every": 500, "checkpoint_every": 500},
+            "data": {"name": "digits"},
+        },
+    ),
+    "vae-mnist": ("the paper's original VAE on MNIST 28x28 (l2 + KL)", _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "vae")),
+    "resvae-mnist": (
+        "the paper's deep residual VAE on MNIST: trunk loss off, l2 + KL on the refined output",
+        _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "resvae"),
+    ),
+    "msvae-mnist": (
+        "the paper's multi-stage VAE on MNIST: l2 + KL on the coarse image, l1 on the refined one",
+        _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "msvae"),
+    ),
+    "vae-celeba": ("the paper's original VAE on CelebA 128x128", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "vae")),
+    "resvae-celeba": ("the paper's deep residual VAE on CelebA 128x128", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "resvae")),
+    "msvae-celeba": ("the paper's multi-stage VAE on CelebA 128x128", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "msvae")),
+    "ladder-celeba": (
+        "beyond the paper: a true coarse-to-fine ladder on CelebA: the trunk works at 32x32, an l1 refiner upsamples to 64, "
+        "a perceptual SRResNet to 128, an adversarial refiner sharpens at 128",
+        {
+            "pipeline": {
+                "image_size": 128,
+                "channels": 3,
+                "stages": [
+                    {"type": "vae", "options": {"widths": [64, 128, 256], "convs_per_block": 2, "latent_dim": 256}},
+                    {"type": "resnet-l1", "options": {**_PAPER_REFINER, "scale": 2}},
+                    {"type": "srresnet-perceptual", "options": {"scale": 2}},
+                    {"type": "adversarial", "options": {"scale": 1, "start_step": 20_000}},
+                ],
+            },
+            "train": {"batch_size": 32, "lr": 2e-4, "steps": 200_000, "ema_decay": 0.999},
+            "data": {"name": "celeba"},
+        },
+    ),
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def preset(name: str) -> dict[str, Any]:
+    """A deep copy of the preset's raw (partial) run configuration."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)} (list them with `stagegen presets`)")
+    return copy.deepcopy(PRESETS[name][1])
+
+
+def parse_value(text: str) -> Any:
+    """-O values: JSON where it parses (numbers, true/false, null, lists), else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+_SPEC_FIELDS = {"loss_weight", "detach_input", "type"}
+
+
+def set_option(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``KEY=VALUE``: ``train.lr=1e-4``, ``data.options.split_seed=2``,
+    ``pipeline.image_size=32``, or a stage's option by index or type name:
+    ``1.blocks=3``, ``resnet-l1.width=32``, ``vae.latent_dim=64``, ``1.detach_input=true``."""
+    key, sep, text = assignment.partition("=")
+    if not sep or "." not in key:
+        raise ValueError(f"option {assignment!r} must look like STAGE.OPTION=VALUE or train.FIELD=VALUE (e.g. resnet-l1.blocks=3)")
+    head, path = key.split(".", 1)
+    value = parse_value(text)
+    if head in ("train", "data", "pipeline"):
+        target = raw.setdefault(head, {})
+        parts = path.split(".")
+        for p in parts[:-1]:
+            target = target.setdefault(p, {})
+        target[parts[-1]] = value
+        return
+    stages = raw.get("pipeline", {}).get("stages", [])
+    if head.isdigit():
+        index = int(head)
+        if index >= len(stages):
+            raise ValueError(f"option {assignment!r}: there is no stage {index} (the chain has {len(stages)} stages, numbered from 0)")
+    else:
+        matches = [i for i, s in enumerate(stages) if s.get("type") == head]
+        if not matches:
+            names = ", ".join(s.get("type", "?") for s in stages)
+            raise ValueError(f"option {assignment!r}: no stage named {head!r} in the chain ({names}); use its name or index")
+        index = matches[0]
+    if path in _SPEC_FIELDS:
+        stages[index][path] = value
+    else:
+        stages[index].setdefault("options", {})[path] = value
+
+
+def replace_stages(raw: dict[str, Any], names: list[str]) -> None:
+    """Use these stage types; a stage keeps the preset's options where the preset has the same
+    type at that position (or anywhere, for the first of its kind)."""
+    old = raw.get("pipeline", {}).get("stages", [])
+    new = []
+    for i, name in enumerate(names):
+        if i < len(old) and old[i].get("type") == name:
+            new.append(old[i])
+            continue
+        same = [s for s in old if s.get("type") == name]
+        new.append(copy.deepcopy(same[0]) if same else {"type": name})
+    raw.setdefault("pipeline", {})["stages"] = new
+
+
+def compose_run_config(
+    preset_name: str | None = None,
+    config_file: str | None = None,
+    stages: list[str] | None = None,
+    options: list[str] | None = None,
+    **fields: Any,
+) -> RunConfig:
+    """Preset, then config file, then stage list, then ``KEY=VALUE`` options, then fields such
+    as ``train__lr=1e-4`` or ``data__root='...'`` (section__field); later wins."""
+    raw = preset(preset_name or DEFAULT_PRESET)
+    if config_file:
+        raw = deep_merge(raw, read_config_file(config_file))
+    if stages:
+        replace_stages(raw, stages)
+    for assignment in options or []:
+        set_option(raw, assignment)
+    for key, value in fields.items():
+        if value is None:
+            continue
+        section, _, name = key.partition("__")
+        raw.setdefault(section, {})[name] = value
+    return validate_run_config(raw)

@@ -1,0 +1,129 @@
+"""The VAE trunk: encoder, reparameterisation, decoder to the coarse image.
+
+Shaped after the authors' code: widths double per down block, 3x3 convs with batch norm and
+leaky ReLU (slope 0.3), a dense layer to the smallest feature map, stride-2 transposed convs
+back up, tanh at the end. Any square resolution works: the decoder's transposed convs pick
+their output padding so every feature map matches the encoder's size at that depth.
+
+Registered through the ``stagegen`` entry-point group like any plugin.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from .hookspecs import hookimpl
+from .layers import conv_bn_act
+from .stages import BuildContext, LossContext, Posterior, StageOptions, StageType, Trunk
+
+
+class VAEOptions(StageOptions):
+    widths: list[int] = Field([64, 128, 256], min_length=1, description="channels of each down block; resolution halves per block")
+    convs_per_block: Literal[1, 2] = Field(1, description="1: a stride-2 conv per block (paper, MNIST); 2: stride-1 then stride-2 (paper, CelebA)")
+    latent_dim: int = Field(128, ge=1, description="size of the latent vector z")
+    leaky_slope: float = Field(0.3, ge=0, description="negative slope of the leaky ReLUs")
+    std_parameterization: Literal["sqrt4sigmoid", "exp"] = Field(
+        "sqrt4sigmoid", description="posterior std as sqrt(4 * sigmoid(s)) (authors' code) or exp(s / 2) (log-variance)"
+    )
+    recon_loss: Literal["l2", "gaussian_nll", "none"] = Field(
+        "l2", description="loss on the coarse image: l2 (mean squared error), Gaussian NLL with fixed sigma, or none (deep residual VAE)"
+    )
+    recon_weight: float = Field(1.0, ge=0, description="weight of the reconstruction term")
+    sigma: float = Field(1.0, gt=0, description="fixed standard deviation of the Gaussian NLL")
+    kl_weight: float = Field(1.0, ge=0, description="weight of the KL term")
+    kl_reduction: Literal["mean", "sum"] = Field(
+        "mean", description="mean: KL averaged over latent elements (authors' code); sum: summed per image, averaged over the batch (ELBO)"
+    )
+
+
+def feature_sizes(resolution: int, depth: int) -> list[int]:
+    """Spatial size at each depth of the encoder with stride-2, padding-1 convs."""
+    sizes = [resolution]
+    for _ in range(depth):
+        sizes.append(math.ceil(sizes[-1] / 2))
+    return sizes
+
+
+class VAETrunk(Trunk):
+    def __init__(self, options: VAEOptions, channels: int, resolution: int):
+        super().__init__()
+        self.options = options
+        o = options
+        self.latent_shape = (o.latent_dim,)
+        sizes = feature_sizes(resolution, len(o.widths))
+
+        down: list[nn.Module] = []
+        cin = channels
+        for w in o.widths:
+            if o.convs_per_block == 2:
+                down.append(conv_bn_act(cin, w, 3, 1, o.leaky_slope))
+                cin = w
+            down.append(conv_bn_act(cin, w, 3, 2, o.leaky_slope))
+            cin = w
+        self.encoder = nn.Sequential(*down)
+        self._bottom = (o.widths[-1], sizes[-1], sizes[-1])
+        flat = o.widths[-1] * sizes[-1] ** 2
+        self.to_posterior = nn.Linear(flat, 2 * o.latent_dim)
+
+        self.from_latent = nn.Sequential(nn.Linear(o.latent_dim, flat, bias=False), nn.BatchNorm1d(flat), nn.LeakyReLU(o.leaky_slope, inplace=True))
+        up: list[nn.Module] = []
+        widths_up = list(reversed(o.widths))
+        for i, w in enumerate(widths_up):
+            w_out = widths_up[i + 1] if i + 1 < len(widths_up) else o.widths[0]
+            size_in, size_out = sizes[-1 - i], sizes[-2 - i]
+            output_padding = size_out - (2 * size_in - 1)
+            up += [
+                nn.ConvTranspose2d(w, w_out, 3, 2, padding=1, output_padding=output_padding, bias=False),
+                nn.BatchNorm2d(w_out),
+                nn.LeakyReLU(o.leaky_slope, inplace=True),
+            ]
+        up += [nn.Conv2d(o.widths[0], channels, 3, padding=1), nn.Tanh()]
+        self.decoder = nn.Sequential(*up)
+
+    def encode(self, x: torch.Tensor) -> Posterior:
+        h = self.to_posterior(self.encoder(x).flatten(1))
+        mean, s = h.chunk(2, dim=1)
+        if self.options.std_parameterization == "sqrt4sigmoid":
+            std = torch.sqrt(4 * torch.sigmoid(s))
+        else:
+            std = torch.exp(0.5 * s)
+        return Posterior(mean, std)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.from_latent(z).view(-1, *self._bottom))
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> dict[str, torch.Tensor]:
+        o = self.options
+        terms: dict[str, torch.Tensor] = {}
+        if o.recon_loss == "l2":
+            terms["l2"] = o.recon_weight * F.mse_loss(output, target)
+        elif o.recon_loss == "gaussian_nll":
+            terms["nll"] = o.recon_weight * (0.5 * F.mse_loss(output, target) / o.sigma**2 + math.log(o.sigma))
+        if ctx.posterior is not None:
+            kl = ctx.posterior.kl()
+            kl = kl.mean() if o.kl_reduction == "mean" else kl.flatten(1).sum(1).mean()
+            terms["kl"] = o.kl_weight * kl
+        return terms
+
+
+def build_vae(options: VAEOptions, ctx: BuildContext) -> VAETrunk:
+    return VAETrunk(options, ctx.channels, ctx.out_resolution)
+
+
+@hookimpl
+def register_stages(register):
+    register(
+        StageType(
+            name="vae",
+            kind="trunk",
+            options=VAEOptions,
+            build=build_vae,
+            description="VAE trunk (l2 or Gaussian NLL + KL) producing the coarse image",
+        )
+    )
