@@ -47,6 +47,6 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     return path
 
 
-def save_grid(rows: list[torch.Tensor], path: str | Path, min_size: int = 32) -> Path:
+def save_grid(rows: list[torch.Tensor], path: str | Path, min_size: int = 48) -> Path:
     size = max(r.shape[-1] for r in rows)
     return save_image(grid(rows, upscale_to=max(size, min_size)), path)

@@ -6,6 +6,7 @@ low precision (the adaptive adversarial weight) compute in float32 whatever auto
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -77,9 +78,9 @@ class LPIPSFeatures(nn.Module):
         use_hub = pretrained and weights_path is None
         # The calibrated linear layers ship inside the lpips package; without a pretrained
         # backbone they mean nothing, so a random backbone uses plain feature distances.
-        self.metric = lpips.LPIPS(
-            net=net, pretrained=pretrained, lpips=pretrained, pnet_rand=not use_hub, verbose=False
-        )
+        with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=` argument
+            warnings.simplefilter("ignore", UserWarning)
+            self.metric = lpips.LPIPS(net=net, pretrained=pretrained, lpips=pretrained, pnet_rand=not use_hub, verbose=False)
         if pretrained and weights_path is not None:
             self._load_backbone(_load_state_file(weights_path))
         self.metric.eval().requires_grad_(False)
@@ -104,9 +105,16 @@ class LPIPSFeatures(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)  # the loss network always runs in eval mode
 
+    # The backbones pool five times; smaller images (MNIST, digits) are upsampled to this.
+    min_size = 64
+
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if output.shape[1] == 1:
             output, target = output.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+        if output.shape[-1] < self.min_size:
+            size = (self.min_size, self.min_size)
+            output = F.interpolate(output, size=size, mode="bilinear", align_corners=False)
+            target = F.interpolate(target, size=size, mode="bilinear", align_corners=False)
         return self.metric(output, target, normalize=False).mean()
 
 

@@ -142,6 +142,9 @@ class Trainer:
         self.loader = DataLoader(
             dataset, batch_size=t.batch_size, sampler=self.sampler, num_workers=t.num_workers, drop_last=True,
             pin_memory=self.device.type == "cuda", persistent_workers=t.num_workers > 0,
+            # its own generator: creating an iterator must not draw from the global RNG, or a
+            # resumed run (which creates one more iterator) would get different noise
+            generator=torch.Generator().manual_seed(t.seed),
         )
         self.step = 0
         self.epoch = 0
@@ -255,7 +258,9 @@ class Trainer:
     def _handle_signal(self, signum, frame) -> None:
         self._stop_requested = True
 
-    def fit(self) -> TrainResult:
+    def fit(self, stop_after: int | None = None) -> TrainResult:
+        """Train to ``train.steps``. With ``stop_after``, stop at that step as an interrupted
+        run would (checkpoint, no pipeline file) so a later resume continues the same run."""
         t = self.config.train
         main = self.dist.is_main
         if main:
@@ -307,6 +312,10 @@ class Trainer:
                     self.write_grids(self.run_dir / "samples" / f"step_{self.step:07d}.png", log)
                 if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < t.steps:
                     self.save_checkpoint()
+                if stop_after is not None and self.step >= stop_after:
+                    self.save_checkpoint()
+                    result.steps = self.step
+                    return result
                 if broadcast_flag(self._stop_requested, self.dist, self.device):
                     self.save_checkpoint()
                     raise TrainingInterrupted(

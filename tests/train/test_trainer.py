@@ -1,0 +1,121 @@
+import json
+import types
+
+import pytest
+import torch
+
+import stagegen
+from stagegen.plugins import get_plugin_manager
+from stagegen.stages import Refiner, StageOptions, StageType
+from stagegen.train import Trainer, TrainingStopped, resume, train
+
+from ..conftest import tiny_run_config
+
+
+def _params(pipeline):
+    return {k: v.clone() for k, v in pipeline.state_dict().items()}
+
+
+def test_loss_falls_and_run_directory_is_complete(tmp_path):
+    config = tiny_run_config(steps=60, log_every=10, sample_every=30, checkpoint_every=30)
+    result = train(config, tmp_path / "run")
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [10, 20, 30, 40, 50, 60]
+    assert lines[-1]["loss"] < lines[0]["loss"]
+    assert {"stage0/l2", "stage0/kl", "stage1/l1", "images_per_second"} <= set(lines[0])
+    for name in ("pipeline.safetensors", "samples.png", "reconstructions.png", "config.json", "checkpoints/last.pt",
+                 "samples/step_0000030.png"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert result.steps == 60
+    pipe = stagegen.load(result.pipeline_path)
+    assert pipe.sample(2, seed=0).shape == (2, 1, 16, 16)
+
+
+def test_seeded_cpu_runs_are_bit_identical(tmp_path):
+    a = Trainer(tiny_run_config(steps=5), tmp_path / "a")
+    a.fit()
+    b = Trainer(tiny_run_config(steps=5), tmp_path / "b")
+    b.fit()
+    for k, v in a.pipeline.state_dict().items():
+        assert torch.equal(v, b.pipeline.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("stages", [("vae", "resnet-l1"), ("vae", "adversarial")])
+def test_exact_resume(tmp_path, stages):
+    # batch 8 over ~1.6k images; 7 steps with accumulation 2 and cosine schedule; EMA on
+    extra = dict(accumulate=2, lr_schedule="cosine", warmup_steps=2, ema_decay=0.9)
+    whole = Trainer(tiny_run_config(stages, steps=7, **extra), tmp_path / "whole")
+    whole.fit()
+    part = Trainer(tiny_run_config(stages, steps=7, **extra), tmp_path / "part")
+    assert part.fit(stop_after=3).steps == 3
+    assert not (tmp_path / "part" / "pipeline.safetensors").exists()
+    result = resume(tmp_path / "part")
+    assert result.steps == 7
+    resumed = Trainer(tiny_run_config(stages, steps=7, **extra), tmp_path / "part", resume=True)
+    assert resumed.step == 7
+    for k, v in whole.pipeline.state_dict().items():
+        assert torch.allclose(v.float(), resumed.pipeline.state_dict()[k].float(), atol=1e-6), k
+    for k, v in whole.ema.state_dict().items():
+        assert torch.allclose(v.float(), resumed.ema.state_dict()[k].float(), atol=1e-6), k
+    for i, aux in whole.auxiliaries.items():
+        for k, v in aux.state_dict().items():
+            assert torch.allclose(v.float(), resumed.auxiliaries[i].state_dict()[k].float(), atol=1e-6), k
+
+
+def test_ema_weights_differ_and_are_what_the_file_holds(tmp_path):
+    trainer = Trainer(tiny_run_config(steps=8, ema_decay=0.9), tmp_path / "run")
+    result = trainer.fit()
+    raw, ema = trainer.pipeline.state_dict(), trainer.ema.state_dict()
+    differs = [k for k in raw if raw[k].is_floating_point() and not torch.allclose(raw[k], ema[k])]
+    assert differs
+    loaded = stagegen.load(result.pipeline_path).state_dict()
+    for k in raw:
+        assert torch.equal(loaded[k], ema[k].cpu()), k
+
+
+class _NaNOptions(StageOptions):
+    bad_from: int = 0
+
+
+class _NaNRefiner(Refiner):
+    def __init__(self, options):
+        super().__init__()
+        self.options = options
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, image):
+        return torch.tanh(self.conv(image))
+
+    def loss(self, output, target, ctx):
+        value = (output - target).abs().mean()
+        if ctx.step >= self.options.bad_from:
+            value = value * float("nan")
+        return {"broken": value}
+
+
+def _register_nan_plugin():
+    module = types.ModuleType("nan_plugin")
+
+    @stagegen.hookimpl
+    def register_stages(register):
+        register(StageType("nan-refiner", "refiner", _NaNOptions, lambda o, ctx: _NaNRefiner(o)))
+
+    module.register_stages = register_stages
+    get_plugin_manager().register(module)
+
+
+def test_nan_guard_skips_counts_and_stops(tmp_path):
+    _register_nan_plugin()
+    config = tiny_run_config(("vae", "nan-refiner"), steps=50, max_nonfinite=4, checkpoint_every=2)
+    config.pipeline.stages[1].options = {"bad_from": 2}
+    trainer = Trainer(config, tmp_path / "run")
+    with pytest.raises(TrainingStopped, match=r"4 steps in a row .*stage1/broken.*last checkpoint .* is intact"):
+        trainer.fit()
+    assert trainer.step == 2 and trainer.nonfinite_total == 4
+    events = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    nonfinite = [e for e in events if e.get("event") == "nonfinite"]
+    assert len(nonfinite) == 4 and nonfinite[0]["terms"] == ["stage1/broken"]
+    # the checkpoint holds the last good step and only finite weights
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["pipeline"].values() if v.is_floating_point())
