@@ -6,13 +6,18 @@ from .registry import DatasetType
 
 @hookimpl
 def register_datasets(register):
+    from .celeba import CelebAOptions, build_celeba
     from .digits import DigitsOptions, build_digits
+    from .folder import FolderOptions, build_folder
+    from .mnist import MNISTOptions, build_mnist
 
-    register(
-        DatasetType(
-            name="digits",
-            build=build_digits,
-            options=DigitsOptions,
-            description="scikit-learn's bundled 8x8 handwritten digits (1,797 images), resized; needs no files",
-        )
-    )
+    register(DatasetType("digits", build_digits, DigitsOptions,
+                         "scikit-learn's bundled 8x8 handwritten digits (1,797 images), resized; needs no files"))
+    register(DatasetType("mnist", build_mnist, MNISTOptions,
+                         "MNIST from the four official idx files (.gz or not), flat or in MNIST/raw/", needs_root=True))
+    register(DatasetType("celeba", build_celeba, CelebAOptions,
+                         "CelebA aligned faces from img_align_celeba.zip (read in place) or its folder; official split",
+                         needs_root=True))
+    register(DatasetType("folder", build_folder, FolderOptions,
+                         "any folder or .zip of images (recursive: PNG, JPEG, WebP, ...), deterministic split",
+                         needs_root=True))

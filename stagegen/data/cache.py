@@ -1,0 +1,133 @@
+"""Decode every image of a split once, then serve uint8 tensors from memory or a memory map.
+
+The first pass decodes (in parallel worker processes) and, with a cache folder, writes one
+raw uint8 file plus a JSON sidecar naming the source fingerprint and the transform. A later
+run whose source and transform match reads the file memory-mapped; any change rebuilds it.
+Bad images are skipped during the pass, counted and reported once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..pipeline_file import atomic_write
+from .registry import DataError
+from .tensors import TensorImages
+
+CACHE_FORMAT = 1
+
+
+def default_cache_dir() -> Path | None:
+    """$STAGEGEN_CACHE, else ~/.cache/stagegen/datasets; 'off' disables caching."""
+    value = os.environ.get("STAGEGEN_CACHE")
+    if value == "off":
+        return None
+    return Path(value) if value else Path.home() / ".cache" / "stagegen" / "datasets"
+
+
+class _Decode(Dataset):
+    def __init__(self, names: list[str], load: Callable[[str], torch.Tensor]):
+        self.names, self.load = names, load
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, i):
+        try:
+            return i, self.load(self.names[i]), None
+        except Exception as exc:  # a corrupt or truncated image: skipped and counted
+            return i, None, f"{type(exc).__name__}: {exc}"
+
+
+def _collate(items):
+    return items
+
+
+def materialize(
+    what: str,
+    names: list[str],
+    load: Callable[[str], torch.Tensor],
+    shape: tuple[int, int, int],
+    key: dict,
+    cache_dir: str | Path | None,
+    fail_on_bad: bool = False,
+    workers: int = 0,
+) -> TensorImages:
+    """All ``names`` decoded by ``load`` into one uint8 tensor (cached when cache_dir is set)."""
+    if cache_dir == "off":
+        cache_dir = None
+    elif cache_dir is None:
+        cache_dir = default_cache_dir()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir)
+        data_path, meta_path = cache_dir / f"{digest}.u8", cache_dir / f"{digest}.json"
+        hit = _read_cache(data_path, meta_path, key, shape)
+        if hit is not None:
+            return hit
+
+    images = np.empty((len(names), *shape), dtype=np.uint8)
+    kept: list[str] = []
+    bad: list[tuple[str, str]] = []
+    loader = DataLoader(_Decode(names, load), batch_size=64, num_workers=workers, collate_fn=_collate)
+    for batch in loader:
+        for i, tensor, error in batch:
+            if error is None and tuple(tensor.shape) != shape:
+                error = f"decoded to shape {tuple(tensor.shape)}, expected {shape}"
+            if error is not None:
+                if fail_on_bad:
+                    raise DataError(f"{what}: cannot use image {names[i]!r} ({error}); the data option fail_on_bad is on")
+                bad.append((names[i], error))
+                continue
+            images[len(kept)] = tensor.numpy()
+            kept.append(names[i])
+    if bad:
+        first = "; ".join(f"{n} ({e})" for n, e in bad[:3])
+        warnings.warn(f"{what}: skipped {len(bad)} unreadable image(s) of {len(names)}, first: {first}", stacklevel=2)
+        print(f"stagegen: {what}: skipped {len(bad)} unreadable image(s) of {len(names)}; first: {first}", file=sys.stderr)
+    if not kept:
+        raise DataError(f"{what}: none of the {len(names)} images could be read")
+    images = images[: len(kept)]
+    if cache_dir is not None:
+        _write_cache(data_path, meta_path, images, kept, key, bad)
+        written = _read_cache(data_path, meta_path, key, shape)  # serve from the map, not a second copy
+        if written is not None:
+            written.cache_hit = False
+            return written
+    return TensorImages(torch.from_numpy(images), kept)
+
+
+def _write_cache(data_path: Path, meta_path: Path, images: np.ndarray, names: list[str], key: dict, bad) -> None:
+    atomic_write(data_path, lambda tmp: images.tofile(tmp))
+    meta = {"format": CACHE_FORMAT, "key": key, "count": len(names), "shape": list(images.shape[1:]), "names": names,
+            "skipped": [n for n, _ in bad]}
+    # the sidecar is written last: a data file without it is never trusted
+    atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
+
+
+def _read_cache(data_path: Path, meta_path: Path, key: dict, shape: tuple[int, int, int]) -> TensorImages | None:
+    if not (data_path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    count = meta.get("count", -1)
+    if meta.get("format") != CACHE_FORMAT or meta.get("key") != key or meta.get("shape") != list(shape):
+        return None
+    if data_path.stat().st_size != count * int(np.prod(shape)):
+        return None  # torn or foreign file: rebuild
+    array = np.memmap(data_path, dtype=np.uint8, mode="c", shape=(count, *shape))
+    dataset = TensorImages(torch.from_numpy(array), meta.get("names"))
+    dataset.cache_hit = True
+    return dataset

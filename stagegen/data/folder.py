@@ -1,0 +1,92 @@
+"""Any folder or zip of images (recursive), with a deterministic split."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from .cache import materialize
+from .decode import IMAGE_SUFFIXES, ImageTransform, decode_image
+from .registry import DataError, DataRequest, DatasetOptions
+from .sources import FolderSource, ImageSource, ZipSource
+from .tensors import TensorImages
+
+
+class FolderOptions(DatasetOptions):
+    crop: Literal["center", "none"] = Field("center", description="center: largest centered square, then resize; none: resize the whole image (aspect changes)")
+    val_fraction: float = Field(0.05, ge=0, lt=1, description="share of images in the val split")
+    test_fraction: float = Field(0.05, ge=0, lt=1, description="share of images in the test split")
+    split_seed: int = Field(0, description="seed of the deterministic split (by file name, stable when images are added)")
+    fail_on_bad: bool = Field(False, description="stop on the first unreadable image instead of skipping it")
+    workers: int = Field(0, ge=0, description="processes that decode images on the first pass")
+
+
+def open_source(root: Path) -> ImageSource:
+    if not root.exists():
+        raise DataError(f"data root {root} does not exist; give a folder of images or a .zip of images")
+    if root.is_file():
+        if root.suffix.lower() != ".zip":
+            raise DataError(f"data root {root} is a file but not a .zip; give a folder of images or a .zip of images")
+        source: ImageSource = ZipSource(root)
+    else:
+        source = FolderSource(root)
+    if not source.names:
+        raise DataError(
+            f"no images under {root} (looked recursively for {', '.join(IMAGE_SUFFIXES)}); "
+            "expected a folder (or .zip) holding image files, in sub-folders or not"
+        )
+    return source
+
+
+def split_of(name: str, val_fraction: float, test_fraction: float, seed: int) -> str:
+    """A name's split from a hash of it: deterministic, and stable when other files come and go."""
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big") / 2**64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+def build_folder(request: DataRequest) -> TensorImages:
+    o: FolderOptions = request.options
+    root = Path(request.root)
+    source = open_source(root)
+    names = [n for n in source.names if split_of(n, o.val_fraction, o.test_fraction, o.split_seed) == request.split]
+    if not names:
+        raise DataError(f"split {request.split!r} of {root} has no images ({len(source.names)} in all); change val_fraction/test_fraction")
+    return load_images(f"folder {root} [{request.split}]", source, names, request, crop=None if o.crop == "center" else 0,
+                       fail_on_bad=o.fail_on_bad, workers=o.workers)
+
+
+def load_images(what: str, source: ImageSource, names: list[str], request: DataRequest, crop: int | None,
+                fail_on_bad: bool, workers: int) -> TensorImages:
+    transform = ImageTransform(request.image_size, request.channels, crop)
+    if crop == 0:  # no crop: squash the whole image to a square
+        transform = ImageTransform(request.image_size, request.channels, None)
+        load = lambda name: _squash(source.read(name), transform)  # noqa: E731
+    else:
+        load = lambda name: decode_image(source.read(name), transform)  # noqa: E731
+    key = {"source": source.fingerprint(), "names": hashlib.sha256(json.dumps(names).encode()).hexdigest(),
+           "transform": transform.key(), "squash": crop == 0}
+    shape = (request.channels, request.image_size, request.image_size)
+    return materialize(what, names, load, shape, key, request.cache_dir, fail_on_bad, workers)
+
+
+def _squash(data: bytes, transform: ImageTransform):
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        image = image.convert("L" if transform.channels == 1 else "RGB").resize((transform.image_size,) * 2, Image.LANCZOS)
+        array = np.asarray(image, dtype=np.uint8)
+    array = array[:, :, None] if array.ndim == 2 else array
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
