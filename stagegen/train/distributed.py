@@ -8,6 +8,7 @@ batch norm. Without them everything here is a no-op.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -90,11 +91,17 @@ class _CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
+        with warnings.catch_warnings():
+            # the differentiable all_reduce is marked deprecated in favour of functional
+            # collectives, which do not carry gradients through it; it still works
+            warnings.simplefilter("ignore", FutureWarning)
+            from torch.distributed.nn.functional import all_reduce
 
         dims = [0] + list(range(2, x.dim()))
         count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
-        stats = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            stats = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n

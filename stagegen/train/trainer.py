@@ -265,6 +265,9 @@ class Trainer:
         main = self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            # temporary files of a write that a killed run never finished (the real files are intact)
+            for stale in [*self.run_dir.glob(".*.tmp"), *self.checkpoint_dir.glob(".*.tmp")]:
+                stale.unlink(missing_ok=True)
             config_json = json.dumps(self.config.model_dump(mode="json"), indent=2)
             atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(config_json))
         log = MetricsLog(self.run_dir / "metrics.jsonl" if main else None, self.run_dir / "tensorboard" if main else None)

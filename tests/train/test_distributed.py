@@ -1,0 +1,85 @@
+"""Two real processes on gloo (CPU): DDP, synchronised batch norm, rank-0-only writes."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from ..conftest import tiny_run_config
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    from stagegen.stages import Posterior
+    from stagegen.train import Trainer
+    from stagegen.train.distributed import shutdown_distributed
+
+    if deterministic:  # no reparameterisation noise: the two set-ups must then agree
+        Posterior.sample = lambda self, generator=None: self.mean
+    writes = []
+    if rank != 0:
+        real_replace, real_save = os.replace, torch.save
+        os.replace = lambda *a, **k: (writes.append(a), real_replace(*a, **k))[1]
+        # all_gather_object pickles through torch.save into memory: only files count
+        torch.save = lambda obj, f, *a, **k: (writes.append(f) if isinstance(f, (str, os.PathLike)) else None, real_save(obj, f, *a, **k))[1]
+    trainer = Trainer(tiny_run_config(steps=steps, batch_size=batch, checkpoint_every=2), run_dir)
+    mismatches = []
+    step = trainer._train_step
+
+    def checked_step(batches):
+        result = step(batches)
+        flat = torch.cat([p.detach().flatten() for p in trainer.pipeline.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(world)] if world > 1 else [flat]
+        if world > 1:
+            dist.all_gather(gathered, flat)
+        if not all(torch.equal(gathered[0], g) for g in gathered):
+            mismatches.append(trainer.step)
+        return result
+
+    trainer._train_step = checked_step
+    trainer.fit()
+    if rank == 0:
+        torch.save({"state": trainer.pipeline.state_dict(), "mismatches": mismatches}, out_file)
+    else:
+        assert not writes, f"rank {rank} wrote files: {writes}"
+        assert not mismatches, f"parameters differed across ranks after steps {mismatches}"
+    shutdown_distributed(trainer.dist)
+
+
+def _run(world, tmp_path, name, batch, steps=4, deterministic=False):
+    out_file = tmp_path / f"{name}.pt"
+    mp.spawn(_worker, args=(world, _free_port(), str(tmp_path / name), str(out_file), batch, steps, deterministic),
+             nprocs=world, join=True)
+    return torch.load(out_file, weights_only=True)
+
+
+@pytest.mark.slow
+def test_two_processes_stay_identical_and_only_rank0_writes(tmp_path):
+    result = _run(2, tmp_path, "ddp", batch=4)
+    assert result["mismatches"] == []
+    run = tmp_path / "ddp"
+    assert (run / "pipeline.safetensors").is_file() and (run / "checkpoints" / "last.pt").is_file()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.mark.slow
+def test_two_processes_of_batch_b_match_one_process_of_batch_2b(tmp_path):
+    two = _run(2, tmp_path, "two", batch=4, deterministic=True)["state"]
+    one = _run(1, tmp_path, "one", batch=8, deterministic=True)["state"]
+    for key, value in one.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, two[key], atol=1e-5, rtol=1e-4), key
+        else:
+            assert torch.equal(value, two[key]), key

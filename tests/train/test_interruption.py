@@ -1,0 +1,78 @@
+"""Real processes stopped from outside: SIGTERM checkpoints and resumes; SIGKILL never
+leaves a broken checkpoint behind."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import stagegen
+
+TINY = ["-O", "vae.widths=[8,16]", "-O", "vae.latent_dim=8", "-O", "resnet-l1.width=8", "-O", "resnet-l1.blocks=1",
+        "-O", "resnet-l1.head_width=8", "--batch-size", "8", "--no-progress", "-O", "train.log_every=1"]
+
+
+def _start(out: Path, steps: int, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "stagegen", "train", "--steps", str(steps), "--out", str(out), *TINY, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for_lines(path: Path, n: int, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.is_file() and len(path.read_text().splitlines()) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended early: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("training did not log in time")
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_then_resume_finishes_the_same_run(tmp_path):
+    out = tmp_path / "run"
+    proc = _start(out, 100_000, "-O", "train.checkpoint_every=0")
+    _wait_for_lines(out / "metrics.jsonl", 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    stopped_at = state["step"]
+    assert stopped_at >= 3
+    proc = subprocess.run([sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--steps", str(stopped_at + 5),
+                           "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    steps = [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-5:] == list(range(stopped_at + 1, stopped_at + 6)), "the resumed run did not continue from its step"
+    assert stagegen.load(out / "pipeline.safetensors").file_metadata["extra"]["train_steps"] == stopped_at + 5
+
+
+@pytest.mark.slow
+def test_sigkill_during_checkpointing_never_leaves_a_broken_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    last_step = 0
+    for attempt, delay in enumerate([0.3, 0.55, 0.8, 1.1]):
+        proc = _start(out, 100_000, "-O", "train.checkpoint_every=1") if attempt == 0 else subprocess.Popen(
+            [sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--no-progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_for_lines(out / "metrics.jsonl", last_step + 2, proc)
+        time.sleep(delay)  # checkpoints are written every step: the kill lands at a random point of one
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)  # never torn
+        assert state["step"] >= last_step
+        last_step = state["step"]
+    assert last_step > 0
+    # a later run of the same directory clears the temporary files the kills left behind
+    subprocess.run([sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--steps", str(last_step + 1),
+                    "--no-progress"], check=True, capture_output=True, timeout=300)
+    assert not list((out / "checkpoints").glob(".*.tmp"))
