@@ -1,0 +1,285 @@
+"""Training throughput, side by side in one run: stagegen's trainer, a plain PyTorch loop of
+the same modules and losses (the floor), and pythae's trainer on the VAE-only model.
+
+    python benchmarks/train_speed.py                       # CPU: msvae-mnist and vae-mnist, batch 64
+    python benchmarks/train_speed.py --presets msvae-celeba --image-size 128 --batch 32 --device cuda --precision bf16
+
+Each measurement runs in its own process (so its peak memory is its own), on the same
+in-memory images, with the same batch, precision and model; warm-up steps are excluded and the
+median of several timed repetitions is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Timer, images_in_memory, machine, median, peak_memory_mb, run_worker  # noqa: E402
+
+
+def _config(args):
+    from stagegen.presets import compose_run_config
+
+    return compose_run_config(
+        args.preset, pipeline__image_size=args.image_size, train__batch_size=args.batch, train__lr=1e-3,
+        train__device=args.device, train__precision=args.precision, train__compile=args.compile,
+        train__progress=False, train__sample_every=0, train__checkpoint_every=0,
+    )
+
+
+# ------------------------------------------------------------------ the plain loop (the floor)
+
+
+def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device):
+    """What a user would write by hand for the same modules and losses."""
+    trunk, refiners = pipeline.stages[0], list(pipeline.stages[1:])
+    specs = pipeline.config.stages
+    trunk_loss = specs[0].options["recon_loss"]
+    kl_mean = specs[0].options["kl_reduction"] == "mean"
+
+    def step(batch_uint8):
+        x = batch_uint8.to(device, non_blocking=True).float().div_(255).mul_(2).sub_(1)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            posterior = trunk.encode(x)
+            z = posterior.mean + posterior.std * torch.randn_like(posterior.mean)
+            y = trunk.decode(z)
+            loss = posterior.kl().mean() if kl_mean else posterior.kl().sum(1).mean()
+            if trunk_loss == "l2":
+                loss = loss + F.mse_loss(y.float(), x)
+            for spec, refiner in zip(specs[1:], refiners):
+                y = refiner(y)
+                kind = spec.type.rsplit("-", 1)[-1]
+                loss = loss + (F.l1_loss(y.float(), x) if kind == "l1" else F.mse_loss(y.float(), x))
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def worker_plain(args) -> dict:
+    from stagegen.pipeline import Pipeline
+    from stagegen.train.trainer import resolve_device
+
+    config = _config(args)
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    pipeline = Pipeline(config.pipeline).to(device).train()
+    model = torch.compile(pipeline) if args.compile else pipeline
+    optimizer = torch.optim.Adam(pipeline.parameters(), lr=1e-3, betas=(0.5, 0.999), foreach=True)
+    bf16 = args.precision == "bf16"
+    images = images_in_memory(config.pipeline.image_size, config.pipeline.channels)
+    if args.compile:
+        pipeline.stages = model.stages if hasattr(model, "stages") else pipeline.stages
+    step = plain_loop_step_fn(pipeline, optimizer, bf16, device)
+    order = torch.randperm(images.shape[0])
+    n = images.shape[0] // args.batch
+
+    def batches(k):
+        for i in range(k):
+            j = i % n
+            yield images[order[j * args.batch : (j + 1) * args.batch]]
+
+    for b in batches(args.warmup):
+        step(b)
+    rates = []
+    for _ in range(args.reps):
+        with Timer(device) as t:
+            for b in batches(args.steps):
+                step(b)
+        rates.append(args.steps * args.batch / t.seconds)
+    return {"images_per_second": median(rates), "peak_mb": peak_memory_mb(device)}
+
+
+# ------------------------------------------------------------------ stagegen's trainer
+
+
+def worker_stagegen(args) -> dict:
+    from stagegen.data.tensors import TensorImages
+    from stagegen.train import Trainer
+    from stagegen.train.trainer import resolve_device
+
+    config = _config(args)
+    total = args.warmup + args.reps * args.steps
+    config = config.model_copy(update={"train": config.train.model_copy(update={"steps": total, "log_every": args.steps})})
+    images = images_in_memory(config.pipeline.image_size, config.pipeline.channels)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(config, run_dir, dataset=TensorImages(images))
+        # warm-up steps first, outside the timed windows: the first logging window then starts after them
+        batches = trainer._batches()
+        for _ in range(args.warmup):
+            trainer._train_step(batches)
+        trainer.step = args.warmup
+        trainer._batches = lambda: batches
+        result = trainer.fit()
+    rates = [r["images_per_second"] for r in result.losses if r["step"] > args.warmup]
+    return {"images_per_second": median(rates), "peak_mb": peak_memory_mb(resolve_device(args.device))}
+
+
+# ------------------------------------------------------------------ pythae
+
+
+def worker_pythae(args) -> dict:
+    from pythae.data.datasets import BaseDataset
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+
+    from stagegen.pipeline import Pipeline
+    from stagegen.train.trainer import resolve_device
+
+    config = _config(args)
+    if len(config.pipeline.stages) != 1:
+        raise SystemExit("pythae is measured on the vae-only model")
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    trunk = Pipeline(config.pipeline).stages[0]
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.to_posterior = trunk.encoder, trunk.to_posterior
+
+        def forward(self, x):
+            mean, s = self.to_posterior(self.encoder(x).flatten(1)).chunk(2, dim=1)
+            return ModelOutput(embedding=mean, log_covariance=s)
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.from_latent, self.decoder, self.bottom = trunk.from_latent, trunk.decoder, trunk._bottom
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=self.decoder(self.from_latent(z).view(-1, *self.bottom)))
+
+    c, s = config.pipeline.channels, config.pipeline.image_size
+    model = VAE(VAEConfig(input_dim=(c, s, s), latent_dim=trunk.latent_shape[0], reconstruction_loss="mse"),
+                encoder=Encoder(), decoder=Decoder())
+    images = images_in_memory(s, c)[: args.steps * args.batch].float().div(255).mul(2).sub(1)
+    with tempfile.TemporaryDirectory() as out:
+        trainer_config = BaseTrainerConfig(
+            output_dir=out, num_epochs=1, per_device_train_batch_size=args.batch, learning_rate=1e-3,
+            no_cuda=device.type != "cuda", amp=args.precision == "bf16", steps_saving=None, steps_predict=None,
+            optimizer_cls="Adam", optimizer_params={"betas": (0.5, 0.999)},
+        )
+        trainer = BaseTrainer(model, BaseDataset(images, torch.zeros(len(images))), training_config=trainer_config)
+        trainer.prepare_training()  # what trainer.train() does first (optimiser, callbacks)
+        warm = BaseDataset(images[: args.warmup * args.batch], torch.zeros(args.warmup * args.batch))
+        loader, trainer.train_loader = trainer.train_loader, trainer.get_train_dataloader(warm)
+        trainer.train_step(0)
+        trainer.train_loader = loader
+        rates = []
+        for epoch in range(args.reps):  # one epoch = args.steps batches
+            with Timer(device) as t:
+                trainer.train_step(epoch + 1)
+            rates.append(args.steps * args.batch / t.seconds)
+    return {"images_per_second": median(rates), "peak_mb": peak_memory_mb(device)}
+
+
+# ------------------------------------------------------------------ machine facts
+
+
+def flops_per_image(args) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stagegen.pipeline import Pipeline
+
+    config = _config(args)
+    pipeline = Pipeline(config.pipeline).train()
+    optimizer = torch.optim.Adam(pipeline.parameters())
+    step = plain_loop_step_fn(pipeline, optimizer, False, torch.device("cpu"))
+    batch = images_in_memory(config.pipeline.image_size, config.pipeline.channels, 8)
+    with FlopCounterMode(display=False) as counter:
+        step(batch)
+    return counter.get_total_flops() / batch.shape[0]
+
+
+def conv_peak(device: torch.device, reps: int = 5) -> float:
+    """FLOP/s of a large channels-last 3x3 convolution (forward), the best of a few shapes."""
+    best = 0.0
+    shapes = [(32, 128, 56), (16, 256, 28)] if device.type == "cpu" else [(256, 256, 64), (128, 512, 32)]
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    for n, c, hw in shapes:
+        x = torch.randn(n, c, hw, hw, device=device, dtype=dtype).to(memory_format=torch.channels_last)
+        conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(device, dtype).to(memory_format=torch.channels_last)
+        flops = 2 * n * hw * hw * c * c * 9
+        with torch.no_grad():
+            conv(x)
+            times = []
+            for _ in range(reps):
+                with Timer(device) as t:
+                    conv(x)
+                times.append(t.seconds)
+        best = max(best, flops / min(times))
+    return best
+
+
+# ------------------------------------------------------------------ main
+
+
+WORKERS = {"plain": worker_plain, "stagegen": worker_stagegen, "pythae": worker_pythae}
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", default="msvae-mnist,vae-mnist")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--steps", type=int, default=10, help="steps per timed repetition")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
+    p.add_argument("--preset", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args)))
+        return
+    device = torch.device(args.device)
+    peak = conv_peak(device)
+    print(f"machine: {machine()}")
+    print(f"measured conv peak: {peak / 1e9:.1f} GFLOP/s ({'bf16' if device.type == 'cuda' else 'fp32'}, channels-last 3x3)")
+    print(f"batch {args.batch}, {args.precision}, compile={args.compile}, {args.reps} x {args.steps} steps after {args.warmup} warm-up")
+    rows = []
+    for preset in args.presets.split(","):
+        flops = flops_per_image(parse([*(argv or sys.argv[1:]), "--preset", preset]))
+        who = ["plain", "stagegen"] + (["pythae"] if preset.startswith("vae-") else [])
+        results = {}
+        for worker in who:
+            cli = [*(argv or sys.argv[1:]), "--preset", preset, "--worker", worker]
+            results[worker] = run_worker(__file__, cli)
+        for worker, r in results.items():
+            ips = r["images_per_second"]
+            rows.append({
+                "model": preset, "trainer": worker, "images_per_second": ips,
+                "vs_plain": ips / results["plain"]["images_per_second"], "gflop_per_image": flops / 1e9,
+                "achieved_gflops": ips * flops / 1e9, "fraction_of_conv_peak": ips * flops / peak, "peak_mb": r["peak_mb"],
+            })
+    print()
+    print("| model | trainer | images/s | vs plain loop | GFLOP/image | achieved GFLOP/s | of conv peak | peak memory MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['trainer']} | {r['images_per_second']:.1f} | {r['vs_plain']:.2f}x | {r['gflop_per_image']:.3f} | "
+              f"{r['achieved_gflops']:.1f} | {r['fraction_of_conv_peak']:.0%} | {r['peak_mb']:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "conv_peak_gflops": peak / 1e9, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
