@@ -124,6 +124,146 @@ def sample(pipeline, n, out, seed, temperature, all_stages, device):
         click.echo(f"wrote {n * len(chosen)} images to {out}")
 
 
+# ---------------------------------------------------------------------------- evaluation
+
+
+def _data_options(f):
+    f = click.option("--data", "data_name", default="digits", show_default=True, help="dataset name")(f)
+    f = click.option("--data-root", type=click.Path(), help="where the dataset's files are")(f)
+    f = click.option("--split", default="test", show_default=True, help="train, val or test")(f)
+    return f
+
+
+def _real(pipe, data_name, data_root, split, n, seed=0):
+    from .compare import real_images
+
+    return real_images(data_name, data_root, split, pipe.config.image_size, pipe.config.channels, n, seed=seed)
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(exists=True))
+@_data_options
+@click.option("-n", "--num", "n", type=int, default=10, show_default=True, help="images to reconstruct")
+@click.option("-o", "--out", required=True, type=click.Path(), help="output .png: input row, then one row per stage")
+@click.option("--seed", type=int, default=0, show_default=True, help="which images (a seeded subset)")
+@click.option("--device", default="cpu", show_default=True)
+def reconstruct(pipeline, data_name, data_root, split, n, out, seed, device):
+    """Reconstruct dataset images: input row, then each stage (the paper's Figures 4 to 7)."""
+    from . import load
+    from .images import save_grid
+
+    pipe = load(pipeline, device=device)
+    x = _real(pipe, data_name, data_root, split, n, seed)
+    save_grid([x, *pipe.reconstruct(x, return_stages=True)], out)
+    click.echo(f"wrote {out} (input row + {len(pipe.specs)} stage rows x {len(x)} images)")
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(exists=True))
+@_data_options
+@click.option("--steps", type=int, default=10, show_default=True, help="images per interpolation row")
+@click.option("--rows", type=int, default=4, show_default=True, help="number of interpolations")
+@click.option("--from-data/--random", "from_data", default=False, help="between encoded dataset images, or random latents")
+@click.option("-o", "--out", required=True, type=click.Path())
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--all-stages", is_flag=True, help="show every stage's output (rows grouped per interpolation)")
+@click.option("--device", default="cpu", show_default=True)
+def interpolate(pipeline, data_name, data_root, split, steps, rows, from_data, out, seed, all_stages, device):
+    """Spherical interpolation in latent space, between dataset images or random points."""
+    from . import load
+    from .images import save_grid
+
+    pipe = load(pipeline, device=device)
+    if from_data:
+        ends = pipe.encode(_real(pipe, data_name, data_root, split, 2 * rows, seed)).mean
+    else:
+        ends = torch_randn((2 * rows, *pipe.trunk.latent_shape), seed).to(pipe.device)
+    grid_rows = []
+    for r in range(rows):
+        stages = pipe.interpolate(ends[2 * r], ends[2 * r + 1], steps=steps, return_stages=True)
+        grid_rows += stages if all_stages else [stages[-1]]
+    save_grid(grid_rows, out)
+    click.echo(f"wrote {out} ({rows} interpolations of {steps} images)")
+
+
+def torch_randn(shape, seed):
+    import torch
+
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _fid_features(metrics, fid_features, mnist_root, inception_weights):
+    if "fid" not in metrics:
+        return None
+    from .metrics import feature_extractor
+
+    return feature_extractor(fid_features, mnist_root=mnist_root, inception_weights=inception_weights)
+
+
+def _lpips(metrics):
+    if "lpips" not in metrics:
+        return None
+    from .losses import LPIPSFeatures
+
+    return LPIPSFeatures("alex", pretrained=True)
+
+
+def _eval_options(f):
+    f = click.option("--metrics", default="psnr,ssim,sharpness,swd,fid", show_default=True,
+                     help="comma-separated: psnr, ssim, sharpness, swd, fid, lpips")(f)
+    f = click.option("--samples", "n_samples", type=int, help="prior samples per stage (default: as many as real images)")(f)
+    f = click.option("--limit", type=int, default=2000, show_default=True, help="real images used (a seeded subset)")(f)
+    f = click.option("--fid-features", type=click.Choice(["mnist", "inception"]), default="mnist", show_default=True)(f)
+    f = click.option("--mnist-root", type=click.Path(), help="MNIST files, to train the FID classifier on first use")(f)
+    f = click.option("--inception-weights", type=click.Path(), help="Inception-v3 weights file for --fid-features inception")(f)
+    f = click.option("--seed", type=int, default=0, show_default=True)(f)
+    f = click.option("--device", default="cpu", show_default=True)(f)
+    return f
+
+
+@cli.command(name="eval")
+@click.argument("pipeline", type=click.Path(exists=True))
+@_data_options
+@_eval_options
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def eval_(pipeline, data_name, data_root, split, metrics, n_samples, limit, fid_features, mnist_root, inception_weights,
+          seed, device, as_json):
+    """Metrics per stage: PSNR/SSIM of reconstructions, sharpness and SWD of samples, FID."""
+    from . import load
+    from .metrics import evaluate, format_table
+
+    metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    pipe = load(pipeline, device=device)
+    real = _real(pipe, data_name, data_root, split, limit, seed)
+    report = evaluate(pipe, real, metrics, n_samples, seed, _fid_features(metrics, fid_features, mnist_root, inception_weights),
+                      _lpips(metrics))
+    click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
+
+
+@cli.command(name="compare")
+@click.argument("pipelines", nargs=-1, required=True, type=click.Path(exists=True))
+@_data_options
+@_eval_options
+@click.option("-o", "--out", required=True, type=click.Path(), help="figure .png (also writes -samples.png, .md, .json)")
+@click.option("--names", help="comma-separated labels for the pipelines")
+def compare_cmd(pipelines, data_name, data_root, split, metrics, n_samples, limit, fid_features, mnist_root,
+                inception_weights, seed, device, out, names):
+    """Compare pipelines: reconstruction and sample figures plus a metrics table."""
+    from . import load
+    from .compare import compare
+
+    labels = names.split(",") if names else [Path(p).parent.name or Path(p).stem for p in pipelines]
+    if len(labels) != len(pipelines):
+        raise click.BadParameter(f"{len(labels)} names for {len(pipelines)} pipelines", param_hint="--names")
+    loaded = {label: load(p, device=device) for label, p in zip(labels, pipelines)}
+    first = next(iter(loaded.values()))
+    real = _real(first, data_name, data_root, split, limit, seed)
+    metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    compare(loaded, real, out, seed=seed, metrics=metrics, n_samples=n_samples,
+            fid_features=_fid_features(metrics, fid_features, mnist_root, inception_weights), lpips_network=_lpips(metrics))
+    click.echo(Path(out).with_suffix(".md").read_text())
+
+
 # ---------------------------------------------------------------------------- info / listings
 
 

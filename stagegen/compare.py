@@ -1,0 +1,43 @@
+"""Side-by-side figures and tables of several pipelines, the way the paper compares its models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .images import save_grid
+from .metrics import evaluate, format_table
+
+
+def real_images(name: str, root: str | None, split: str, image_size: int, channels: int, n: int | None = None,
+                options: dict | None = None, seed: int = 0) -> torch.Tensor:
+    """Up to n images of a dataset split as floats in [0, 1] (a seeded random subset)."""
+    from .data import open_dataset
+
+    dataset = open_dataset(name, root, split, image_size, channels, options)
+    index = torch.arange(len(dataset))
+    if n is not None and n < len(dataset):
+        index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return torch.stack([dataset[int(i)] for i in index]).float() / 255
+
+
+def compare(pipelines: dict[str, Any], real: torch.Tensor, out: str | Path, n_show: int = 10, seed: int = 0,
+            **evaluate_kwargs) -> dict[str, Any]:
+    """Writes OUT (reconstructions: input row, then each pipeline's final output), OUT-samples
+    (one row of prior samples per pipeline, same latents where latent sizes agree), and OUT.md /
+    OUT.json with every pipeline's per-stage metrics. Returns the reports."""
+    out = Path(out)
+    shown = real[:n_show]
+    recon_rows = [shown] + [p.reconstruct(shown.to(p.device)).cpu() for p in pipelines.values()]
+    save_grid(recon_rows, out)
+    sample_path = out.with_name(out.stem + "-samples" + out.suffix)
+    save_grid([p.sample(n_show, seed=seed).cpu() for p in pipelines.values()], sample_path)
+    reports = {name: evaluate(p, real, seed=seed, **evaluate_kwargs) for name, p in pipelines.items()}
+    md = [f"Rows of {out.name}: input, then " + ", ".join(pipelines) + f"; {sample_path.name}: one row per pipeline.", ""]
+    md += [format_table(r, title=name) + "\n" for name, r in reports.items()]
+    out.with_suffix(".md").write_text("\n".join(md))
+    out.with_suffix(".json").write_text(json.dumps(reports, indent=2))
+    return reports

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stagegen.metrics import frechet_distance, psnr, sharpness_ratio, ssim, swd
+from stagegen.metrics.fid import MNISTClassifier
+from stagegen.metrics.image import PSNR_CAP
+
+
+def _images(n=64, size=32, channels=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # smooth random blobs plus edges: images with real structure at several scales
+    base = torch.rand(n, channels, size // 4, size // 4, generator=g)
+    x = F.interpolate(base, size=(size, size), mode="bilinear", align_corners=False)
+    x = x + 0.3 * (torch.rand(n, channels, size, size, generator=g) > 0.9).float()
+    return x.clamp(0, 1)
+
+
+def _blur(x):
+    k = torch.ones(x.shape[1], 1, 3, 3) / 9
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k, groups=x.shape[1])
+
+
+def test_identical_images():
+    x = _images()
+    assert torch.all(psnr(x, x) == PSNR_CAP)
+    assert torch.allclose(ssim(x, x), torch.ones(len(x)))
+    assert all(v < 1e-6 for v in swd(x, x))
+    assert sharpness_ratio(x, x) == pytest.approx(1.0)
+
+
+def test_psnr_known_value():
+    a = torch.zeros(1, 1, 8, 8)
+    b = torch.full((1, 1, 8, 8), 0.1)  # mse 0.01 -> 20 dB
+    assert psnr(a, b).item() == pytest.approx(20.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ssim_matches_scikit_image(channels):
+    skimage = pytest.importorskip("skimage.metrics")
+    a, b = _images(2, 40, channels, 1), _images(2, 40, channels, 2)
+    b = 0.5 * a + 0.5 * b
+    ours = ssim(a, b)
+    for i in range(2):
+        ref = skimage.structural_similarity(
+            a[i].permute(1, 2, 0).double().numpy(), b[i].permute(1, 2, 0).double().numpy(),
+            gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=2,
+        )
+        assert abs(ours[i].item() - ref) < 1e-3
+
+
+def test_blur_lowers_sharpness_and_raises_swd_and_fid():
+    x, other = _images(seed=0), _images(seed=5)
+    blurred = _blur(x)
+    assert sharpness_ratio(blurred, x) < 0.8
+    assert sharpness_ratio(x, other) == pytest.approx(1.0, abs=0.15)
+    # the finest pyramid level sees the missing detail most
+    d_blur, d_same = swd(blurred, other), swd(x, other)
+    assert d_blur[0] > d_same[0]
+    torch.manual_seed(0)
+    features = MNISTClassifier().eval().features  # random weights: still a fixed feature map
+    with torch.no_grad():
+        fx = features(MNISTClassifier.prepare(x)).double().numpy()
+        fo = features(MNISTClassifier.prepare(other)).double().numpy()
+        fb = features(MNISTClassifier.prepare(blurred)).double().numpy()
+    assert frechet_distance(fx, fx) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(fb, fo) > frechet_distance(fx, fo)
+
+
+def test_frechet_distance_of_shifted_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 4))
+    b = a + 2.0  # mean shift of 2 in 4 dims, same covariance: FID = 4 * 4 = 16
+    assert frechet_distance(a, b) == pytest.approx(16.0, rel=1e-3)
