@@ -12,6 +12,7 @@ median of several timed repetitions is reported.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
@@ -259,7 +260,10 @@ def main(argv=None):
     rows = []
     for preset in args.presets.split(","):
         flops = flops_per_image(parse([*(argv or sys.argv[1:]), "--preset", preset]))
-        who = ["plain", "stagegen"] + (["pythae"] if preset.startswith("vae-") else [])
+        has_pythae = importlib.util.find_spec("pythae") is not None
+        if preset.startswith("vae-") and not has_pythae:
+            print("pythae is not installed (pip install pythae, or the bench extra): its row is left out")
+        who = ["plain", "stagegen"] + (["pythae"] if preset.startswith("vae-") and has_pythae else [])
         results = {}
         for worker in who:
             cli = [*(argv or sys.argv[1:]), "--preset", preset, "--worker", worker]

@@ -31,11 +31,16 @@ def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
     return pyramid
 
 
-def _patches(level: torch.Tensor, per_image: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    n, c, h, w = level.shape
+def _positions(level: torch.Tensor, per_image: int, size: int, generator: torch.Generator):
+    n, _, h, w = level.shape
     size = min(size, h, w)
     ys = torch.randint(0, h - size + 1, (n, per_image), generator=generator)
     xs = torch.randint(0, w - size + 1, (n, per_image), generator=generator)
+    return ys, xs, size
+
+
+def _patches(level: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, size: int) -> torch.Tensor:
+    n = level.shape[0]
     out = []
     for i in range(n):
         for y, x in zip(ys[i].tolist(), xs[i].tolist()):
@@ -65,8 +70,9 @@ def swd(a: torch.Tensor, b: torch.Tensor, levels: int | None = None, patches_per
     g = torch.Generator().manual_seed(seed)
     result = []
     for la, lb in zip(laplacian_pyramid(a, levels), laplacian_pyramid(b, levels)):
-        pa = _patches(la, patches_per_image, patch_size, g)
-        pb = _patches(lb, patches_per_image, patch_size, g)
+        # the same random positions in both sets: content-independent, and identical sets give 0
+        ys, xs, size = _positions(la, patches_per_image, patch_size, g)
+        pa, pb = _patches(la, ys, xs, size), _patches(lb, ys, xs, size)
         both = torch.cat([pa, pb])
         c = la.shape[1]
         # normalise per channel over both sets (patch vectors are channel-major)
