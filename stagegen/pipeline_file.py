@@ -32,10 +32,21 @@ class PipelineFileError(ValueError):
     """A file that is not a loadable stagegen pipeline, with the reason."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone makes files private (0600)
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` then rename over ``path``: a crash leaves the old file or the new."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     try:
         write(tmp)
