@@ -76,6 +76,9 @@ class TrainConfig(_Strict):
     max_nonfinite: int = Field(20, ge=1, description="stop after this many non-finite steps in a row")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
     compile: bool = Field(False, description="torch.compile the pipeline")
+    memory_format: Literal["channels_last", "contiguous"] = Field(
+        "channels_last", description="layout of images and conv weights in training; channels_last is faster with oneDNN (CPU) and cuDNN"
+    )
     progress: bool = Field(True, description="show a progress bar")
 
 

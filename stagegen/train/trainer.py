@@ -112,6 +112,10 @@ class Trainer:
         if self.dist.enabled:
             self.pipeline = convert_sync_batchnorm(self.pipeline, self.device.type)
         self.pipeline.to(self.device).train()
+        self.memory_format = torch.channels_last if t.memory_format == "channels_last" else torch.contiguous_format
+        self.pipeline.to(memory_format=self.memory_format)
+        for aux in self.auxiliaries.values():
+            aux.to(memory_format=self.memory_format)
         seed_everything(t.seed + self.dist.rank)
 
         groups = [list(self.pipeline.parameters())] if t.optimizer == "shared" else [list(s.parameters()) for s in self.pipeline.stages]
@@ -188,7 +192,8 @@ class Trainer:
             self.batch_in_epoch = 0
 
     def _to_model(self, batch: torch.Tensor) -> torch.Tensor:
-        return to_model_range(batch.to(self.device, non_blocking=True).float().div_(255.0))
+        x = to_model_range(batch.to(self.device, non_blocking=True).float().div_(255.0))
+        return x.contiguous(memory_format=self.memory_format)
 
     # ------------------------------------------------------------------ the step
 

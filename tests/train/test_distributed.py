@@ -34,7 +34,8 @@ def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
         os.replace = lambda *a, **k: (writes.append(a), real_replace(*a, **k))[1]
         # all_gather_object pickles through torch.save into memory: only files count
         torch.save = lambda obj, f, *a, **k: (writes.append(f) if isinstance(f, (str, os.PathLike)) else None, real_save(obj, f, *a, **k))[1]
-    trainer = Trainer(tiny_run_config(steps=steps, batch_size=batch, checkpoint_every=2), run_dir)
+    layout = "contiguous" if deterministic else "channels_last"
+    trainer = Trainer(tiny_run_config(steps=steps, batch_size=batch, checkpoint_every=2, memory_format=layout), run_dir)
     mismatches = []
     step = trainer._train_step
 
@@ -78,8 +79,10 @@ def test_two_processes_stay_identical_and_only_rank0_writes(tmp_path):
 def test_two_processes_of_batch_b_match_one_process_of_batch_2b(tmp_path):
     two = _run(2, tmp_path, "two", batch=4, deterministic=True)["state"]
     one = _run(1, tmp_path, "one", batch=8, deterministic=True)["state"]
+    # contiguous layout here: oneDNN's channels-last kernels block batch 4 and batch 8 differently,
+    # and Adam's normalised first steps amplify those last-bit differences (seen: up to 3e-4)
     for key, value in one.items():
         if value.is_floating_point():
-            assert torch.allclose(value, two[key], atol=1e-5, rtol=1e-4), key
+            assert torch.allclose(value, two[key], atol=1e-5, rtol=1e-4), (key, (value - two[key]).abs().max().item())
         else:
             assert torch.equal(value, two[key]), key
