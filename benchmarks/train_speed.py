@@ -38,16 +38,14 @@ def _config(args):
 # ------------------------------------------------------------------ the plain loop (the floor)
 
 
-def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device):
+def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=torch.contiguous_format, compile=False):
     """What a user would write by hand for the same modules and losses."""
     trunk, refiners = pipeline.stages[0], list(pipeline.stages[1:])
     specs = pipeline.config.stages
     trunk_loss = specs[0].options["recon_loss"]
     kl_mean = specs[0].options["kl_reduction"] == "mean"
 
-    def step(batch_uint8):
-        x = batch_uint8.to(device, non_blocking=True).float().div_(255).mul_(2).sub_(1)
-        optimizer.zero_grad(set_to_none=True)
+    def compute_loss(x):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             posterior = trunk.encode(x)
             z = posterior.mean + posterior.std * torch.randn_like(posterior.mean)
@@ -59,6 +57,16 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device):
                 y = refiner(y)
                 kind = spec.type.rsplit("-", 1)[-1]
                 loss = loss + (F.l1_loss(y.float(), x) if kind == "l1" else F.mse_loss(y.float(), x))
+        return loss
+
+    if compile:
+        compute_loss = torch.compile(compute_loss)
+
+    def step(batch_uint8):
+        x = batch_uint8.to(device, non_blocking=True).float().div_(255).mul_(2).sub_(1)
+        x = x.contiguous(memory_format=memory_format)
+        optimizer.zero_grad(set_to_none=True)
+        loss = compute_loss(x)
         loss.backward()
         optimizer.step()
         return loss
@@ -66,21 +74,18 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device):
     return step
 
 
-def worker_plain(args) -> dict:
+def worker_plain(args, memory_format=torch.contiguous_format) -> dict:
     from stagegen.pipeline import Pipeline
     from stagegen.train.trainer import resolve_device
 
     config = _config(args)
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    pipeline = Pipeline(config.pipeline).to(device).train()
-    model = torch.compile(pipeline) if args.compile else pipeline
+    pipeline = Pipeline(config.pipeline).to(device).train().to(memory_format=memory_format)
     optimizer = torch.optim.Adam(pipeline.parameters(), lr=1e-3, betas=(0.5, 0.999), foreach=True)
     bf16 = args.precision == "bf16"
     images = images_in_memory(config.pipeline.image_size, config.pipeline.channels)
-    if args.compile:
-        pipeline.stages = model.stages if hasattr(model, "stages") else pipeline.stages
-    step = plain_loop_step_fn(pipeline, optimizer, bf16, device)
+    step = plain_loop_step_fn(pipeline, optimizer, bf16, device, memory_format, args.compile)
     order = torch.randperm(images.shape[0])
     n = images.shape[0] // args.batch
 
@@ -227,7 +232,13 @@ def conv_peak(device: torch.device, reps: int = 5) -> float:
 # ------------------------------------------------------------------ main
 
 
-WORKERS = {"plain": worker_plain, "stagegen": worker_stagegen, "pythae": worker_pythae}
+def worker_plain_channels_last(args) -> dict:
+    """The plain loop with the layout stagegen's trainer uses, to show where the gain comes from."""
+    return worker_plain(args, torch.channels_last)
+
+
+WORKERS = {"plain": worker_plain, "plain-channels-last": worker_plain_channels_last, "stagegen": worker_stagegen,
+           "pythae": worker_pythae}
 
 
 def parse(argv=None):
@@ -263,7 +274,7 @@ def main(argv=None):
         has_pythae = importlib.util.find_spec("pythae") is not None
         if preset.startswith("vae-") and not has_pythae:
             print("pythae is not installed (pip install pythae, or the bench extra): its row is left out")
-        who = ["plain", "stagegen"] + (["pythae"] if preset.startswith("vae-") and has_pythae else [])
+        who = ["plain", "plain-channels-last", "stagegen"] + (["pythae"] if preset.startswith("vae-") and has_pythae else [])
         results = {}
         for worker in who:
             cli = [*(argv or sys.argv[1:]), "--preset", preset, "--worker", worker]

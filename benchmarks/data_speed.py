@@ -1,0 +1,62 @@
+"""Images per second that the data pipeline delivers: CelebA from the official zip, cold (the
+first pass decodes every JPEG into the cache) and warm (batches read from the memory-mapped
+cache), with 0 and 2 worker processes, at 64x64 and 128x128.
+
+    python benchmarks/data_speed.py [--data-root ../shared/data/celeba] [--split train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, machine  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "celeba"))
+    p.add_argument("--split", default="train")
+    p.add_argument("--sizes", default="64,128")
+    p.add_argument("--workers", default="0,2")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=2, help="passes over the cached split for the warm figure")
+    args = p.parse_args(argv)
+
+    from stagegen.data import open_dataset
+
+    if not Path(args.data_root).exists():
+        raise SystemExit(f"no CelebA at {args.data_root}; give --data-root")
+    print(f"machine: {machine()}")
+    print(f"CelebA {args.split} split from {args.data_root}, batch {args.batch}")
+    print("| size | workers | cold: decode into cache, images/s | warm: batches from cache, images/s |")
+    print("|---|---|---|---|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        for workers in (int(w) for w in args.workers.split(",")):
+            with tempfile.TemporaryDirectory() as cache:
+                start = time.perf_counter()
+                data = open_dataset("celeba", args.data_root, args.split, size, 3, {"workers": workers}, cache_dir=cache)
+                cold = len(data) / (time.perf_counter() - start)
+                again = open_dataset("celeba", args.data_root, args.split, size, 3, {"workers": workers}, cache_dir=cache)
+                assert getattr(again, "cache_hit", False)
+                loader = DataLoader(again, batch_size=args.batch, shuffle=True, num_workers=workers, drop_last=True,
+                                    persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+                for _ in loader:  # warm-up pass (starts the workers, pages in the map)
+                    break
+                start, seen = time.perf_counter(), 0
+                for _ in range(args.epochs):
+                    for batch in loader:
+                        seen += batch.shape[0]
+                warm = seen / (time.perf_counter() - start)
+            print(f"| {size} | {workers} | {cold:.0f} | {warm:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
