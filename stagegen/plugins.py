@@ -141,7 +141,15 @@ class PluginManager:
             def register(item, _provider=provider):
                 registry.add(name_of(item), _with_provider(item, _provider), _provider)
 
-            impl.function(register)
+            try:
+                impl.function(register)
+            except PluginError:
+                raise
+            except Exception as exc:  # name the broken plugin instead of failing somewhere deep
+                raise PluginError(
+                    f"plugin {provider} failed in its {hook_name} hook: {exc!r}. "
+                    f"Fix or uninstall it, or leave it out with {PLUGINS_ENV}=<other plugins>."
+                ) from exc
         return registry
 
     @property

@@ -76,3 +76,16 @@ def test_every_option_is_documented_with_a_default(plugin_manager):
         for field_name, field in options.model_fields.items():
             assert field.description, f"{name}.{field_name} has no description"
             assert not field.is_required(), f"{name}.{field_name} has no default"
+
+
+def test_a_broken_plugin_is_named(plugin_manager):
+    module = types.ModuleType("broken_plugin")
+
+    @stagegen.hookimpl
+    def register_stages(register):
+        raise RuntimeError("boom")
+
+    module.register_stages = register_stages
+    plugin_manager.register(module)
+    with pytest.raises(PluginError, match="broken_plugin.*register_stages.*boom.*STAGEGEN_PLUGINS"):
+        plugin_manager.stages.names()
