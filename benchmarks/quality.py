@@ -93,21 +93,27 @@ def run_dataset(name: str, args, figures: Path) -> dict:
                       "log_every": 100, "sample_every": 0, "checkpoint_every": 0},
             "data": {**s["data"], "split": "train"},
         }
-        start = time.perf_counter()
         if not (run_dir / "pipeline.safetensors").is_file() or args.retrain:
+            start = time.perf_counter()
             train(config, run_dir)
-        timings[model] = time.perf_counter() - start
+            (run_dir / "train_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - start}))
+        timings[model] = json.loads((run_dir / "train_seconds.json").read_text())["seconds"]
         pipelines[model] = load(run_dir / "pipeline.safetensors")
         reports[model] = evaluate(pipelines[model], real, n_samples=args.eval_images, seed=0, fid_features=fid)
-        print(f"{name}/{model}: trained+evaluated in {timings[model]:.0f}s", file=sys.stderr)
+        print(f"{name}/{model}: trained in {timings[model]:.0f}s, evaluated", file=sys.stderr)
+    # reconstructions only: the input images are dataset images, which this repository never holds
+    # (`stagegen reconstruct` shows them beside the reconstructions on your own machine)
     shown = real[:10]
-    save_grid([shown] + [p.reconstruct(shown) for p in pipelines.values()], figures / f"results-{name}-reconstructions.png")
+    save_grid([p.reconstruct(shown) for p in pipelines.values()], figures / f"results-{name}-reconstructions.png")
     save_grid([p.sample(10, seed=1) for p in pipelines.values()], figures / f"results-{name}-samples.png")
     # the stages of the multi-stage models, coarse to fine, from the same latents
     for model in ("msvae", "msvae-adv"):
         if model in pipelines:
             save_grid(pipelines[model].sample(10, seed=1, return_stages=True), figures / f"results-{name}-{model}-stages.png")
     return {"settings": s, "reports": reports, "seconds": timings, "models": list(pipelines)}
+
+
+HAND_WRITTEN = "<!-- written by hand below; benchmarks/quality.py keeps this part -->"
 
 
 def _final(report: dict) -> dict:
@@ -119,8 +125,9 @@ def write_markdown(results: dict, path: Path) -> None:
 
     lines = ["# Results: the paper's claim on real data", "",
              "Produced by `python benchmarks/quality.py` (see its docstring); every number below comes from that run.",
-             "Generated images only; no dataset images are stored in this repository (the reconstruction figures show",
-             "test-set inputs in their first row, regenerated from ../shared/data when the command runs).", ""]
+             "Figures hold generated images only: the reconstruction figures leave out the test inputs (dataset images",
+             "are not kept in this repository); `stagegen reconstruct` shows inputs and reconstructions together.",
+             "Training times were measured while other jobs shared the 2-core machine: compare them only roughly.", ""]
     for name, r in results.items():
         s = r["settings"]
         lines += [f"## {name}", "",
@@ -133,7 +140,7 @@ def write_markdown(results: dict, path: Path) -> None:
         head = ["model", "stages", "recon PSNR", "recon SSIM", "recon sharpness", "sample sharpness", "sample SWD (fine ... coarse)"]
         if s["fid"]:
             head.append("sample FID (MNIST classifier)")
-        head.append("train+eval s")
+        head.append("train s")
         lines += ["Final stage of each model:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for model in r["models"]:
             rep = r["reports"][model]
@@ -148,7 +155,7 @@ def write_markdown(results: dict, path: Path) -> None:
             acc = r["reports"][r["models"][0]].get("fid_classifier_test_accuracy")
             lines += ["", f"The FID classifier (stagegen's own, trained on the MNIST training set) has test accuracy {acc:.2%}."]
         lines += ["", f"![reconstructions](results-{name}-reconstructions.png)", "",
-                  f"Reconstructions: test inputs in the first row, then {', '.join(r['models'])}.", "",
+                  f"Reconstructions of the first ten test images (inputs not shown), one row per model: {', '.join(r['models'])}.", "",
                   f"![samples](results-{name}-samples.png)", "", f"Prior samples (same seed), one row per model: {', '.join(r['models'])}.", ""]
         for model in ("msvae", "msvae-adv"):
             if model in r["models"]:
@@ -157,8 +164,10 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += ["Per-stage tables:", ""]
         for model in r["models"]:
             lines += [format_table(r["reports"][model], title=model), ""]
-    lines += ["## Reading the numbers", "", "(filled in by hand after each run: see the section below)", ""]
-    path.write_text("\n".join(lines))
+    # the discussion below the marker is written by a person after looking at a run; keep it
+    kept = path.read_text().split(HAND_WRITTEN, 1)[1] if path.is_file() and HAND_WRITTEN in path.read_text() else \
+        "\n## Reading the numbers\n\n(to be written after looking at the run)\n"
+    path.write_text("\n".join(lines) + "\n" + HAND_WRITTEN + kept)
 
 
 def main(argv=None):
