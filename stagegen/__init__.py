@@ -9,11 +9,11 @@ __version__ = "0.1.0"
 from .hookspecs import hookimpl  # noqa: E402  (plugins import the marker from here)
 
 
-def load(path, device="cpu"):
+def load(path, device="cpu", channels_last=True):
     """Load a pipeline file (``.safetensors``) in eval mode; see :meth:`Pipeline.sample`."""
     from .pipeline_file import load_pipeline
 
-    return load_pipeline(path, device=device)
+    return load_pipeline(path, device=device, channels_last=channels_last)
 
 
 def __getattr__(name):
