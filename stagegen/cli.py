@@ -177,7 +177,7 @@ def interpolate(pipeline, data_name, data_root, split, steps, rows, from_data, o
     if from_data:
         ends = pipe.encode(_real(pipe, data_name, data_root, split, 2 * rows, seed)).mean
     else:
-        ends = torch_randn((2 * rows, *pipe.trunk.latent_shape), seed).to(pipe.device)
+        ends = _randn((2 * rows, *pipe.trunk.latent_shape), seed).to(pipe.device)
     grid_rows = []
     for r in range(rows):
         stages = pipe.interpolate(ends[2 * r], ends[2 * r + 1], steps=steps, return_stages=True)
@@ -186,7 +186,7 @@ def interpolate(pipeline, data_name, data_root, split, steps, rows, from_data, o
     click.echo(f"wrote {out} ({rows} interpolations of {steps} images)")
 
 
-def torch_randn(shape, seed):
+def _randn(shape, seed):
     import torch
 
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))

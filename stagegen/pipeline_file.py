@@ -174,7 +174,7 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu", channels
             raise PipelineFileError(
                 f"{path}: stage {i} is of type {spec.type!r}, which no installed plugin provides "
                 f"(the file was written with it from {package} {rec.get('package_version', '')}). "
-                f"Install that plugin package, then load again. " + registry.missing_message(spec.type).split(". ", 1)[1]
+                f"Install that plugin package, then load again. {registry.installed_note()}"
             )
     try:
         pipeline = Pipeline(config, for_training=False)

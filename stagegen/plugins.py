@@ -74,13 +74,16 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         return name in self._items
 
-    def missing_message(self, name: str) -> str:
-        known = ", ".join(self.names()) or "none"
+    def installed_note(self) -> str:
+        """'Installed: a, b, c.' plus a hint when STAGEGEN_PLUGINS filters plugins out."""
         hint = ""
         if os.environ.get(PLUGINS_ENV) is not None:
             hint = f" ({PLUGINS_ENV}={os.environ[PLUGINS_ENV]!r} restricts which plugins load)"
+        return f"Installed: {', '.join(self.names()) or 'none'}{hint}."
+
+    def missing_message(self, name: str) -> str:
         return (
-            f"no {self.what} named {name!r} is installed{hint}. Installed: {known}. "
+            f"no {self.what} named {name!r} is installed. {self.installed_note()} "
             f"Install the plugin package that provides {name!r} (it registers through the "
             f"'{ENTRY_POINT_GROUP}' entry-point group), then try again."
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -93,8 +92,8 @@ def materialize(
             kept.append(names[i])
     if bad:
         first = "; ".join(f"{n} ({e})" for n, e in bad[:3])
-        warnings.warn(f"{what}: skipped {len(bad)} unreadable image(s) of {len(names)}, first: {first}", stacklevel=2)
-        print(f"stagegen: {what}: skipped {len(bad)} unreadable image(s) of {len(names)}; first: {first}", file=sys.stderr)
+        # reported once, when the split is decoded (a cached split holds only the good images)
+        warnings.warn(f"{what}: skipped {len(bad)} unreadable image(s) of {len(names)}; first: {first}", stacklevel=2)
     if not kept:
         raise DataError(f"{what}: none of the {len(names)} images could be read")
     images = images[: len(kept)]

@@ -95,14 +95,13 @@ def image_folder(tmp_path):
     return root
 
 
-def test_folder_reads_recursively_converts_modes_and_skips_bad(image_folder, capsys):
+def test_folder_reads_recursively_converts_modes_and_skips_bad(image_folder):
     before = _tree_digest(image_folder)
     options = {"val_fraction": 0, "test_fraction": 0}
-    with pytest.warns(UserWarning, match="skipped 2 unreadable"):
+    with pytest.warns(UserWarning, match="skipped 2 unreadable image.*of 17; first: .*corrupt.jpg"):
         ds = open_dataset("folder", str(image_folder), "train", 16, 3, options)
     assert len(ds) == 15  # 12 jpg + palette + rgba + gray; corrupt and truncated skipped
     assert ds[0].shape == (3, 16, 16) and ds[0].dtype == torch.uint8
-    assert "corrupt.jpg" in capsys.readouterr().err
     assert _tree_digest(image_folder) == before, "the data source was modified"
     with pytest.raises(DataError, match="fail_on_bad"):
         open_dataset("folder", str(image_folder), "train", 16, 1, {**options, "fail_on_bad": True}, cache_dir="off")
