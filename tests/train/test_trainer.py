@@ -119,3 +119,14 @@ def test_nan_guard_skips_counts_and_stops(tmp_path):
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 2
     assert all(torch.isfinite(v).all() for v in state["pipeline"].values() if v.is_floating_point())
+
+
+def test_tensorboard_scalars_and_grids_when_installed(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is optional (pip install stagegen[tensorboard])")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_run_config(steps=4, log_every=2, sample_every=2), tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert {"loss", "stage0/kl", "stage1/l1"} <= set(events.Tags()["scalars"])
+    assert "samples" in events.Tags()["images"]
