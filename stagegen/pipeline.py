@@ -6,6 +6,7 @@ work in [-1, 1] (tanh outputs); the mapping is recorded in the config (``normali
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,9 +63,7 @@ class Pipeline(nn.Module):
 
         # Resolutions: the trunk works at image_size / (product of refiner scales).
         scales = [scale_of(o) for o in options[1:]]
-        total = 1
-        for s in scales:
-            total *= s
+        total = math.prod(scales)
         if config.image_size % total:
             raise ValueError(f"image_size {config.image_size} is not divisible by the refiners' total scale {total}")
         resolutions = [config.image_size // total]
@@ -140,6 +139,11 @@ class Pipeline(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         targets = self.targets(x)
         for i, (stage, spec) in enumerate(zip(self.stages, self.specs)):
+            if out.images[i].shape[-2:] != targets[i].shape[-2:]:
+                raise ValueError(
+                    f"stage {i} ({spec.type}) produced {tuple(out.images[i].shape[-2:])} images but its resolution is "
+                    f"{self.resolutions[i]}: a refiner that changes resolution must declare it with its 'scale' option"
+                )
             ctx = LossContext(
                 step=step,
                 input=out.images[i - 1] if i else None,
