@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from .decode import ImageTransform
 from .folder import load_images, split_of
 from .registry import DataError, DataRequest, DatasetOptions
 from .sources import FolderSource, ImageSource, ZipSource
@@ -74,4 +75,5 @@ def build_celeba(request: DataRequest) -> TensorImages:
     if not names:
         raise DataError(f"CelebA split {request.split!r} has no images among the {len(source.names)} under {root}")
     crop = o.crop if o.crop != "auto" else (128 if request.image_size == 128 else 148)
-    return load_images(f"celeba [{request.split}]", source, names, request, crop, o.fail_on_bad, o.workers)
+    transform = ImageTransform(request.image_size, request.channels, crop)
+    return load_images(f"celeba [{request.split}]", source, names, transform, request.cache_dir, o.fail_on_bad, o.workers)

@@ -18,9 +18,10 @@ class ImageTransform:
     image_size: int
     channels: int
     crop: int | None = None  # center square crop of this side before resizing; None: largest centered square
+    squash: bool = False  # no crop at all: resize the whole image to a square (the aspect ratio changes)
 
     def key(self) -> dict:
-        return {"image_size": self.image_size, "channels": self.channels, "crop": self.crop}
+        return {"image_size": self.image_size, "channels": self.channels, "crop": self.crop, "squash": self.squash}
 
 
 def decode_image(data: bytes, transform: ImageTransform) -> torch.Tensor:
@@ -33,9 +34,10 @@ def decode_image(data: bytes, transform: ImageTransform) -> torch.Tensor:
         image = image.convert("L" if transform.channels == 1 else "RGB")
         w, h = image.size
         side = min(transform.crop or min(w, h), w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        image = image.crop((left, top, left + side, top + side))
-        if side != transform.image_size:
+        if not transform.squash:
+            left, top = (w - side) // 2, (h - side) // 2
+            image = image.crop((left, top, left + side, top + side))
+        if image.size != (transform.image_size, transform.image_size):
             image = image.resize((transform.image_size, transform.image_size), Image.BICUBIC if side < transform.image_size else Image.LANCZOS)
         array = np.asarray(image, dtype=np.uint8)
     if array.ndim == 2:

@@ -59,34 +59,15 @@ def build_folder(request: DataRequest) -> TensorImages:
     names = [n for n in source.names if split_of(n, o.val_fraction, o.test_fraction, o.split_seed) == request.split]
     if not names:
         raise DataError(f"split {request.split!r} of {root} has no images ({len(source.names)} in all); change val_fraction/test_fraction")
-    return load_images(f"folder {root} [{request.split}]", source, names, request, crop=None if o.crop == "center" else 0,
-                       fail_on_bad=o.fail_on_bad, workers=o.workers)
+    transform = ImageTransform(request.image_size, request.channels, squash=o.crop == "none")
+    return load_images(f"folder {root} [{request.split}]", source, names, transform, request.cache_dir, o.fail_on_bad, o.workers)
 
 
-def load_images(what: str, source: ImageSource, names: list[str], request: DataRequest, crop: int | None,
+def load_images(what: str, source: ImageSource, names: list[str], transform: ImageTransform, cache_dir: str | None,
                 fail_on_bad: bool, workers: int) -> TensorImages:
-    transform = ImageTransform(request.image_size, request.channels, crop)
-    if crop == 0:  # no crop: squash the whole image to a square
-        transform = ImageTransform(request.image_size, request.channels, None)
-        load = lambda name: _squash(source.read(name), transform)  # noqa: E731
-    else:
-        load = lambda name: decode_image(source.read(name), transform)  # noqa: E731
+    """Decode ``names`` from ``source`` through ``transform`` once, cached (see cache.materialize)."""
     key = {"source": source.fingerprint(), "names": hashlib.sha256(json.dumps(names).encode()).hexdigest(),
-           "transform": transform.key(), "squash": crop == 0}
-    shape = (request.channels, request.image_size, request.image_size)
-    return materialize(what, names, load, shape, key, request.cache_dir, fail_on_bad, workers)
-
-
-def _squash(data: bytes, transform: ImageTransform):
-    import io
-
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        image = image.convert("L" if transform.channels == 1 else "RGB").resize((transform.image_size,) * 2, Image.LANCZOS)
-        array = np.asarray(image, dtype=np.uint8)
-    array = array[:, :, None] if array.ndim == 2 else array
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+           "transform": transform.key()}
+    shape = (transform.channels, transform.image_size, transform.image_size)
+    load = lambda name: decode_image(source.read(name), transform)  # noqa: E731
+    return materialize(what, names, load, shape, key, cache_dir, fail_on_bad, workers)

@@ -202,3 +202,18 @@ def test_celeba_missing_root_says_expected_layout(tmp_path):
     (tmp_path / "c").mkdir()
     with pytest.raises(DataError, match="img_align_celeba.zip .*list_eval_partition.txt"):
         open_dataset("celeba", str(tmp_path / "c"), "train", 64, 3)
+
+
+def test_folder_crop_none_squashes_the_whole_image(tmp_path):
+    root = tmp_path / "wide"
+    root.mkdir()
+    image = Image.new("L", (40, 10), 0)
+    image.paste(255, (0, 0, 10, 10))  # a white block at the far left, outside any centered square crop
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    (root / "w.png").write_bytes(buf.getvalue())
+    opts = {"val_fraction": 0, "test_fraction": 0}
+    squashed = open_dataset("folder", str(root), "train", 8, 1, {**opts, "crop": "none"}, cache_dir="off")[0]
+    cropped = open_dataset("folder", str(root), "train", 8, 1, opts, cache_dir="off")[0]
+    assert squashed[0, :, 0].float().mean() > 200  # the left block survives squashing
+    assert cropped.float().max() < 50  # and is cut away by the center crop
