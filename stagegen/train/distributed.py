@@ -42,7 +42,10 @@ def init_distributed(device_type: str) -> DistInfo:
 
 
 def shutdown_distributed(info: DistInfo) -> None:
+    """Leave together: rank 0 hosts the rendezvous store, and a rank still talking to it when
+    rank 0 has exited aborts ("terminate called without an active exception")."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
