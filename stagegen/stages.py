@@ -52,12 +52,7 @@ class StageType:
     provider: "Provider | None" = field(default=None, compare=False)
 
     def validate_options(self, raw: dict[str, Any] | None) -> StageOptions:
-        from pydantic import ValidationError
-
-        try:
-            return self.options.model_validate(raw or {})
-        except ValidationError as exc:
-            raise ValueError(describe_validation_error(f"options of stage {self.name!r}", exc, self.options)) from None
+        return validate_options(self.options, raw, f"options of stage {self.name!r}")
 
 
 def scale_of(options: StageOptions) -> int:
@@ -137,6 +132,16 @@ class Refiner(Stage):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def validate_options(model: type[BaseModel], raw: dict[str, Any] | None, where: str) -> Any:
+    """``model`` validated from ``raw``, or a ValueError naming the bad key (stages, datasets)."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(where, exc, model)) from None
 
 
 def describe_validation_error(where: str, exc, model: type[BaseModel] | None = None) -> str:

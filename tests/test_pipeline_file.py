@@ -35,6 +35,17 @@ def _rewrite_header(path, edit):
     path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
 
 
+def _edit_document(path, change):
+    """Rewrite the stagegen document in the header: ``change(doc)`` edits it in place."""
+
+    def edit(header):
+        doc = json.loads(header["__metadata__"]["stagegen"])
+        change(doc)
+        header["__metadata__"]["stagegen"] = json.dumps(doc)
+
+    _rewrite_header(path, edit)
+
+
 def test_save_then_load_gives_identical_outputs(saved):
     pipe, path = saved
     loaded = stagegen.load(path, channels_last=False)  # the same layout as the saved pipeline: bit for bit
@@ -67,13 +78,7 @@ def test_header_records_versions_and_full_config(saved):
 
 def test_tampered_shape_is_refused(saved):
     _, path = saved
-
-    def edit(header):
-        doc = json.loads(header["__metadata__"]["stagegen"])
-        doc["config"]["stages"][0]["options"]["latent_dim"] = 9
-        header["__metadata__"]["stagegen"] = json.dumps(doc)
-
-    _rewrite_header(path, edit)
+    _edit_document(path, lambda doc: doc["config"]["stages"][0]["options"].update(latent_dim=9))
     with pytest.raises(PipelineFileError, match="shape"):
         stagegen.load(path)
 
@@ -87,13 +92,7 @@ def test_tampered_document_is_refused(saved):
 
 def test_invalid_config_in_file_names_the_key(saved):
     _, path = saved
-
-    def edit(header):
-        doc = json.loads(header["__metadata__"]["stagegen"])
-        doc["config"]["stages"][1]["options"]["exec"] = "import os"
-        header["__metadata__"]["stagegen"] = json.dumps(doc)
-
-    _rewrite_header(path, edit)
+    _edit_document(path, lambda doc: doc["config"]["stages"][1]["options"].update({"exec": "import os"}))
     with pytest.raises(PipelineFileError, match="unknown option 'exec'"):
         stagegen.load(path)
 
@@ -112,13 +111,11 @@ def test_truncated_file_is_refused(saved):
 def test_unknown_stage_names_the_missing_plugin_and_imports_nothing(saved):
     _, path = saved
 
-    def edit(header):
-        doc = json.loads(header["__metadata__"]["stagegen"])
+    def change(doc):
         doc["config"]["stages"][2]["type"] = "evil_module_xyz"
         doc["stages"][2]["package"] = "evil-plugin"
-        header["__metadata__"]["stagegen"] = json.dumps(doc)
 
-    _rewrite_header(path, edit)
+    _edit_document(path, change)
     with pytest.raises(PipelineFileError, match="'evil_module_xyz'.*evil-plugin.*Install that plugin"):
         stagegen.load(path)
     assert "evil_module_xyz" not in sys.modules

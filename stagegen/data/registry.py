@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from ..stages import describe_validation_error
+from ..stages import validate_options
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -49,10 +49,7 @@ class DatasetType:
     provider: "Provider | None" = field(default=None, compare=False)
 
     def validate_options(self, raw: dict[str, Any] | None) -> DatasetOptions:
-        try:
-            return self.options.model_validate(raw or {})
-        except ValidationError as exc:
-            raise ValueError(describe_validation_error(f"options of dataset {self.name!r}", exc, self.options)) from None
+        return validate_options(self.options, raw, f"options of dataset {self.name!r}")
 
 
 def open_dataset(

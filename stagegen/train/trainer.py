@@ -463,11 +463,7 @@ def train(config: RunConfig | dict, run_dir: str | Path, dataset: Dataset | None
     """Train a pipeline from a config; writes the run directory. The Python face of `stagegen train`."""
     if isinstance(config, dict):
         config = validate_run_config(config)
-    trainer = Trainer(config, run_dir, dataset=dataset)
-    try:
-        return trainer.fit()
-    finally:
-        shutdown_distributed(trainer.dist)
+    return _fit(Trainer(config, run_dir, dataset=dataset))
 
 
 def resume(run_dir: str | Path, steps: int | None = None, dataset: Dataset | None = None, **train_overrides) -> TrainResult:
@@ -481,7 +477,10 @@ def resume(run_dir: str | Path, steps: int | None = None, dataset: Dataset | Non
         raw["train"]["steps"] = steps
     raw["train"].update(train_overrides)
     config = validate_run_config(raw, where=str(config_path))
-    trainer = Trainer(config, run_dir, dataset=dataset, resume=True)
+    return _fit(Trainer(config, run_dir, dataset=dataset, resume=True))
+
+
+def _fit(trainer: Trainer) -> TrainResult:
     try:
         return trainer.fit()
     finally:
