@@ -36,6 +36,7 @@ def cli():
 @cli.command()
 @click.option("--preset", "preset_name", help="starting configuration (see `stagegen presets`); default msvae-digits")
 @click.option("--stages", help="comma-separated stage types, trunk first, e.g. vae,resnet-l1")
+@click.option("--prior", "prior_name", help="latent prior fitted after training: normal, gmm, latent-vae (see `stagegen plugins`)")
 @click.option("--data", "data_name", help="dataset name (see `stagegen datasets`); default: the embedded digits")
 @click.option("--data-root", type=click.Path(), help="where the dataset's files are")
 @click.option("--split", help="dataset split to train on (train, val, test)")
@@ -56,7 +57,7 @@ def cli():
 @click.option("--out", type=click.Path(file_okay=False), help="run directory (default runs/<preset-or-stages>-<time>)")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), help="continue the run in this directory from its last checkpoint")
 @click.option("--progress/--no-progress", default=None, help="show a progress bar")
-def train(preset_name, stages, data_name, data_root, split, cache_dir, image_size, channels, steps, batch_size, lr, seed,
+def train(preset_name, stages, prior_name, data_name, data_root, split, cache_dir, image_size, channels, steps, batch_size, lr, seed,
           device, precision, ema_decay, num_workers, compile_, config_file, options, out, resume, progress):
     """Train a pipeline and write it, with sample grids and metrics, to a run directory."""
     from .presets import compose_run_config
@@ -70,7 +71,7 @@ def train(preset_name, stages, data_name, data_root, split, cache_dir, image_siz
             result = resume_run(resume, steps=steps, **overrides)
         else:
             config = compose_run_config(
-                preset_name, config_file, stages.split(",") if stages else None, list(options),
+                preset_name, config_file, stages.split(",") if stages else None, list(options), prior_name,
                 data__name=data_name, data__root=data_root, data__split=split, data__cache_dir=cache_dir,
                 pipeline__image_size=image_size, pipeline__channels=channels,
                 train__steps=steps, train__batch_size=batch_size, train__lr=lr, train__seed=seed, train__device=device,
@@ -88,8 +89,9 @@ def train(preset_name, stages, data_name, data_root, split, cache_dir, image_siz
     if result.pipeline_path is not None:
         last = result.losses[-1] if result.losses else {}
         click.echo(f"trained {result.steps} steps; final loss {last.get('loss', float('nan')):.4f}")
-        click.echo(f"pipeline: {result.pipeline_path}")
-        click.echo(f"samples:  {result.run_dir / 'samples.png'} (one row per stage)")
+        click.echo(f"pipeline:        {result.pipeline_path}")
+        click.echo(f"samples:         {result.run_dir / 'samples.png'} (one row per stage, coarse to fine)")
+        click.echo(f"reconstructions: {result.run_dir / 'reconstructions.png'} (input row, then each stage)")
 
 
 # ---------------------------------------------------------------------------- sample
@@ -122,6 +124,47 @@ def sample(pipeline, n, out, seed, temperature, all_stages, device):
             for i, image in enumerate(images):
                 save_image(image, out / (f"stage{s}_{i:05d}.png" if all_stages else f"{i:05d}.png"))
         click.echo(f"wrote {n * len(chosen)} images to {out}")
+
+
+# ---------------------------------------------------------------------------- fit-prior
+
+
+@cli.command(name="fit-prior")
+@click.argument("pipeline", type=click.Path(exists=True))
+@click.option("--prior", "prior_name", default="gmm", show_default=True, help="prior type (see `stagegen plugins`)")
+@click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE", help="prior option, e.g. components=20 or prior.components=20")
+@click.option("--data", "data_name", default="digits", show_default=True, help="dataset the pipeline was trained on")
+@click.option("--data-root", type=click.Path(), help="where the dataset's files are")
+@click.option("--split", default="train", show_default=True, help="split whose posteriors the prior is fitted to")
+@click.option("--max-images", type=int, default=50_000, show_default=True, help="at most this many images (a seeded subset)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="the new pipeline file")
+def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, max_images, seed, out):
+    """Fit a latent prior to a trained pipeline's posteriors; write the pipeline with it."""
+    import time
+
+    from . import load
+    from .data import open_dataset
+    from .presets import parse_value
+    from .prior import fit_prior
+
+    pipe = load(pipeline)
+    prior_options = {}
+    for assignment in options:
+        key, sep, text = assignment.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{assignment!r} must look like KEY=VALUE, e.g. components=20", param_hint="-O")
+        prior_options[key.removeprefix("prior.")] = parse_value(text)
+    pipe.set_prior({"type": prior_name, "options": prior_options})
+    dataset = open_dataset(data_name, data_root, split, pipe.config.image_size, pipe.config.channels)
+    start = time.perf_counter()
+    stats = fit_prior(pipe, dataset, max_images, seed=seed)
+    extra = {**pipe.file_metadata.get("extra", {}), "prior_fit": {"data": data_name, "split": split, **stats}}
+    from .pipeline_file import save_pipeline
+
+    save_pipeline(pipe, out, extra=extra)
+    click.echo(f"fitted a {prior_name} prior to {len(dataset) if max_images is None else min(len(dataset), max_images)} "
+               f"{data_name} {split} images in {time.perf_counter() - start:.1f} s; wrote {out}")
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -177,7 +220,9 @@ def interpolate(pipeline, data_name, data_root, split, steps, rows, from_data, o
     if from_data:
         ends = pipe.encode(_real(pipe, data_name, data_root, split, 2 * rows, seed)).mean
     else:
-        ends = _randn((2 * rows, *pipe.trunk.latent_shape), seed).to(pipe.device)
+        import torch
+
+        ends = pipe.prior.sample(2 * rows, torch.Generator().manual_seed(seed)).to(pipe.device)
     grid_rows = []
     for r in range(rows):
         stages = pipe.interpolate(ends[2 * r], ends[2 * r + 1], steps=steps, return_stages=True)
@@ -186,18 +231,37 @@ def interpolate(pipeline, data_name, data_root, split, steps, rows, from_data, o
     click.echo(f"wrote {out} ({rows} interpolations of {steps} images)")
 
 
-def _randn(shape, seed):
-    import torch
+def _classifier_name(choice: str, data_name: str) -> str | None:
+    """auto: the digit classifier of a digit dataset; nothing for other images."""
+    if choice == "auto":
+        return data_name if data_name in ("mnist", "digits") else None
+    return None if choice == "none" else choice
 
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
+def _measures(metrics, data_name, data_root, classifier, fid_features, mnist_root, inception_weights):
+    """(classifier for recognisability, FID feature extractor) for these metrics and data.
+    One trained classifier serves both where they agree; the MNIST files default to the data root."""
+    from .metrics.classifiers import Classifier
+    from .metrics.fid import ClassifierFeatures, InceptionFeatures
 
-def _fid_features(metrics, fid_features, mnist_root, inception_weights):
-    if "fid" not in metrics:
-        return None
-    from .metrics import feature_extractor
+    mnist_root = mnist_root or (data_root if data_name == "mnist" else None)
+    name = _classifier_name(classifier, data_name)
+    model = Classifier(name, mnist_root) if name and "recognisability" in metrics else None
+    features = None
+    if "fid" in metrics:
+        fid_name = _classifier_name(fid_features, data_name) if fid_features == "auto" else fid_features
+        if fid_name in ("mnist", "digits"):
+            features = ClassifierFeatures(classifier=model if model is not None and model.name == fid_name else Classifier(fid_name, mnist_root))
+        elif fid_name == "inception" or fid_features == "auto":
+            from .losses import MissingWeightsError
 
-    return feature_extractor(fid_features, mnist_root=mnist_root, inception_weights=inception_weights)
+            try:
+                features = InceptionFeatures(inception_weights)
+            except MissingWeightsError as exc:
+                if fid_features != "auto":
+                    raise
+                click.echo(f"note: FID skipped ({exc})", err=True)
+    return model, features
 
 
 def _lpips(metrics):
@@ -209,12 +273,16 @@ def _lpips(metrics):
 
 
 def _eval_options(f):
-    f = click.option("--metrics", default="psnr,ssim,sharpness,swd,fid", show_default=True,
-                     help="comma-separated: psnr, ssim, sharpness, swd, fid, lpips")(f)
+    f = click.option("--metrics", default="psnr,ssim,sharpness,swd,fid,recognisability", show_default=True,
+                     help="comma-separated: psnr, ssim, sharpness, swd, fid, recognisability, lpips")(f)
     f = click.option("--samples", "n_samples", type=int, help="prior samples per stage (default: as many as real images)")(f)
     f = click.option("--limit", type=int, default=2000, show_default=True, help="real images used (a seeded subset)")(f)
-    f = click.option("--fid-features", type=click.Choice(["mnist", "inception"]), default="mnist", show_default=True)(f)
-    f = click.option("--mnist-root", type=click.Path(), help="MNIST files, to train the FID classifier on first use")(f)
+    f = click.option("--fid-features", type=click.Choice(["auto", "mnist", "digits", "inception"]), default="auto", show_default=True,
+                     help="auto: the digit classifier for mnist/digits data, Inception (where its weights are) for other images")(f)
+    f = click.option("--classifier", type=click.Choice(["auto", "mnist", "digits", "none"]), default="auto", show_default=True,
+                     help="digit classifier for recognisability (auto: the one matching --data)")(f)
+    f = click.option("--temperature", type=float, default=1.0, show_default=True, help="prior temperature of the samples")(f)
+    f = click.option("--mnist-root", type=click.Path(), help="MNIST files for the mnist classifier (default: --data-root of mnist data)")(f)
     f = click.option("--inception-weights", type=click.Path(), help="Inception-v3 weights file for --fid-features inception")(f)
     f = click.option("--seed", type=int, default=0, show_default=True)(f)
     f = click.option("--device", default="cpu", show_default=True)(f)
@@ -226,17 +294,17 @@ def _eval_options(f):
 @_data_options
 @_eval_options
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def eval_(pipeline, data_name, data_root, split, metrics, n_samples, limit, fid_features, mnist_root, inception_weights,
-          seed, device, as_json):
-    """Metrics per stage: PSNR/SSIM of reconstructions, sharpness and SWD of samples, FID."""
+def eval_(pipeline, data_name, data_root, split, metrics, n_samples, limit, fid_features, classifier, temperature, mnist_root,
+          inception_weights, seed, device, as_json):
+    """Metrics per stage: PSNR/SSIM of reconstructions; sharpness, SWD, FID and recognisability of samples."""
     from . import load
     from .metrics import evaluate, format_table
 
     metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())
     pipe = load(pipeline, device=device)
     real = _real(pipe, data_name, data_root, split, limit, seed)
-    report = evaluate(pipe, real, metrics, n_samples, seed, _fid_features(metrics, fid_features, mnist_root, inception_weights),
-                      _lpips(metrics))
+    model, features = _measures(metrics, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
+    report = evaluate(pipe, real, metrics, n_samples, seed, features, _lpips(metrics), classifier=model, temperature=temperature)
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
 
 
@@ -246,8 +314,8 @@ def eval_(pipeline, data_name, data_root, split, metrics, n_samples, limit, fid_
 @_eval_options
 @click.option("-o", "--out", required=True, type=click.Path(), help="figure .png (also writes -samples.png, .md, .json)")
 @click.option("--names", help="comma-separated labels for the pipelines")
-def compare_cmd(pipelines, data_name, data_root, split, metrics, n_samples, limit, fid_features, mnist_root,
-                inception_weights, seed, device, out, names):
+def compare_cmd(pipelines, data_name, data_root, split, metrics, n_samples, limit, fid_features, classifier, temperature,
+                mnist_root, inception_weights, seed, device, out, names):
     """Compare pipelines: reconstruction and sample figures plus a metrics table."""
     from . import load
     from .compare import compare
@@ -259,8 +327,9 @@ def compare_cmd(pipelines, data_name, data_root, split, metrics, n_samples, limi
     first = next(iter(loaded.values()))
     real = _real(first, data_name, data_root, split, limit, seed)
     metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())
-    compare(loaded, real, out, seed=seed, metrics=metrics, n_samples=n_samples,
-            fid_features=_fid_features(metrics, fid_features, mnist_root, inception_weights), lpips_network=_lpips(metrics))
+    model, features = _measures(metrics, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
+    compare(loaded, real, out, seed=seed, metrics=metrics, n_samples=n_samples, fid_features=features,
+            lpips_network=_lpips(metrics), classifier=model, temperature=temperature)
     click.echo(Path(out).with_suffix(".md").read_text())
 
 
@@ -295,20 +364,21 @@ def info(pipeline, as_json):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
 def plugins(as_json):
-    """List every registered stage type with its kind, provider, version and options."""
+    """List every registered stage type and prior with its kind, provider, version and options."""
     from .plugins import get_plugin_manager
 
-    registry = get_plugin_manager().stages
+    manager = get_plugin_manager()
     rows = []
-    for name in registry.names():
-        st = registry.get(name)
-        p = registry.provider(name)
-        opts = {
-            k: {"default": f.get_default(call_default_factory=True), "description": f.description or ""}
-            for k, f in st.options.model_fields.items()
-        }
-        rows.append({"name": name, "kind": st.kind, "package": p.package, "version": p.version, "plugin": p.plugin,
-                     "description": st.description, "options": opts})
+    for registry, kind_of in ((manager.stages, lambda t: t.kind), (manager.priors, lambda t: "prior")):
+        for name in registry.names():
+            st = registry.get(name)
+            p = registry.provider(name)
+            opts = {
+                k: {"default": f.get_default(call_default_factory=True), "description": f.description or ""}
+                for k, f in st.options.model_fields.items()
+            }
+            rows.append({"name": name, "kind": kind_of(st), "package": p.package, "version": p.version, "plugin": p.plugin,
+                         "description": st.description, "options": opts})
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return

@@ -34,7 +34,8 @@ def compare(pipelines: dict[str, Any], real: torch.Tensor, out: str | Path, n_sh
     recon_rows = [shown] + [p.reconstruct(shown.to(p.device)).cpu() for p in pipelines.values()]
     save_grid(recon_rows, out)
     sample_path = out.with_name(out.stem + "-samples" + out.suffix)
-    save_grid([p.sample(n_show, seed=seed).cpu() for p in pipelines.values()], sample_path)
+    temperature = evaluate_kwargs.get("temperature", 1.0)
+    save_grid([p.sample(n_show, seed=seed, temperature=temperature).cpu() for p in pipelines.values()], sample_path)
     reports = {name: evaluate(p, real, seed=seed, **evaluate_kwargs) for name, p in pipelines.items()}
     md = [f"Rows of {out.name}: input, then " + ", ".join(pipelines) + f"; {sample_path.name}: one row per pipeline.", ""]
     md += [format_table(r, title=name) + "\n" for name, r in reports.items()]

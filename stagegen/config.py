@@ -32,12 +32,20 @@ class StageSpec(_Strict):
     )
 
 
+class PriorSpec(_Strict):
+    """Where sampling draws latents from: a registered prior type and its options."""
+
+    type: str = Field("normal", description="registered prior type: 'normal' (N(0, I)), 'gmm', 'latent-vae', ...")
+    options: dict[str, Any] = Field(default_factory=dict, description="options of that prior type")
+
+
 class PipelineConfig(_Strict):
     """The generator: image format and the chain of stages (the first is the trunk)."""
 
     image_size: int = Field(16, ge=4, description="final output resolution (square images)")
     channels: int = Field(1, description="1 (grayscale) or 3 (RGB)")
     stages: list[StageSpec] = Field(min_length=1)
+    prior: PriorSpec = Field(default_factory=PriorSpec, description="the latent prior sampling uses; fitted after training")
     normalization: Literal["minus_one_one"] = Field(
         "minus_one_one", description="how [0, 1] images are mapped for the networks: x * 2 - 1"
     )
@@ -80,6 +88,10 @@ class TrainConfig(_Strict):
         "channels_last", description="layout of images and conv weights in training; channels_last is faster with oneDNN (CPU) and cuDNN"
     )
     progress: bool = Field(True, description="show a progress bar")
+    time_budget: float | None = Field(
+        None, gt=0, description="seconds of training after which the run finishes early (checkpoint, prior, pipeline, grids)"
+    )
+    prior_fit_images: int = Field(50_000, ge=1, description="training images whose posteriors the prior is fitted to (a seeded subset)")
 
 
 class DataConfig(_Strict):

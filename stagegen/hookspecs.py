@@ -19,3 +19,8 @@ def register_stages(register):
 @hookspec
 def register_datasets(register):
     """Register datasets: call ``register(DatasetType(...))`` once per dataset."""
+
+
+@hookspec
+def register_priors(register):
+    """Register latent priors: call ``register(PriorType(...))`` once per prior type."""

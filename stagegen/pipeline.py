@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import PipelineConfig, StageSpec
-from .plugins import get_stage_type
+from .config import PipelineConfig, PriorSpec, StageSpec
+from .plugins import get_prior_type, get_stage_type
+from .prior import Prior, PriorContext
 from .stages import BuildContext, LossContext, Posterior, Refiner, Trunk, scale_of
 
 
@@ -87,6 +88,23 @@ class Pipeline(nn.Module):
         self.stage_types = types
         self.resolutions = resolutions
         self.stages = nn.ModuleList(stages)
+        self.prior: Prior = self._build_prior(self.config.prior)
+
+    def _build_prior(self, spec: PriorSpec) -> Prior:
+        prior_type = get_prior_type(spec.type)
+        options = prior_type.validate_options(spec.options)
+        prior = prior_type.build(options, PriorContext(tuple(self.trunk.latent_shape)))
+        if not isinstance(prior, Prior):
+            raise TypeError(f"prior type {spec.type!r} built a {type(prior).__name__}, not a stagegen.prior.Prior")
+        self.config = self.config.model_copy(update={"prior": PriorSpec(type=spec.type, options=options.model_dump(mode="json"))})
+        return prior
+
+    def set_prior(self, spec: PriorSpec | dict) -> Prior:
+        """Replace the prior (unfitted) by a new one of the given type and options."""
+        spec = PriorSpec.model_validate(spec) if isinstance(spec, dict) else spec
+        device = self.device
+        self.prior = self._build_prior(spec).to(device)
+        return self.prior
 
     # ------------------------------------------------------------------ structure
 
@@ -132,9 +150,11 @@ class Pipeline(nn.Module):
         return [resize_to(x, r) for r in self.resolutions]
 
     def losses(
-        self, x: torch.Tensor, out: ChainOutput, step: int = 0, auxiliaries: dict[int, nn.Module] | None = None
+        self, x: torch.Tensor, out: ChainOutput, step: int = 0, auxiliaries: dict[int, nn.Module] | None = None,
+        diagnostics: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Every stage's named, weighted loss terms: ``{"stage0/l2": ..., "stage1/l1": ...}``."""
+        """Every stage's named, weighted loss terms: ``{"stage0/l2": ..., "stage1/l1": ...}``.
+        Numbers the stages report beside their loss (``ctx.report``) go into ``diagnostics``."""
         auxiliaries = auxiliaries or {}
         terms: dict[str, torch.Tensor] = {}
         targets = self.targets(x)
@@ -152,6 +172,8 @@ class Pipeline(nn.Module):
             )
             for name, value in stage.loss(out.images[i], targets[i], ctx).items():
                 terms[f"{self.stage_label(i)}/{name}"] = spec.loss_weight * value
+            if diagnostics is not None:
+                diagnostics.update({f"{self.stage_label(i)}/{name}": v for name, v in ctx.diagnostics.items()})
         return terms
 
     # ------------------------------------------------------------------ public API ([0, 1] images)
@@ -168,8 +190,11 @@ class Pipeline(nn.Module):
     def sample(
         self, n: int, seed: int | None = None, temperature: float = 1.0, return_stages: bool = False
     ) -> torch.Tensor | list[torch.Tensor]:
-        """n images from z ~ N(0, I) * temperature; with return_stages, one tensor per stage."""
-        z = torch.randn((n, *self.trunk.latent_shape), generator=self._generator(seed)) * temperature
+        """n images from latents of the pipeline's prior (N(0, I) unless a fitted one is stored),
+        its spread scaled by ``temperature``; with return_stages, one tensor per stage."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"the number of samples must be a positive integer, got {n!r}")
+        z = self.prior.sample(n, self._generator(seed), temperature)
         return self.decode(z.to(self.device), return_stages=return_stages)
 
     #: latents decoded per pass at inference on a CPU: a large batch's activations overflow the
@@ -197,17 +222,27 @@ class Pipeline(nn.Module):
     def reconstruct(self, x: torch.Tensor, return_stages: bool = False, sample_posterior: bool = False, seed: int | None = None):
         """Encode images in [0, 1] and decode them through every stage (posterior mean by default)."""
         posterior = self.encode(x)
-        z = posterior.sample(self._generator(seed)) if sample_posterior else posterior.mean
+        z = posterior.sample(self._generator(seed)) if sample_posterior else self.trunk.reconstruction_latent(posterior)
         return self.decode(z, return_stages=return_stages)
 
     @torch.inference_mode()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8, return_stages: bool = False):
-        """Decode ``steps`` latents spherically interpolated between latents a and b (1-D each)."""
+        """Decode ``steps`` latents spherically interpolated between two latents of the trunk's
+        latent shape (linearly where they are (anti)parallel, where slerp is undefined)."""
+        shape = tuple(self.trunk.latent_shape)
+        if tuple(a.shape) != shape or tuple(b.shape) != shape:
+            raise ValueError(f"interpolate takes two latents of shape {shape}, got {tuple(a.shape)} and {tuple(b.shape)}")
+        if steps < 2:
+            raise ValueError(f"steps must be at least 2 (the two ends), got {steps}")
+        a, b = a.flatten().float(), b.flatten().float()
         t = torch.linspace(0, 1, steps, device=a.device).unsqueeze(1)
-        a_n, b_n = a / a.norm(), b / b.norm()
-        omega = torch.arccos((a_n * b_n).sum().clamp(-1 + 1e-7, 1 - 1e-7))
-        z = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
-        return self.decode(z, return_stages=return_stages)
+        cos = (a / a.norm().clamp_min(1e-12) * b / b.norm().clamp_min(1e-12)).sum().clamp(-1, 1)
+        omega = torch.arccos(cos)
+        if torch.sin(omega).abs() < 1e-4:
+            z = (1 - t) * a + t * b
+        else:
+            z = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+        return self.decode(z.reshape(steps, *shape), return_stages=return_stages)
 
     def _check_images(self, x: torch.Tensor) -> torch.Tensor:
         c, s = self.config.channels, self.config.image_size

@@ -20,6 +20,7 @@ from . import hookspecs
 
 if TYPE_CHECKING:
     from .data.registry import DatasetType
+    from .prior import PriorType
     from .stages import StageType
 
 ENTRY_POINT_GROUP = "stagegen"
@@ -98,6 +99,7 @@ class PluginManager:
         self._providers: dict[int, Provider] = {}
         self._stages: Registry | None = None
         self._datasets: Registry | None = None
+        self._priors: Registry | None = None
         if load_entry_points:
             self._load_entry_points()
 
@@ -128,12 +130,12 @@ class PluginManager:
             provider = Provider(name, package, str(version))
         self.pm.register(plugin, name=name)
         self._providers[id(plugin)] = provider
-        self._stages = self._datasets = None  # rebuilt on next access
+        self._stages = self._datasets = self._priors = None  # rebuilt on next access
 
     def unregister(self, plugin: Any) -> None:
         self.pm.unregister(plugin)
         self._providers.pop(id(plugin), None)
-        self._stages = self._datasets = None
+        self._stages = self._datasets = self._priors = None
 
     def _collect(self, hook_name: str, what: str, name_of: Callable[[Any], str]) -> Registry:
         registry = Registry(what)
@@ -168,6 +170,13 @@ class PluginManager:
         return self._datasets
 
 
+    @property
+    def priors(self) -> Registry:
+        if self._priors is None:
+            self._priors = self._collect("register_priors", "prior", lambda p: p.name)
+        return self._priors
+
+
 def _with_provider(item: Any, provider: Provider) -> Any:
     if hasattr(item, "provider"):
         object.__setattr__(item, "provider", provider)
@@ -197,3 +206,7 @@ def get_stage_type(name: str) -> "StageType":
 
 def get_dataset_type(name: str) -> "DatasetType":
     return get_plugin_manager().datasets.get(name)
+
+
+def get_prior_type(name: str) -> "PriorType":
+    return get_plugin_manager().priors.get(name)

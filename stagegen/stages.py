@@ -68,6 +68,12 @@ class LossContext:
     input: torch.Tensor | None = None  # the stage's input image (None for a trunk)
     posterior: "Posterior | None" = None  # the trunk's q(z|x)
     auxiliary: nn.Module | None = None  # the stage's extra module (a discriminator), if any
+    #: numbers a stage reports for the log without adding them to the loss (ELBO, sigma, ...)
+    diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def report(self, name: str, value: torch.Tensor) -> None:
+        """Log ``value`` (detached) as ``stage<k>/<name>``; it is not part of the loss."""
+        self.diagnostics[name] = value.detach().float()
 
 
 @dataclass
@@ -123,6 +129,10 @@ class Trunk(Stage):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def reconstruction_latent(self, posterior: Posterior) -> torch.Tensor:
+        """The latent ``reconstruct`` decodes: the posterior mean unless a trunk says otherwise."""
+        return posterior.mean
 
 
 class Refiner(Stage):

@@ -31,15 +31,28 @@ class VAEOptions(StageOptions):
     std_parameterization: Literal["sqrt4sigmoid", "exp"] = Field(
         "sqrt4sigmoid", description="posterior std as sqrt(4 * sigmoid(s)) (authors' code) or exp(s / 2) (log-variance)"
     )
-    recon_loss: Literal["l2", "gaussian_nll", "none"] = Field(
-        "l2", description="loss on the coarse image: l2 (mean squared error), Gaussian NLL with fixed sigma, or none (deep residual VAE)"
+    recon_loss: Literal["l2", "gaussian_nll", "calibrated", "none"] = Field(
+        "l2",
+        description="loss on the coarse image: l2 (mean squared error); Gaussian NLL with a fixed sigma; calibrated: "
+        "Gaussian NLL whose sigma is fitted (see sigma_mode; the sigma-VAE, Rybkin et al. 2021); or none (deep residual VAE)",
     )
     recon_weight: float = Field(1.0, ge=0, description="weight of the reconstruction term")
-    sigma: float = Field(1.0, gt=0, description="fixed standard deviation of the Gaussian NLL")
-    kl_weight: float = Field(1.0, ge=0, description="weight of the KL term")
-    kl_reduction: Literal["mean", "sum"] = Field(
-        "mean", description="mean: KL averaged over latent elements (authors' code); sum: summed per image, averaged over the batch (ELBO)"
+    sigma: float = Field(1.0, gt=0, description="fixed standard deviation of the Gaussian NLL (recon_loss gaussian_nll)")
+    sigma_mode: Literal["optimal", "learned"] = Field(
+        "optimal", description="calibrated only: sigma^2 = the batch's MSE (analytic optimum), or a learned parameter"
     )
+    sigma_per_channel: bool = Field(False, description="calibrated only: one sigma per image channel instead of one in all")
+    kl_weight: float = Field(1.0, ge=0, description="weight of the KL term")
+    kl_reduction: Literal["mean", "sum", "elbo"] = Field(
+        "mean",
+        description="mean: KL averaged over latent elements (authors' code); sum: summed per image, averaged over the "
+        "batch; elbo: summed per image and divided by the image's pixel count, the ELBO per dimension that matches a "
+        "per-pixel NLL (use with calibrated)",
+    )
+
+
+MIN_LOG_SIGMA = -6.0
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def feature_sizes(resolution: int, depth: int) -> list[int]:
@@ -85,6 +98,8 @@ class VAETrunk(Trunk):
             ]
         up += [nn.Conv2d(o.widths[0], channels, 3, padding=1), nn.Tanh()]
         self.decoder = nn.Sequential(*up)
+        if o.recon_loss == "calibrated" and o.sigma_mode == "learned":
+            self.log_sigma = nn.Parameter(torch.zeros(channels if o.sigma_per_channel else 1))
 
     def encode(self, x: torch.Tensor) -> Posterior:
         h = self.to_posterior(self.encoder(x).flatten(1))
@@ -98,17 +113,44 @@ class VAETrunk(Trunk):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.from_latent(z).view(-1, *self._bottom))
 
+    def _log_sigma(self, squared_error: torch.Tensor) -> torch.Tensor:
+        """log sigma of the calibrated Gaussian, per channel (1 x C x 1 x 1) or shared (a scalar)."""
+        o = self.options
+        if o.sigma_mode == "learned":
+            log_sigma = self.log_sigma.view(1, -1, 1, 1) if o.sigma_per_channel else self.log_sigma.squeeze()
+        else:  # the analytic optimum: sigma^2 = MSE over the batch
+            mse = squared_error.mean((0, 2, 3), keepdim=True) if o.sigma_per_channel else squared_error.mean()
+            log_sigma = 0.5 * mse.clamp_min(1e-12).log()
+        # a floor keeps a perfect fit (a constant image, a tiny batch) from driving the loss to -infinity
+        return log_sigma.clamp_min(MIN_LOG_SIGMA)
+
     def loss(self, output: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> dict[str, torch.Tensor]:
         o = self.options
         terms: dict[str, torch.Tensor] = {}
+        pixels = output[0].numel()
+        nll = None  # per pixel, in nats on the networks' [-1, 1] scale
         if o.recon_loss == "l2":
             terms["l2"] = o.recon_weight * F.mse_loss(output, target)
         elif o.recon_loss == "gaussian_nll":
-            terms["nll"] = o.recon_weight * (0.5 * F.mse_loss(output, target) / o.sigma**2 + math.log(o.sigma))
+            nll = 0.5 * F.mse_loss(output, target) / o.sigma**2 + math.log(o.sigma) + HALF_LOG_2PI
+            terms["nll"] = o.recon_weight * nll
+        elif o.recon_loss == "calibrated":
+            squared_error = (output.float() - target.float()).square()
+            log_sigma = self._log_sigma(squared_error)
+            nll = (0.5 * squared_error * torch.exp(-2 * log_sigma) + log_sigma).mean() + HALF_LOG_2PI
+            terms["nll"] = o.recon_weight * nll
+            ctx.report("sigma", log_sigma.exp().mean())
         if ctx.posterior is not None:
             kl = ctx.posterior.kl()
-            kl = kl.mean() if o.kl_reduction == "mean" else kl.flatten(1).sum(1).mean()
-            terms["kl"] = o.kl_weight * kl
+            per_image = kl.flatten(1).sum(1).mean()
+            reduced = {"mean": kl.mean(), "sum": per_image, "elbo": per_image / pixels}[o.kl_reduction]
+            terms["kl"] = o.kl_weight * reduced
+            ctx.report("kl_nats", per_image)
+            if nll is not None:
+                # the negative ELBO per image, and in bits per dimension of 8-bit data (bins of 2/255 on [-1, 1])
+                nelbo = nll.detach() * pixels + per_image
+                ctx.report("nelbo_nats", nelbo)
+                ctx.report("bpd", nelbo / (pixels * math.log(2)) + math.log2(127.5))
         return terms
 
 

@@ -55,6 +55,14 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
+def read_labels(root: str | Path, stem: str) -> np.ndarray:
+    """The labels of an MNIST label file (``stem`` as in FILES, .gz or not) under ``root``."""
+    path = _find(Path(root), stem)
+    if path is None:
+        raise DataError(f"no {stem}(.gz) under {root}: the MNIST label files are needed too")
+    return _read_idx(path, 0x00000801)
+
+
 def download(root: Path) -> None:
     import urllib.request
 

@@ -47,6 +47,10 @@ class DatasetType:
     description: str = ""
     needs_root: bool = False
     provider: "Provider | None" = field(default=None, compare=False)
+    #: what a run on this dataset trains unless a preset or the user says otherwise
+    image_size: int = 64
+    channels: int = 3
+    default_preset: str | None = None  # a preset made for this dataset, the starting point of `--data NAME`
 
     def validate_options(self, raw: dict[str, Any] | None) -> DatasetOptions:
         return validate_options(self.options, raw, f"options of dataset {self.name!r}")

@@ -8,12 +8,13 @@ from typing import Any
 import torch
 
 from ..pipeline import resize_to
+from .classifiers import Classifier, recognisability
 from .fid import FeatureExtractor, frechet_distance
 from .image import finite_mean, psnr, sharpness_ratio, ssim
 from .swd import swd
 
-ALL_METRICS = ("psnr", "ssim", "sharpness", "swd", "fid", "lpips")
-DEFAULT_METRICS = ("psnr", "ssim", "sharpness", "swd", "fid")
+ALL_METRICS = ("psnr", "ssim", "sharpness", "swd", "fid", "recognisability", "lpips")
+DEFAULT_METRICS = ("psnr", "ssim", "sharpness", "swd", "fid", "recognisability")
 
 
 def _chunks(fn, n: int, batch: int) -> list[torch.Tensor]:
@@ -42,10 +43,14 @@ def evaluate(
     fid_features: FeatureExtractor | None = None,
     lpips_network=None,
     batch: int = 256,
+    classifier: Classifier | None = None,
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Per-stage metrics of reconstructions (of ``real``) and of prior samples.
 
     ``real``: float images in [0, 1], N x C x H x W at the pipeline's resolution (a held-out split).
+    ``classifier``: a digit classifier for recognisability (skipped without one); samples
+    come from the pipeline's own prior at ``temperature``.
     """
     unknown = set(metrics) - set(ALL_METRICS)
     if unknown:
@@ -53,7 +58,9 @@ def evaluate(
     n_samples = n_samples or len(real)
     real = real.float()
     recon = reconstruct_all(pipeline, real, batch) if {"psnr", "ssim", "sharpness", "lpips"} & set(metrics) else None
-    samples = generate(pipeline, n_samples, seed, batch=batch) if {"sharpness", "swd", "fid"} & set(metrics) else None
+    recognise = classifier if "recognisability" in metrics else None
+    wants_samples = {"sharpness", "swd", "fid"} & set(metrics) or recognise is not None
+    samples = generate(pipeline, n_samples, seed, temperature, batch=batch) if wants_samples else None
     real_features = fid_features(real) if ("fid" in metrics and fid_features is not None) else None
 
     rows = []
@@ -79,8 +86,15 @@ def evaluate(
                 row["sample_swd"] = [round(v, 3) for v in swd(samples[k][:m], target[:m], seed=seed)]
             if real_features is not None:
                 row["sample_fid"] = frechet_distance(fid_features(samples[k]), real_features)
+            if recognise is not None:
+                row["sample_confident"], row["sample_coverage"] = recognisability(recognise.probabilities(samples[k]))
         rows.append(row)
-    report: dict[str, Any] = {"stages": rows, "n_real": len(real), "n_samples": n_samples}
+    report: dict[str, Any] = {"stages": rows, "n_real": len(real), "n_samples": n_samples,
+                              "prior": pipeline.config.prior.type, "temperature": temperature}
+    if recognise is not None:
+        report["classifier"] = recognise.name
+        report["classifier_test_accuracy"] = recognise.accuracy
+        report["real_confident"], report["real_coverage"] = recognisability(recognise.probabilities(real))
     if fid_features is not None and "fid" in metrics:
         report["fid_features"] = fid_features.name
         if hasattr(fid_features, "accuracy"):
@@ -90,7 +104,8 @@ def evaluate(
 
 def format_table(report: dict[str, Any], title: str | None = None) -> str:
     """A markdown table of a report (one row per stage)."""
-    columns = [c for c in ("recon_psnr", "recon_ssim", "recon_lpips", "recon_sharpness", "sample_sharpness", "sample_swd", "sample_fid")
+    columns = [c for c in ("recon_psnr", "recon_ssim", "recon_lpips", "recon_sharpness", "sample_sharpness", "sample_swd",
+                           "sample_fid", "sample_confident", "sample_coverage")
                if any(c in r for r in report["stages"])]
     head = ["stage", "type", "res", *columns]
     lines = [f"**{title}**", ""] if title else []

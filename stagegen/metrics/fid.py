@@ -1,15 +1,13 @@
 """Fréchet distance between Gaussian fits of feature sets, with pluggable feature extractors.
 
-Extractors: ``mnist`` (a small classifier stagegen trains on the MNIST training set on first
-use and caches; its test accuracy is recorded and must exceed 98%) and ``inception``
+Extractors: ``mnist`` and ``digits`` (small classifiers stagegen trains on first use and caches,
+see classifiers.py; their test accuracy is recorded) and ``inception``
 (torchvision's Inception-v3 ImageNet weights, when present on this machine). Numbers from the
 two are not comparable with each other, nor ``inception`` exactly with TF-FID papers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..losses import MissingWeightsError
+from .classifiers import Classifier
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -37,110 +36,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
-# ------------------------------------------------------------------ the MNIST classifier
-
-
-class MNISTClassifier(nn.Module):
-    """Two conv blocks and a 128-unit layer; the 128 features are what FID compares."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
-        )
-        self.head = nn.Linear(128, 10)
-
-    def forward(self, x):
-        return self.head(self.features(x))
-
-    @staticmethod
-    def prepare(images: torch.Tensor) -> torch.Tensor:
-        """Any [0, 1] images -> 1 x 28 x 28, normalised as in training."""
-        if images.shape[1] == 3:
-            images = images.mean(1, keepdim=True)
-        if images.shape[-1] != 28:
-            images = F.interpolate(images.float(), size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
-        return (images - 0.1307) / 0.3081
-
-
-def _read_labels(root: Path, stem: str) -> np.ndarray:
-    from ..data.mnist import _find, _read_idx
-
-    path = _find(root, stem)
-    if path is None:
-        raise FileNotFoundError(f"no {stem}(.gz) under {root}: the MNIST classifier needs the MNIST label files too")
-    return _read_idx(path, 0x00000801)
-
-
-def train_mnist_classifier(root: str | Path, epochs: int = 2, seed: int = 0) -> tuple[MNISTClassifier, float]:
-    from ..data import open_dataset
-    from ..data.mnist import FILES
-
-    root = Path(root)
-    torch.manual_seed(seed)
-    x = open_dataset("mnist", str(root), "train", 28, 1).images.float() / 255
-    y = torch.from_numpy(_read_labels(root, FILES["train-labels"][0]).astype(np.int64))
-    xt = open_dataset("mnist", str(root), "test", 28, 1).images.float() / 255
-    yt = torch.from_numpy(_read_labels(root, FILES["test-labels"][0]).astype(np.int64))
-    model = MNISTClassifier()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    steps = epochs * (len(x) // 128)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(x))
-        for i in range(len(x) // 128):
-            idx = order[i * 128 : (i + 1) * 128]
-            loss = F.cross_entropy(model(MNISTClassifier.prepare(x[idx])), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    model.eval()
-    with torch.inference_mode():
-        pred = torch.cat([model(MNISTClassifier.prepare(xt[i : i + 1000])).argmax(1) for i in range(0, len(xt), 1000)])
-    return model, float((pred == yt).float().mean())
-
-
-def classifier_cache_dir() -> Path:
-    from ..data.cache import default_cache_dir
-
-    return (default_cache_dir() or Path.home() / ".cache" / "stagegen" / "datasets").parent / "classifiers"
-
-
-def load_mnist_classifier(mnist_root: str | Path | None) -> tuple[MNISTClassifier, float]:
-    """The cached classifier, trained on first use from the MNIST files at ``mnist_root``."""
-    from safetensors.torch import load_file, save_file
-
-    from ..pipeline_file import atomic_write
-
-    cache = classifier_cache_dir()
-    candidates = sorted(cache.glob("mnist-classifier-*.safetensors")) if cache.is_dir() else []
-    if candidates:
-        from safetensors import safe_open
-
-        with safe_open(str(candidates[-1]), "pt") as f:
-            accuracy = float(json.loads(f.metadata()["stagegen_classifier"])["test_accuracy"])
-        model = MNISTClassifier()
-        model.load_state_dict(load_file(str(candidates[-1])))
-        return model.eval(), accuracy
-    if mnist_root is None:
-        raise FileNotFoundError(
-            "the mnist FID extractor trains a classifier on MNIST on first use: give the MNIST folder "
-            "(--mnist-root PATH, the four idx files) once; it is cached in " + str(cache)
-        )
-    model, accuracy = train_mnist_classifier(mnist_root)
-    if accuracy <= 0.98:
-        raise RuntimeError(f"the MNIST classifier reached only {accuracy:.2%} test accuracy (needs > 98%); not cached")
-    tag = hashlib.sha256(str(Path(mnist_root).resolve()).encode()).hexdigest()[:8]
-    meta = {"stagegen_classifier": json.dumps({"test_accuracy": accuracy, "trained_on": str(mnist_root)})}
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    atomic_write(cache / f"mnist-classifier-{tag}.safetensors", lambda tmp: save_file(state, tmp, metadata=meta))
-    return model.eval(), accuracy
-
-
 class FeatureExtractor:
     """Images in [0, 1] -> feature rows for FID."""
 
@@ -150,16 +45,20 @@ class FeatureExtractor:
         raise NotImplementedError
 
 
-class MNISTFeatures(FeatureExtractor):
-    name = "mnist"
+class ClassifierFeatures(FeatureExtractor):
+    """The 128-unit layer of one of stagegen's own digit classifiers (``mnist`` or ``digits``)."""
 
-    def __init__(self, mnist_root: str | Path | None = None):
-        self.model, self.accuracy = load_mnist_classifier(mnist_root)
+    def __init__(self, name: str = "mnist", root: str | Path | None = None, classifier: Classifier | None = None):
+        self.classifier = classifier or Classifier(name, root)
+        self.name = self.classifier.name
+        self.accuracy = self.classifier.accuracy
 
-    @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> np.ndarray:
-        feats = [self.model.features(MNISTClassifier.prepare(images[i : i + 500].float().cpu())) for i in range(0, len(images), 500)]
-        return torch.cat(feats).double().numpy()
+        return self.classifier.features(images)
+
+
+def MNISTFeatures(mnist_root: str | Path | None = None) -> ClassifierFeatures:
+    return ClassifierFeatures("mnist", mnist_root)
 
 
 INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"
@@ -198,8 +97,8 @@ class InceptionFeatures(FeatureExtractor):
 
 
 def feature_extractor(name: str, **kwargs) -> FeatureExtractor:
-    if name == "mnist":
-        return MNISTFeatures(kwargs.get("mnist_root"))
+    if name in ("mnist", "digits"):
+        return ClassifierFeatures(name, kwargs.get("mnist_root") if name == "mnist" else None)
     if name == "inception":
         return InceptionFeatures(kwargs.get("inception_weights"))
-    raise ValueError(f"unknown FID feature extractor {name!r}: use mnist or inception")
+    raise ValueError(f"unknown FID feature extractor {name!r}: use mnist, digits or inception")

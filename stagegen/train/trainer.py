@@ -14,6 +14,7 @@ import json
 import math
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from ..config import RunConfig, validate_run_config
 from ..images import save_grid
 from ..pipeline import Pipeline, to_model_range, to_unit_range
 from ..pipeline_file import atomic_write, save_pipeline
+from ..prior import fit_prior
 from ..stages import LossContext
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import (
@@ -56,6 +58,7 @@ class TrainResult:
     steps: int
     losses: list[dict[str, float]] = field(default_factory=list)  # the metrics lines of this call
     nonfinite_steps: int = 0
+    stopped_by_budget: bool = False  # the time budget ended the run before train.steps
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -118,7 +121,9 @@ class Trainer:
             aux.to(memory_format=self.memory_format)
         seed_everything(t.seed + self.dist.rank)
 
-        groups = [list(self.pipeline.parameters())] if t.optimizer == "shared" else [list(s.parameters()) for s in self.pipeline.stages]
+        # the stages train; the prior is fitted after training, by its own fit()
+        stages = self.pipeline.stages
+        groups = [list(stages.parameters())] if t.optimizer == "shared" else [list(s.parameters()) for s in stages]
         self.optimizers = [torch.optim.Adam(g, lr=t.lr, betas=t.betas, foreach=True) for g in groups if g]
         self.schedulers = [
             torch.optim.lr_scheduler.LambdaLR(o, _lr_lambda(t.lr_schedule, t.warmup_steps, t.steps)) for o in self.optimizers
@@ -155,9 +160,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.nonfinite_total = 0
         self._stop_requested = False
-        self.grid_latents = torch.randn(
-            (GRID_IMAGES, *self.pipeline.trunk.latent_shape), generator=torch.Generator().manual_seed(t.seed)
-        )
+        self._step_diagnostics: dict[str, torch.Tensor] = {}  # what the stages reported in the last step
         n_grid = min(GRID_IMAGES, len(dataset))
         self.grid_inputs = torch.stack([dataset[i] for i in range(n_grid)])
         if resume:
@@ -209,16 +212,20 @@ class Trainer:
         for aux in self.auxiliaries.values():
             aux.requires_grad_(False)  # the generator's loss must not train the discriminator
         summed: dict[str, torch.Tensor] = {}
+        self._step_diagnostics = {}
         for micro in range(t.accumulate):
             x = self._to_model(next(batches))
             sync = micro == t.accumulate - 1 or not self.dist.enabled
             with (contextlib.nullcontext() if sync else self.model.no_sync()), self._autocast():
                 out = self.model(x)
-                terms = self.pipeline.losses(x, out, self.step, self.auxiliaries)
+                diagnostics: dict[str, torch.Tensor] = {}
+                terms = self.pipeline.losses(x, out, self.step, self.auxiliaries, diagnostics)
                 loss = torch.stack([v.float() for v in terms.values()]).sum()
             (loss / t.accumulate).backward()
             for k, v in terms.items():
                 summed[k] = summed.get(k, 0) + v.detach().float() / t.accumulate
+            for k, v in diagnostics.items():
+                self._step_diagnostics[k] = self._step_diagnostics.get(k, 0) + v / t.accumulate
         total = torch.stack(list(summed.values())).sum()
         params = [p for p in self.pipeline.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip or float("inf"), foreach=True)
@@ -276,6 +283,9 @@ class Trainer:
             config_json = json.dumps(self.config.model_dump(mode="json"), indent=2)
             atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(config_json))
         log = MetricsLog(self.run_dir / "metrics.jsonl" if main else None, self.run_dir / "tensorboard" if main else None)
+        if main:
+            for line in self.describe(resumed=self.step > 0):
+                _say(line, t.progress)
         progress = Progress(t.steps, self.step, t.progress and main)
         if main and self.dist.enabled:
             progress.write(f"stagegen: {lr_scale_note(self.dist.world_size, t.batch_size, t.accumulate)}")
@@ -283,9 +293,11 @@ class Trainer:
         result = TrainResult(self.run_dir, None, self.step)
         batches = self._batches()
         window: dict[str, torch.Tensor] = {}
+        window_diagnostics: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
         consecutive_bad = 0
         images_per_step = t.batch_size * t.accumulate * self.dist.world_size
+        deadline = time.monotonic() + t.time_budget if t.time_budget else None
         try:
             while self.step < t.steps:
                 terms, bad = self._train_step(batches)
@@ -307,15 +319,18 @@ class Trainer:
                 progress.update()
                 for k, v in terms.items():
                     window[k] = window.get(k, 0) + v
+                for k, v in self._step_diagnostics.items():
+                    window_diagnostics[k] = window_diagnostics.get(k, 0) + v
                 window_steps += 1
-                if self.step % t.log_every == 0 or self.step == t.steps:
+                # the first step is logged too, so the bar shows every stage's terms from the start
+                if self.step % t.log_every == 0 or self.step == t.steps or window_steps == self.step:
                     elapsed = time.perf_counter() - window_start
-                    record = self._log_record(window, window_steps, elapsed, images_per_step)
+                    record = self._log_record(window, window_diagnostics, window_steps, elapsed, images_per_step)
                     result.losses.append(record)
                     if main:
                         log.write(record)
-                        progress.show({"loss": record["loss"], "img/s": record["images_per_second"]})
-                    window, window_steps, window_start = {}, 0, time.perf_counter()
+                        progress.show(self._progress_values(record))
+                    window, window_diagnostics, window_steps, window_start = {}, {}, 0, time.perf_counter()
                 if main and t.sample_every and self.step % t.sample_every == 0 and self.step < t.steps:
                     self.write_grids(self.run_dir / "samples" / f"step_{self.step:07d}.png", log)
                 if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < t.steps:
@@ -324,7 +339,15 @@ class Trainer:
                     self.save_checkpoint()
                     result.steps = self.step
                     return result
-                if broadcast_flag(self._stop_requested, self.dist, self.device):
+                # one flag for both reasons to stop, so the ranks need one collective per step
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                stop = broadcast_flag(self._stop_requested or out_of_time, self.dist, self.device)
+                if stop and not self._stop_requested and out_of_time:
+                    progress.write(f"time budget of {t.time_budget:.0f} s reached at step {self.step} of {t.steps}: "
+                                   "finishing the run here (continue it with --resume DIR --steps N)")
+                    result.stopped_by_budget = True
+                    break
+                if stop:
                     self.save_checkpoint()
                     raise TrainingInterrupted(
                         f"interrupted at step {self.step}; checkpoint written to {self.checkpoint_dir}. "
@@ -332,6 +355,12 @@ class Trainer:
                     )
             self.save_checkpoint()
             if main:
+                progress.close()
+                if self.pipeline.prior.needs_fit:
+                    record = self.fit_prior()
+                    log.write(record)
+                    _say(f"fitted the {self.config.pipeline.prior.type} prior to {int(record['prior_fit_images'])} training "
+                         f"images' posteriors in {record['seconds']:.1f} s", t.progress)
                 result.pipeline_path = self.save_pipeline()
                 self.write_grids(self.run_dir / "samples.png", log, recon_path=self.run_dir / "reconstructions.png")
         finally:
@@ -342,15 +371,29 @@ class Trainer:
         result.steps = self.step
         return result
 
-    def _log_record(self, window, steps, elapsed, images_per_step) -> dict[str, Any]:
+    def _log_record(self, window, diagnostics, steps, elapsed, images_per_step) -> dict[str, Any]:
         values = {k: float(v / steps) for k, v in window.items()}  # one sync per logging interval
         record: dict[str, Any] = {"step": self.step, "epoch": self.epoch}
         record["loss"] = sum(v for k, v in values.items() if not self._is_auxiliary_term(k))
         record.update(values)
+        record.update({k: float(v / steps) for k, v in diagnostics.items()})
         record["lr"] = self.schedulers[0].get_last_lr()[0]
         record["images_per_second"] = images_per_step * steps / max(elapsed, 1e-9)
         record["nonfinite_skipped"] = self.nonfinite_total
         return record
+
+    def _progress_values(self, record: dict[str, Any]) -> dict[str, float]:
+        """The bar's postfix: the total, each stage's first loss term (compactly), bits/dim, speed."""
+        values = {"loss": record["loss"]}
+        for i in range(len(self.pipeline.stages)):
+            label = self.pipeline.stage_label(i)
+            terms = [k for k in record if k.startswith(label + "/") and not self._is_auxiliary_term(k)]
+            if terms:
+                values[terms[0].replace("stage", "s", 1)] = record[terms[0]]
+        if "stage0/bpd" in record:
+            values["bpd"] = record["stage0/bpd"]
+        values["img/s"] = record["images_per_second"]
+        return values
 
     def _is_auxiliary_term(self, key: str) -> bool:
         # terms reported by an extra module's own update (the discriminator's) are not the generator's loss
@@ -366,10 +409,9 @@ class Trainer:
         extra = {"train_steps": self.step, "ema": self.ema is not None, "data": self.config.data.name}
         return save_pipeline(self.pipeline, path or self.pipeline_path, state_dict=self.generator_state(), extra=extra)
 
-    @torch.no_grad()
-    def write_grids(self, path: Path, log: MetricsLog | None = None, recon_path: Path | None = None) -> None:
-        """Samples from a fixed latent batch (one row per stage) and, with recon_path, a
-        reconstruction grid (input row, then each stage); EMA weights when EMA is on."""
+    @contextlib.contextmanager
+    def _generator_weights(self):
+        """The weights the pipeline file holds (EMA weights when EMA is on), in eval mode."""
         was_training = self.pipeline.training
         backup = None
         if self.ema is not None:
@@ -377,21 +419,65 @@ class Trainer:
             self.pipeline.load_state_dict(self.ema.state_dict())
         self.pipeline.eval()
         try:
-            samples = [to_unit_range(y).float() for y in self.pipeline.run_chain(self.grid_latents.to(self.device)).images]
-            save_grid(samples, path)
+            yield self.pipeline
+        finally:
+            if backup is not None:
+                self.pipeline.load_state_dict(backup)
+            self.pipeline.train(was_training)
+
+    def fit_prior(self) -> dict[str, Any]:
+        """Fit the pipeline's prior to the training images' posteriors under the generator
+        weights; the fitted state goes into the EMA copy too, so the pipeline file holds it."""
+        start = time.perf_counter()
+        with self._generator_weights() as pipeline:
+            stats = fit_prior(pipeline, self.dataset, self.config.train.prior_fit_images, seed=self.config.train.seed)
+            fitted = {f"prior.{k}": v.detach().clone() for k, v in pipeline.prior.state_dict().items()}
+        self.pipeline.load_state_dict(fitted, strict=False)
+        if self.ema is not None:
+            self.ema.load_state_dict(fitted)
+        return {"step": self.step, "event": "prior_fit", "prior": self.config.pipeline.prior.type, **stats,
+                "seconds": time.perf_counter() - start}
+
+    def grid_latents(self) -> torch.Tensor:
+        """The same latents at every grid: from the prior once it is fitted, N(0, I) before."""
+        generator = torch.Generator().manual_seed(self.config.train.seed)
+        prior = self.pipeline.prior
+        if prior.fitted:
+            return prior.sample(GRID_IMAGES, generator)
+        return torch.randn((GRID_IMAGES, *self.pipeline.trunk.latent_shape), generator=generator)
+
+    @torch.no_grad()
+    def write_grids(self, path: Path, log: MetricsLog | None = None, recon_path: Path | None = None) -> None:
+        """Samples from a fixed latent batch (one row per stage) and, with recon_path, a
+        reconstruction grid (input row, then each stage); EMA weights when EMA is on."""
+        with self._generator_weights() as pipeline:
+            samples = [to_unit_range(y).float() for y in pipeline.run_chain(self.grid_latents().to(self.device)).images]
+            _save_finite_grid(samples, path, "sample")
             if log is not None:
                 from ..images import grid
 
                 log.image("samples", grid(samples), self.step)
             if recon_path is not None:
                 x = self._to_model(self.grid_inputs)
-                posterior = self.pipeline.encode(to_unit_range(x))
-                stages = [to_unit_range(y).float() for y in self.pipeline.run_chain(posterior.mean).images]
-                save_grid([to_unit_range(x).float(), *stages], recon_path)
-        finally:
-            if backup is not None:
-                self.pipeline.load_state_dict(backup)
-            self.pipeline.train(was_training)
+                posterior = pipeline.encode(to_unit_range(x))
+                latent = pipeline.trunk.reconstruction_latent(posterior)
+                stages = [to_unit_range(y).float() for y in pipeline.run_chain(latent).images]
+                _save_finite_grid([to_unit_range(x).float(), *stages], recon_path, "reconstruction")
+
+    def describe(self, resumed: bool = False) -> list[str]:
+        """What this run trains, for the first lines of its output."""
+        p, t = self.config.pipeline, self.config.train
+        params = sum(v.numel() for v in self.pipeline.stages.parameters())
+        chain = " -> ".join(f"{spec.type} {r}x{r}" for spec, r in zip(p.stages, self.pipeline.resolutions))
+        data = self.config.data
+        lines = [
+            f"stagegen: training {chain} ({params / 1e6:.2f} M parameters), {p.channels} channel(s), prior {p.prior.type}",
+            f"data: {data.name} {data.split} split, {len(self.dataset)} images at {p.image_size}x{p.image_size}"
+            + (f" from {data.root}" if data.root else ""),
+            f"device: {self.device}" + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
+            + f"; {t.steps} steps of batch {t.batch_size}" + (f", resuming from step {self.step}" if resumed else ""),
+        ]
+        return lines
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -457,6 +543,20 @@ class Trainer:
             set_rng_state(rngs[self.dist.rank])
         else:
             seed_everything(self.config.train.seed + 1000003 * self.step + self.dist.rank)
+
+
+def _say(line: str, enabled: bool) -> None:
+    if enabled:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _save_finite_grid(rows: list[torch.Tensor], path: Path, what: str) -> None:
+    """A grid, unless the images hold NaN or infinity: a black image would hide what went wrong."""
+    bad = sum(int((~torch.isfinite(r)).any(dim=(1, 2, 3)).sum()) for r in rows)
+    if bad:
+        raise TrainingStopped(f"{bad} {what} image(s) hold NaN or infinity; {path} was not written. "
+                              "The weights have gone non-finite: lower the learning rate and resume from the last checkpoint.")
+    save_grid(rows, path)
 
 
 def train(config: RunConfig | dict, run_dir: str | Path, dataset: Dataset | None = None) -> TrainResult:

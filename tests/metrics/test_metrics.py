@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from stagegen.metrics import frechet_distance, psnr, sharpness_ratio, ssim, swd
-from stagegen.metrics.fid import MNISTClassifier
+from stagegen.metrics.classifiers import MNISTClassifier
 from stagegen.metrics.image import PSNR_CAP
 
 
@@ -59,11 +59,11 @@ def test_blur_lowers_sharpness_and_raises_swd_and_fid():
     d_blur, d_same = swd(blurred, other), swd(x, other)
     assert d_blur[0] > d_same[0]
     torch.manual_seed(0)
-    features = MNISTClassifier().eval().features  # random weights: still a fixed feature map
+    model = MNISTClassifier().eval()  # random weights: still a fixed feature map
     with torch.no_grad():
-        fx = features(MNISTClassifier.prepare(x)).double().numpy()
-        fo = features(MNISTClassifier.prepare(other)).double().numpy()
-        fb = features(MNISTClassifier.prepare(blurred)).double().numpy()
+        fx = model.features(model.prepare(x)).double().numpy()
+        fo = model.features(model.prepare(other)).double().numpy()
+        fb = model.features(model.prepare(blurred)).double().numpy()
     assert frechet_distance(fx, fx) == pytest.approx(0.0, abs=1e-6)
     assert frechet_distance(fb, fo) > frechet_distance(fx, fo)
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import stagegen
+from stagegen.config import validate_run_config
 from stagegen.plugins import get_plugin_manager
 from stagegen.stages import Refiner, StageOptions, StageType
 from stagegen.train import Trainer, TrainingStopped, resume, train
@@ -20,7 +21,7 @@ def test_loss_falls_and_run_directory_is_complete(tmp_path):
     config = tiny_run_config(steps=60, log_every=10, sample_every=30, checkpoint_every=30)
     result = train(config, tmp_path / "run")
     lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines] == [10, 20, 30, 40, 50, 60]
+    assert [l["step"] for l in lines] == [1, 10, 20, 30, 40, 50, 60]  # the first step too, for an early look
     assert lines[-1]["loss"] < lines[0]["loss"]
     assert {"stage0/l2", "stage0/kl", "stage1/l1", "images_per_second"} <= set(lines[0])
     for name in ("pipeline.safetensors", "samples.png", "reconstructions.png", "config.json", "checkpoints/last.pt",
@@ -130,3 +131,25 @@ def test_tensorboard_scalars_and_grids_when_installed(tmp_path):
     events.Reload()
     assert {"loss", "stage0/kl", "stage1/l1"} <= set(events.Tags()["scalars"])
     assert "samples" in events.Tags()["images"]
+
+
+def test_prior_is_fitted_at_the_end_into_the_file_with_ema(tmp_path):
+    config = tiny_run_config(steps=4, ema_decay=0.9).model_dump()
+    config["pipeline"]["prior"] = {"type": "latent-vae", "options": {"width": 16, "steps": 20}}
+    trainer = Trainer(validate_run_config(config), tmp_path / "run")
+    prior_params = {id(p) for p in trainer.pipeline.prior.parameters()}
+    assert prior_params and not any(id(p) in prior_params for o in trainer.optimizers for g in o.param_groups for p in g["params"])
+    result = trainer.fit()
+    events = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "prior_fit" and events[-1]["prior_fit_images"] == len(trainer.dataset)
+    pipe = stagegen.load(result.pipeline_path, channels_last=False)
+    assert pipe.prior.fitted and pipe.config.prior.type == "latent-vae"
+    assert torch.equal(pipe.prior.decoder[0].weight, trainer.ema.state_dict()["prior.decoder.0.weight"])
+
+
+def test_time_budget_finishes_the_run_early_and_completely(tmp_path):
+    config = tiny_run_config(steps=100_000, time_budget=1.0, log_every=1000)
+    result = train(config, tmp_path / "run")
+    assert result.stopped_by_budget and 0 < result.steps < 100_000
+    assert result.pipeline_path.is_file() and (tmp_path / "run" / "samples.png").is_file()
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["step"] == result.steps

@@ -1,0 +1,20 @@
+"""Built-in fitted priors: a Gaussian mixture and a two-stage latent VAE.
+
+They register through the same ``register_priors`` hook a third-party package uses.
+"""
+
+from stagegen import hookimpl
+from stagegen.prior import PriorType
+
+from .gmm import GMMOptions, GMMPrior
+from .latent_vae import LatentVAEOptions, LatentVAEPrior
+
+__all__ = ["GMMOptions", "GMMPrior", "LatentVAEOptions", "LatentVAEPrior"]
+
+
+@hookimpl
+def register_priors(register):
+    register(PriorType("gmm", GMMOptions, lambda o, ctx: GMMPrior(o, ctx.latent_shape),
+                       "Gaussian mixture fitted by EM to the training images' posterior means (Ghosh et al. 2020)"))
+    register(PriorType("latent-vae", LatentVAEOptions, lambda o, ctx: LatentVAEPrior(o, ctx.latent_shape),
+                       "a second, small VAE trained on the trunk's latents (the Two-Stage VAE, Dai & Wipf 2019)"))

@@ -1,0 +1,176 @@
+"""Where latents come from at sampling time: the prior, a component of its own.
+
+The paper samples z ~ N(0, I). A trained VAE's aggregate posterior q(z) = E_x q(z|x) is rarely
+N(0, I), and decodes of latents from the regions q(z) leaves empty look unlike anything the
+refiners were trained on. So the chain owns a *prior*: a registered plugin (``normal``, a
+Gaussian mixture, a second small VAE, ...) with validated options and its state in buffers,
+stored in the pipeline file like every stage, and fitted to the trained trunk's posterior
+after training ("ex-post density estimation", Ghosh et al. 2020; Dai & Wipf 2019).
+
+Plugins register prior types through the ``register_priors`` hook, like stages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from .hookspecs import hookimpl
+from .stages import validate_options
+
+if TYPE_CHECKING:
+    from .plugins import Provider
+
+
+class PriorOptions(BaseModel):
+    """Base for every prior's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass(frozen=True)
+class PriorContext:
+    """What a prior's builder knows: the shape of one latent."""
+
+    latent_shape: tuple[int, ...]
+
+    @property
+    def latent_dim(self) -> int:
+        return math.prod(self.latent_shape)
+
+
+@dataclass(frozen=True)
+class PriorType:
+    """A registered prior. ``build(options, ctx)`` returns a :class:`Prior`."""
+
+    name: str
+    options: type[PriorOptions]
+    build: Callable[[Any, PriorContext], "Prior"]
+    description: str = ""
+    provider: "Provider | None" = field(default=None, compare=False)
+
+    def validate_options(self, raw: dict[str, Any] | None) -> PriorOptions:
+        return validate_options(self.options, raw, f"options of prior {self.name!r}")
+
+
+@dataclass
+class LatentSet:
+    """The trained trunk's posteriors over a dataset: one row per image (flattened latents)."""
+
+    mean: torch.Tensor  # N x D
+    std: torch.Tensor  # N x D
+
+    def samples(self, generator: torch.Generator) -> torch.Tensor:
+        """One draw z ~ q(z|x) per image."""
+        return self.mean + self.std * torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype)
+
+
+class Prior(nn.Module):
+    """A distribution over latents. Its state lives in buffers (saved in the pipeline file);
+    any parameters it trains in ``fit`` must not require grad outside ``fit``, so the
+    generator's optimiser and DistributedDataParallel leave them alone."""
+
+    #: False for priors with nothing to learn (N(0, I)): training then skips the fitting pass
+    needs_fit: bool = True
+
+    def __init__(self, latent_shape: tuple[int, ...]):
+        super().__init__()
+        self.latent_shape = tuple(latent_shape)
+
+    @property
+    def fitted(self) -> bool:
+        return True
+
+    def fit(self, latents: LatentSet, generator: torch.Generator) -> dict[str, float]:
+        """Fit to the posteriors of the training images; returns numbers worth logging."""
+        return {}
+
+    def sample_flat(self, n: int, generator: torch.Generator, temperature: float) -> torch.Tensor:
+        """n latents, flattened (n x D), on the CPU, drawn with ``generator``."""
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """n latents of the trunk's latent shape. ``temperature`` scales the spread (0 gives
+        the modes); the same generator state gives the same latents on any device."""
+        if not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+        if not self.fitted:
+            raise ValueError(
+                f"the {type(self).__name__} of this pipeline was never fitted: fit it with "
+                "`stagegen fit-prior PIPELINE --data ...` (or stagegen.fit_prior in Python)"
+            )
+        generator = generator if generator is not None else torch.Generator().manual_seed(torch.seed() % 2**63)
+        return self.sample_flat(n, generator, temperature).reshape(n, *self.latent_shape)
+
+
+# ---------------------------------------------------------------------------- N(0, I)
+
+
+class NormalPriorOptions(PriorOptions):
+    pass
+
+
+class NormalPrior(Prior):
+    """z ~ N(0, I): the paper's prior and the one every VAE is trained against."""
+
+    needs_fit = False
+
+    def sample_flat(self, n: int, generator: torch.Generator, temperature: float) -> torch.Tensor:
+        return torch.randn((n, math.prod(self.latent_shape)), generator=generator) * temperature
+
+
+@hookimpl
+def register_priors(register):
+    register(PriorType("normal", NormalPriorOptions, lambda o, ctx: NormalPrior(ctx.latent_shape),
+                       "N(0, I), as in the paper; needs no fitting"))
+
+
+# ---------------------------------------------------------------------------- fitting
+
+
+@torch.inference_mode()
+def encode_dataset(pipeline, images, max_images: int | None = None, seed: int = 0, batch: int = 256) -> LatentSet:
+    """Posterior mean and std under the pipeline's trunk (in eval mode) of ``images``: a
+    dataset of uint8 C x H x W tensors, or a tensor of images (uint8, or float in [0, 1]).
+    Beyond ``max_images``, a seeded random subset."""
+    n = len(images)
+    if n == 0:
+        raise ValueError("no images to fit the prior to")
+    index = torch.arange(n)
+    if max_images is not None and n > max_images:
+        index = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_images].sort().values
+    was_training = pipeline.training
+    pipeline.eval()
+    means, stds = [], []
+    try:
+        for start in range(0, len(index), batch):
+            part = index[start : start + batch]
+            x = images[part] if torch.is_tensor(images) else torch.stack([images[int(i)] for i in part])
+            x = x.float() / 255 if not x.is_floating_point() else x
+            q = pipeline.encode(x)
+            means.append(q.mean.flatten(1).float().cpu())
+            stds.append(q.std.flatten(1).float().cpu())
+    finally:
+        pipeline.train(was_training)
+    return LatentSet(torch.cat(means), torch.cat(stds))
+
+
+def fit_prior(pipeline, images, max_images: int | None = 50_000, seed: int = 0) -> dict[str, float]:
+    """Fit ``pipeline.prior`` to the trunk's posteriors of ``images`` (a dataset of uint8 images
+    or batches in [0, 1]); deterministic under ``seed``. Returns the prior's fit statistics."""
+    prior = pipeline.prior
+    if not prior.needs_fit:
+        return {}
+    latents = encode_dataset(pipeline, images, max_images, seed)
+    if not (torch.isfinite(latents.mean).all() and torch.isfinite(latents.std).all()):
+        raise ValueError("the trunk's posteriors hold non-finite values; the pipeline's weights are broken, no prior was fitted")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        stats = prior.fit(latents, generator)
+    return {"prior_fit_images": float(len(latents.mean)), **stats}

@@ -1,0 +1,139 @@
+"""The prior contract, the built-in priors (normal, gmm, latent-vae) and fitting them."""
+
+import math
+
+import pytest
+import torch
+
+import stagegen
+from stagegen.pipeline import Pipeline
+from stagegen.plugins import get_plugin_manager
+from stagegen.prior import LatentSet, fit_prior
+
+from stagegen.config import PipelineConfig
+
+from .conftest import tiny_pipeline_config
+
+
+def _with_prior(prior):
+    return PipelineConfig.model_validate({**tiny_pipeline_config().model_dump(), "prior": prior})
+
+
+def _build(name, latent_shape=(2,), **options):
+    prior_type = get_plugin_manager().priors.get(name)
+    from stagegen.prior import PriorContext
+
+    return prior_type.build(prior_type.validate_options(options), PriorContext(latent_shape))
+
+
+def _two_clusters(n=4000, seed=0):
+    """30% around (-4, 0) with std 0.5, 70% around (3, 2) with a correlated covariance."""
+    g = torch.Generator().manual_seed(seed)
+    k = (torch.rand(n, generator=g) < 0.7).long()
+    eps = torch.randn(n, 2, generator=g)
+    a = torch.tensor([-4.0, 0.0]) + 0.5 * eps
+    b = torch.tensor([3.0, 2.0]) + eps @ torch.tensor([[1.0, 0.6], [0.0, 0.5]])
+    x = torch.where(k[:, None] == 1, b, a)
+    return LatentSet(x, torch.full_like(x, 1e-3))
+
+
+def test_every_builtin_prior_is_registered_with_documented_options():
+    priors = get_plugin_manager().priors
+    assert {"normal", "gmm", "latent-vae"} <= set(priors.names())
+    for name in priors.names():
+        for field_name, field in priors.get(name).options.model_fields.items():
+            assert field.description, f"{name}.{field_name} has no description"
+
+
+def test_gmm_recovers_a_known_mixture_and_is_deterministic():
+    latents = _two_clusters()
+    prior = _build("gmm", components=2)
+    assert not prior.fitted
+    with pytest.raises(ValueError, match="never fitted.*fit-prior"):
+        prior.sample(3)
+    stats = prior.fit(latents, torch.Generator().manual_seed(0))
+    assert prior.fitted and stats["prior_em_iterations"] >= 1
+    order = prior.means[:, 0].argsort()
+    assert torch.allclose(prior.weights[order], torch.tensor([0.3, 0.7]), atol=0.03)
+    assert torch.allclose(prior.means[order], torch.tensor([[-4.0, 0.0], [3.0, 2.0]]), atol=0.1)
+    cov_b = prior.scale_tril[order[1]] @ prior.scale_tril[order[1]].T
+    assert torch.allclose(cov_b, torch.tensor([[1.0, 0.6], [0.6, 0.61]]), atol=0.1)
+    again = _build("gmm", components=2)
+    again.fit(latents, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(prior.state_dict().values(), again.state_dict().values()))
+    samples = prior.sample(20000, torch.Generator().manual_seed(1))
+    assert torch.allclose(samples.mean(0), latents.mean.mean(0), atol=0.1)
+    assert torch.equal(prior.sample(7, torch.Generator().manual_seed(4)), prior.sample(7, torch.Generator().manual_seed(4)))
+
+
+def test_gmm_diagonal_and_temperature():
+    latents = _two_clusters()
+    prior = _build("gmm", components=2, covariance="diag")
+    prior.fit(latents, torch.Generator().manual_seed(0))
+    assert prior.stds.shape == (2, 2) and (prior.stds > 0).all()
+    cold = prior.sample(200, torch.Generator().manual_seed(0), temperature=0.0)
+    # at temperature 0 every latent is one of the component means
+    assert all(min((z - m).norm() for m in prior.means) < 1e-5 for z in cold)
+    wide, narrow = (prior.sample(5000, torch.Generator().manual_seed(0), temperature=t) for t in (1.0, 0.5))
+    assert narrow.var(0).sum() < wide.var(0).sum()
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="temperature"):
+            prior.sample(2, temperature=bad)
+
+
+def test_latent_vae_maps_the_normal_onto_shifted_latents():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, 2, generator=g) * torch.tensor([0.5, 2.0]) + torch.tensor([3.0, -1.0])
+    prior = _build("latent-vae", width=64, steps=1500)
+    assert not prior.fitted
+    prior.fit(LatentSet(x, torch.full_like(x, 1e-3)), torch.Generator().manual_seed(0))
+    assert prior.fitted and not any(p.requires_grad for p in prior.parameters())
+    z = prior.sample(4000, torch.Generator().manual_seed(1))
+    assert torch.allclose(z.mean(0), torch.tensor([3.0, -1.0]), atol=0.25)
+    assert torch.allclose(z.std(0), torch.tensor([0.5, 2.0]), rtol=0.3)
+
+
+def test_normal_prior_scales_with_temperature():
+    prior = _build("normal", latent_shape=(3, 2))
+    z = prior.sample(4, torch.Generator().manual_seed(0), temperature=0.5)
+    assert z.shape == (4, 3, 2)
+    assert torch.allclose(z, 0.5 * torch.randn((4, 6), generator=torch.Generator().manual_seed(0)).view(4, 3, 2))
+
+
+def test_fitted_prior_is_saved_loaded_and_samples_identically(tmp_path):
+    pipe = Pipeline(_with_prior({"type": "gmm", "options": {"components": 3}})).eval()
+    images = (torch.rand(64, 1, 16, 16) * 255).to(torch.uint8)
+    stats = fit_prior(pipe, images, seed=0)
+    assert stats["prior_fit_images"] == 64
+    path = pipe.save(tmp_path / "p.safetensors")
+    loaded = stagegen.load(path, channels_last=False)
+    assert loaded.config.prior.type == "gmm" and loaded.config.prior.options["components"] == 3
+    assert torch.equal(pipe.sample(6, seed=2), loaded.sample(6, seed=2))
+    assert not torch.equal(loaded.sample(6, seed=2), loaded.sample(6, seed=3))
+
+
+def test_file_written_before_priors_existed_loads_with_the_normal_prior(tmp_path):
+    from .test_pipeline_file import _edit_document
+
+    pipe = Pipeline(tiny_pipeline_config()).eval()
+    path = pipe.save(tmp_path / "old.safetensors")
+    _edit_document(path, lambda doc: doc["config"].pop("prior"))
+    loaded = stagegen.load(path, channels_last=False)
+    assert loaded.config.prior.type == "normal"
+    assert torch.equal(pipe.sample(3, seed=0), loaded.sample(3, seed=0))
+
+
+def test_unknown_prior_is_named():
+    with pytest.raises(Exception, match="no prior named 'nope'"):
+        Pipeline(_with_prior({"type": "nope"}))
+    with pytest.raises(ValueError, match="unknown option 'componentz'"):
+        Pipeline(_with_prior({"type": "gmm", "options": {"componentz": 3}}))
+
+
+def test_interpolate_checks_shapes_and_handles_parallel_ends():
+    pipe = Pipeline(tiny_pipeline_config()).eval()
+    a = torch.randn(8)
+    rows = pipe.interpolate(a, 2 * a, steps=4)  # parallel: slerp undefined, linear instead
+    assert rows.shape == (4, 1, 16, 16) and torch.isfinite(rows).all()
+    with pytest.raises(ValueError, match="latents of shape"):
+        pipe.interpolate(torch.randn(3), torch.randn(3))
