@@ -1,12 +1,14 @@
-"""The paper's claim, measured: VAE vs deep residual VAE vs multi-stage VAE (plus N-stage
-variants beyond the paper) at equal budgets on real MNIST and CelebA 64x64.
+"""Sample quality, measured: the paper's three models as the paper set them, the same trained
+models with a fitted prior, and stagegen's calibrated presets, at equal budgets on the
+embedded digits, real MNIST and CelebA 64x64.
 
-    python benchmarks/quality.py                  # both datasets, writes docs/results.md and docs/results-*.png
-    python benchmarks/quality.py --datasets mnist --steps 300   # a quick look
+    python benchmarks/quality.py                                  # writes docs/results.md and docs/results-*.png
+    python benchmarks/quality.py --datasets digits --steps 300    # a quick look
 
-Every model shares the trunk architecture, latent size, batch, steps, learning rate and seed;
-they differ only in their refiner stages and losses. Widths are smaller than the paper's so
-that each dataset finishes on a 2-core CPU in well under an hour.
+Every model on a dataset shares the trunk architecture, latent size, batch, steps, learning rate
+and seed; they differ in their losses and refiner stages. "+gmm" rows are the same trained
+weights with a Gaussian mixture fitted to the training posteriors afterwards (no retraining).
+Widths are smaller than the paper's so that each dataset finishes on a 2-core CPU in minutes.
 """
 
 from __future__ import annotations
@@ -24,147 +26,225 @@ SHARED = ROOT.parent / "shared" / "data"
 DOCS = ROOT / "docs"
 
 SETTINGS = {
+    "digits": {
+        "data": {"name": "digits", "root": None},
+        "image_size": 16, "channels": 1, "steps": 1500, "batch": 64, "lr": 1e-3,
+        "trunk": {"widths": [32, 64, 128], "latent_dim": 32},
+        "refiner": {"width": 32, "blocks": 3, "head_width": 64},
+        "components": 10, "classifier": "digits", "curve_every": 0, "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv",
+    },
     "mnist": {
         "data": {"name": "mnist", "root": str(SHARED / "mnist")},
         "image_size": 28, "channels": 1, "steps": 1500, "batch": 64, "lr": 1e-3,
         "trunk": {"widths": [32, 64, 128], "latent_dim": 32},
         "refiner": {"width": 32, "blocks": 3, "head_width": 64},
-        "fid": "mnist",
+        "components": 20, "classifier": "mnist", "curve_every": 250, "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv",
     },
     "celeba": {
         "data": {"name": "celeba", "root": str(SHARED / "celeba")},
-        "image_size": 64, "channels": 3, "steps": 600, "batch": 32, "lr": 5e-4,
-        "trunk": {"widths": [32, 64, 128, 256], "latent_dim": 64},
+        "image_size": 64, "channels": 3, "steps": 1500, "batch": 32, "lr": 5e-4,
+        "trunk": {"widths": [32, 64, 128, 256], "latent_dim": 128},
         "refiner": {"width": 32, "blocks": 2, "head_width": 32},
-        "fid": None,  # no ImageNet Inception weights here; the MNIST classifier means nothing on faces
+        # no digit classifier for faces, and no Inception weights on this machine: no FID
+        "components": 20, "classifier": None, "curve_every": 0, "models": "vae,resvae,msvae,cal-vae,sharp",
     },
 }
 
-
-# KL weighting. The authors' per-element KL mean collapsed the posterior at this scale (MNIST, 1,500 steps:
-# KL 0.015 nats per latent element, 0.46 per image; every sample the same blur), so every model uses the
-# per-image ELBO of a Gaussian decoder with sigma = 0.1 in [0, 1] units (0.2 on the networks' [-1, 1] scale):
-# sum (x - y)^2 / (2 * 0.2^2) + KL_sum, divided by 12.5 * pixels to keep the l2 term a mean.
-DECODER_SIGMA = 0.2
-
-
-def kl_options(s: dict) -> dict:
-    pixels = s["channels"] * s["image_size"] ** 2
-    return {"kl_reduction": "sum", "kl_weight": 2 * DECODER_SIGMA**2 / pixels}
+PAPER = {}  # the authors' losses: l2 + KL averaged over latent elements (vae.py's defaults)
+CALIBRATED = {"recon_loss": "calibrated", "kl_reduction": "elbo"}
 
 
 def models(s: dict) -> dict[str, list[dict]]:
-    trunk, ref = {**s["trunk"], **kl_options(s)}, s["refiner"]
+    trunk, ref = s["trunk"], s["refiner"]
     adv = {"width": ref["width"], "blocks": ref["blocks"], "disc_width": 32, "disc_layers": 2, "adversarial_weight": 0.1,
            "start_step": s["steps"] // 3}
+    cal = {**trunk, **CALIBRATED}
     return {
-        "vae": [{"type": "vae", "options": trunk}],
+        # the paper's three models with the authors' settings
+        "vae": [{"type": "vae", "options": {**trunk, **PAPER}}],
         "resvae": [{"type": "vae", "options": {**trunk, "recon_loss": "none"}}, {"type": "resnet-l2", "options": ref}],
-        "msvae": [{"type": "vae", "options": trunk}, {"type": "resnet-l1", "options": ref}],
-        # beyond the paper: the refiner trains on a detached coarse image, so its l1 loss cannot pull the
-        # trunk away from the prior; and an adversarial third stage on top of the two-stage model
-        "msvae-detached": [{"type": "vae", "options": trunk}, {"type": "resnet-l1", "options": ref, "detach_input": True}],
-        "msvae-adv": [{"type": "vae", "options": trunk}, {"type": "resnet-l1", "options": ref},
-                      {"type": "adversarial", "options": adv}],
+        "msvae": [{"type": "vae", "options": {**trunk, **PAPER}}, {"type": "resnet-l1", "options": ref}],
+        # stagegen's presets: calibrated trunk (+ l1 refiner; + an adversarial last stage)
+        "cal-vae": [{"type": "vae", "options": cal}],
+        "sharp": [{"type": "vae", "options": cal}, {"type": "resnet-l1", "options": ref}],
+        "sharp-adv": [{"type": "vae", "options": cal}, {"type": "resnet-l1", "options": ref}, {"type": "adversarial", "options": adv}],
     }
+
+
+def _config(s: dict, stages: list[dict], steps: int) -> dict:
+    return {
+        "pipeline": {"image_size": s["image_size"], "channels": s["channels"], "stages": stages,
+                     "prior": {"type": "gmm", "options": {"components": s["components"]}}},
+        "train": {"steps": steps, "batch_size": s["batch"], "lr": s["lr"], "seed": 0, "progress": False,
+                  "log_every": 100, "sample_every": 0, "checkpoint_every": 0},
+        "data": {**s["data"], "split": "train"},
+    }
+
+
+def _train(s: dict, stages: list[dict], run_dir: Path, curve: list | None, evaluate_at) -> float:
+    """Train (in segments when a time-to-quality curve is asked for: resuming is exact, so the
+    segments make the same run); returns the seconds spent, prior fitting included."""
+    from stagegen.train import resume, train
+
+    seconds = 0.0
+    if not s["curve_every"] or curve is None:
+        start = time.perf_counter()
+        train(_config(s, stages, s["steps"]), run_dir)
+        return time.perf_counter() - start
+    for end in range(s["curve_every"], s["steps"] + 1, s["curve_every"]):
+        start = time.perf_counter()
+        if end == s["curve_every"]:
+            train(_config(s, stages, end), run_dir)
+        else:
+            resume(run_dir, steps=end)
+        seconds += time.perf_counter() - start
+        curve.append({"step": end, "seconds": seconds, **evaluate_at(run_dir / "pipeline.safetensors")})
+        print(f"  step {end}: {curve[-1]}", file=sys.stderr)
+    return seconds
 
 
 def run_dataset(name: str, args, figures: Path) -> dict:
     from stagegen import load
     from stagegen.compare import real_images
+    from stagegen.data import open_dataset
     from stagegen.images import save_grid
-    from stagegen.metrics import evaluate, feature_extractor
-    from stagegen.train import train
+    from stagegen.metrics import evaluate
+    from stagegen.metrics.classifiers import Classifier, recognisability
+    from stagegen.metrics.fid import ClassifierFeatures
+    from stagegen.prior import fit_prior
 
     s = dict(SETTINGS[name])
     if args.steps:
         s["steps"] = args.steps
+        s["curve_every"] = min(s["curve_every"], args.steps) if s["curve_every"] else 0
     out = Path(args.runs) / name
-    fid = feature_extractor("mnist", mnist_root=str(SHARED / "mnist")) if s["fid"] else None
+    classifier = Classifier(s["classifier"], s["data"]["root"]) if s["classifier"] else None
+    fid = ClassifierFeatures(classifier=classifier) if classifier else None
     real = real_images(s["data"]["name"], s["data"]["root"], "test", s["image_size"], s["channels"], args.eval_images)
-    reports, pipelines, timings = {}, {}, {}
+    train_set = open_dataset(s["data"]["name"], s["data"]["root"], "train", s["image_size"], s["channels"])
+
+    def quick(path):  # recognisability of final-stage prior samples, for the time-to-quality curve
+        pipe = load(path)
+        confident, coverage = recognisability(classifier.probabilities(pipe.sample(1000, seed=0)))
+        return {"recognised": confident, "coverage": coverage}
+
+    wanted = (args.models or s["models"]).split(",")
+    reports, pipelines, timings, curve = {}, {}, {}, []
     for model, stages in models(s).items():
-        if args.models and model not in args.models.split(","):
+        if model not in wanted:
             continue
         run_dir = out / model
-        config = {
-            "pipeline": {"image_size": s["image_size"], "channels": s["channels"], "stages": stages},
-            "train": {"steps": s["steps"], "batch_size": s["batch"], "lr": s["lr"], "seed": 0, "progress": False,
-                      "log_every": 100, "sample_every": 0, "checkpoint_every": 0},
-            "data": {**s["data"], "split": "train"},
-        }
         if not (run_dir / "pipeline.safetensors").is_file() or args.retrain:
-            start = time.perf_counter()
-            train(config, run_dir)
-            (run_dir / "train_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - start}))
-        timings[model] = json.loads((run_dir / "train_seconds.json").read_text())["seconds"]
-        pipelines[model] = load(run_dir / "pipeline.safetensors")
-        reports[model] = evaluate(pipelines[model], real, n_samples=args.eval_images, seed=0, fid_features=fid)
-        print(f"{name}/{model}: trained in {timings[model]:.0f}s, evaluated", file=sys.stderr)
-    # reconstructions only: the input images are dataset images, which this repository never holds
-    # (`stagegen reconstruct` shows them beside the reconstructions on your own machine)
-    shown = real[:10]
-    save_grid([p.reconstruct(shown) for p in pipelines.values()], figures / f"results-{name}-reconstructions.png")
-    save_grid([p.sample(10, seed=1) for p in pipelines.values()], figures / f"results-{name}-samples.png")
-    # the stages of the multi-stage models, coarse to fine, from the same latents
-    for model in ("msvae", "msvae-adv"):
-        if model in pipelines:
-            save_grid(pipelines[model].sample(10, seed=1, return_stages=True), figures / f"results-{name}-{model}-stages.png")
-    return {"settings": s, "reports": reports, "seconds": timings, "models": list(pipelines)}
+            with_curve = curve if (model == "sharp" and classifier is not None) else None
+            seconds = _train(s, stages, run_dir, with_curve, quick)
+            (run_dir / "train_seconds.json").write_text(json.dumps({"seconds": seconds, "curve": with_curve}))
+        saved = json.loads((run_dir / "train_seconds.json").read_text())
+        if saved.get("curve"):
+            curve = saved["curve"]
+        pipe = load(run_dir / "pipeline.safetensors")  # its gmm prior was fitted at the end of training
+        for prior in ("normal", "gmm"):
+            label = f"{model}+{prior}"
+            if prior == "normal":
+                fitted = {k: v.clone() for k, v in pipe.prior.state_dict().items()}
+                pipe.set_prior({"type": "normal"})
+            else:
+                pipe.set_prior({"type": "gmm", "options": {"components": s["components"]}})
+                pipe.prior.load_state_dict(fitted)
+            timings[label] = saved["seconds"]
+            reports[label] = evaluate(pipe, real, n_samples=args.eval_images, seed=0, fid_features=fid, classifier=classifier)
+            pipelines[label] = load(run_dir / "pipeline.safetensors")
+            if prior == "normal":
+                pipelines[label].set_prior({"type": "normal"})
+        print(f"{name}/{model}: trained in {saved['seconds']:.0f}s, evaluated", file=sys.stderr)
+    # how long fitting a prior takes, beside training (the sharp model's weights)
+    fit_seconds = None
+    if "sharp+gmm" in pipelines:
+        pipe = pipelines["sharp+gmm"]
+        start = time.perf_counter()
+        fit_prior(pipe, train_set, seed=0)
+        fit_seconds = time.perf_counter() - start
+    # generated images only: the dataset's own images are never written into this repository
+    for prior in ("normal", "gmm"):
+        rows = [p.sample(10, seed=1) for label, p in pipelines.items() if label.endswith("+" + prior)]
+        save_grid(rows, figures / f"results-{name}-samples-{prior}.png")
+    save_grid([p.reconstruct(real[:10]) for label, p in pipelines.items() if label.endswith("+gmm")],
+              figures / f"results-{name}-reconstructions.png")
+    for model in ("msvae", "sharp", "sharp-adv"):
+        if f"{model}+gmm" in pipelines:
+            save_grid(pipelines[f"{model}+gmm"].sample(10, seed=1, return_stages=True), figures / f"results-{name}-{model}-stages.png")
+    return {"settings": s, "reports": reports, "seconds": timings, "models": list(pipelines), "curve": curve,
+            "prior_fit_seconds": fit_seconds}
 
 
 HAND_WRITTEN = "<!-- written by hand below; benchmarks/quality.py keeps this part -->"
 
 
-def _final(report: dict) -> dict:
-    return report["stages"][-1]
+def _cell(value, digits=2):
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def write_markdown(results: dict, path: Path) -> None:
     from stagegen.metrics import format_table
 
-    lines = ["# Results: the paper's claim on real data", "",
-             "Produced by `python benchmarks/quality.py` (see its docstring); every number below comes from that run.",
-             "Figures hold generated images only: the reconstruction figures leave out the test inputs (dataset images",
-             "are not kept in this repository); `stagegen reconstruct` shows inputs and reconstructions together.",
-             "Training times were measured while other jobs shared the 2-core machine: compare them only roughly.", ""]
+    lines = ["# Results: sample quality per model and per stage", "",
+             "Produced by `python benchmarks/quality.py` (see its docstring); every number below comes from that run,",
+             "on this project's 2-core CPU machine. Figures hold generated images only (dataset images are not kept in",
+             "this repository); `stagegen reconstruct` shows inputs and reconstructions together.", "",
+             "Models: `vae`, `resvae`, `msvae` are the paper's three with the authors' losses (l2 + KL averaged over",
+             "latent elements); `cal-vae` is the VAE with stagegen's calibrated trunk (Gaussian decoder with sigma^2 = the",
+             "batch MSE, KL summed per image); `sharp` is that trunk plus the l1 refiner (the `sharp-*` presets).",
+             "`+normal` samples z ~ N(0, I) as the paper does; `+gmm` samples the same trained weights from a Gaussian",
+             "mixture fitted to the training images' posterior means after training.", ""]
     for name, r in results.items():
         s = r["settings"]
         lines += [f"## {name}", "",
-                  f"{s['image_size']}x{s['image_size']}, {s['steps']} steps, batch {s['batch']}, Adam lr {s['lr']} (beta1 0.5), "
-                  f"seed 0; trunk widths {s['trunk']['widths']}, latent {s['trunk']['latent_dim']}, KL summed per image with weight "
-                  f"{kl_options(s)['kl_weight']:.3g} (a Gaussian decoder with sigma 0.1 on [0, 1] images; see the script); refiners width "
-                  f"{s['refiner']['width']}, {s['refiner']['blocks']} residual blocks (the paper: 64 wide, 5 blocks, latent "
-                  f"{128 if name == 'mnist' else 512}, {'100,000' if name == 'mnist' else '200,000'} iterations). "
+                  f"{s['image_size']}x{s['image_size']}, {s['steps']} steps, batch {s['batch']}, Adam lr {s['lr']} (beta1 0.5), seed 0; "
+                  f"trunk widths {s['trunk']['widths']}, latent {s['trunk']['latent_dim']}; refiners width {s['refiner']['width']}, "
+                  f"{s['refiner']['blocks']} residual blocks; mixture of {s['components']} full-covariance Gaussians. "
                   f"Evaluated on {r['reports'][r['models'][0]]['n_real']} test images and as many prior samples.", ""]
-        head = ["model", "stages", "recon PSNR", "recon SSIM", "recon sharpness", "sample sharpness", "sample SWD (fine ... coarse)"]
-        if s["fid"]:
-            head.append("sample FID (MNIST classifier)")
+        rep0 = r["reports"][r["models"][0]]
+        has_cls = "classifier" in rep0
+        head = ["model", "stages", "recon PSNR", "recon sharpness", "sample sharpness", "sample SWD (fine ... coarse)"]
+        if has_cls:
+            head += ["sample FID", "recognised", "coverage"]
         head.append("train s")
         lines += ["Final stage of each model:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for model in r["models"]:
-            rep = r["reports"][model]
-            f = _final(rep)
-            cells = [model, ",".join(x["type"] for x in rep["stages"]), f"{f['recon_psnr']:.2f}", f"{f['recon_ssim']:.3f}",
-                     f"{f['recon_sharpness']:.2f}", f"{f['sample_sharpness']:.2f}", " / ".join(f"{v:.2f}" for v in f["sample_swd"])]
-            if s["fid"]:
-                cells.append(f"{f['sample_fid']:.1f}")
-            cells.append(f"{r['seconds'][model]:.0f}")
+        for label in r["models"]:
+            rep = r["reports"][label]
+            f = rep["stages"][-1]
+            cells = [label, ",".join(x["type"] for x in rep["stages"]), _cell(f["recon_psnr"]), _cell(f["recon_sharpness"]),
+                     _cell(f["sample_sharpness"]), " / ".join(f"{v:.2f}" for v in f["sample_swd"])]
+            if has_cls:
+                cells += [_cell(f.get("sample_fid"), 1), _cell(f.get("sample_confident")), _cell(f.get("sample_coverage"))]
+            cells.append(f"{r['seconds'][label]:.0f}")
             lines.append("| " + " | ".join(cells) + " |")
-        if s["fid"]:
-            acc = r["reports"][r["models"][0]].get("fid_classifier_test_accuracy")
-            lines += ["", f"The FID classifier (stagegen's own, trained on the MNIST training set) has test accuracy {acc:.2%}."]
-        lines += ["", f"![reconstructions](results-{name}-reconstructions.png)", "",
-                  f"Reconstructions of the first ten test images (inputs not shown), one row per model: {', '.join(r['models'])}.", "",
-                  f"![samples](results-{name}-samples.png)", "", f"Prior samples (same seed), one row per model: {', '.join(r['models'])}.", ""]
-        for model in ("msvae", "msvae-adv"):
-            if model in r["models"]:
+        if has_cls:
+            lines += ["", f"FID and recognition use stagegen's own {rep0['classifier']} classifier (test accuracy "
+                          f"{rep0['classifier_test_accuracy']:.2%}). \"recognised\": share of samples it labels with >= 0.9 "
+                          f"confidence; \"coverage\": normalised entropy of the predicted-class histogram. Real test images: "
+                          f"recognised {rep0['real_confident']:.2f}, coverage {rep0['real_coverage']:.2f}."]
+        if r.get("prior_fit_seconds") is not None:
+            lines += ["", f"Fitting the mixture to the `sharp` model's training posteriors took {r['prior_fit_seconds']:.1f} s "
+                          f"({100 * r['prior_fit_seconds'] / r['seconds']['sharp+gmm']:.1f}% of its training time)."]
+        if r.get("curve"):
+            lines += ["", "Time to quality (`sharp`, final-stage recognition of 1,000 prior samples; cumulative wall-clock "
+                          "seconds of training and prior fitting):", "",
+                      "| step | seconds | recognised | coverage |", "|---|---|---|---|"]
+            lines += [f"| {c['step']} | {c['seconds']:.0f} | {c['recognised']:.2f} | {c['coverage']:.2f} |" for c in r["curve"]]
+        order = ", ".join(m.split("+")[0] for m in r["models"] if m.endswith("+gmm"))
+        lines += ["", f"![samples, N(0, I)](results-{name}-samples-normal.png)", "",
+                  f"Prior samples under N(0, I) (seed 1), one row per model: {order}.", "",
+                  f"![samples, fitted prior](results-{name}-samples-gmm.png)", "",
+                  f"The same models sampled from the fitted mixture (seed 1): {order}.", "",
+                  f"![reconstructions](results-{name}-reconstructions.png)", "",
+                  f"Reconstructions of ten test images (inputs not shown): {order}.", ""]
+        for model in ("msvae", "sharp", "sharp-adv"):
+            if f"{model}+gmm" in r["models"]:
                 lines += [f"![{model} stages](results-{name}-{model}-stages.png)", "",
-                          f"{model}: each stage's output for the same latents, coarse (top) to final (bottom).", ""]
+                          f"{model}+gmm: each stage's output for the same latents, coarse (top) to final (bottom).", ""]
         lines += ["Per-stage tables:", ""]
-        for model in r["models"]:
-            lines += [format_table(r["reports"][model], title=model), ""]
-    # the discussion below the marker is written by a person after looking at a run; keep it
+        for label in r["models"]:
+            lines += [format_table(r["reports"][label], title=label), ""]
     kept = path.read_text().split(HAND_WRITTEN, 1)[1] if path.is_file() and HAND_WRITTEN in path.read_text() else \
         "\n## Reading the numbers\n\n(to be written after looking at the run)\n"
     path.write_text("\n".join(lines) + "\n" + HAND_WRITTEN + kept)
@@ -172,8 +252,8 @@ def write_markdown(results: dict, path: Path) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", default="mnist,celeba")
-    p.add_argument("--models", help="comma-separated subset of vae,resvae,msvae,msvae-detached,msvae-adv")
+    p.add_argument("--datasets", default="digits,mnist,celeba")
+    p.add_argument("--models", help=f"comma-separated subset of {','.join(models(SETTINGS['digits']))} (default: per dataset)")
     p.add_argument("--steps", type=int, help="override the steps of every dataset")
     p.add_argument("--eval-images", type=int, default=1000)
     p.add_argument("--runs", default=str(ROOT / "runs" / "quality"), help="where the trained pipelines go")
@@ -181,9 +261,12 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=DOCS / "results.md")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    results = {name: run_dataset(name, args, args.out.parent) for name in args.datasets.split(",")}
-    (Path(args.runs) / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    write_markdown(results, args.out)
+    results = {}
+    for name in args.datasets.split(","):
+        results[name] = run_dataset(name, args, args.out.parent)
+        Path(args.runs).mkdir(parents=True, exist_ok=True)
+        (Path(args.runs) / "results.json").write_text(json.dumps(results, indent=2, default=str))
+        write_markdown(results, args.out)  # after each dataset, so a long run shows its progress
     print(f"wrote {args.out}")
 
 

@@ -13,16 +13,16 @@ from stagegen.train import train
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/python-api")
 
-# The paper's two-stage model on the embedded digits, a three-stage chain: vae -> resnet-l1 -> resnet-l1 (x2 up)
+# The default preset on the embedded digits (calibrated trunk, l1 refiner, fitted mixture prior),
+# made a three-stage chain: vae -> resnet-l1 -> resnet-l1 (x2 up)
 config = compose_run_config(
-    "msvae-digits",
+    "sharp-digits",
     stages=["vae", "resnet-l1", "resnet-l1"],
     options=["2.scale=2", "2.width=16", "2.blocks=2", "2.head_width=32"],
     pipeline__image_size=32,
     train__steps=300,
-    train__progress=False,
 )
-result = train(config, out)
+result = train(config, out)  # prints what it trains, then a progress bar
 print("final losses:", {k: round(v, 4) for k, v in result.losses[-1].items() if "/" in k})
 
 pipe = stagegen.load(result.pipeline_path)

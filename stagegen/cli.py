@@ -33,6 +33,21 @@ def cli():
 # ---------------------------------------------------------------------------- train
 
 
+def _seconds(text: str | None) -> float | None:
+    """'90', '90s', '2m', '1.5h' -> seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    value, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(value) * units[unit]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration: use seconds (90), or 90s, 2m, 1.5h", param_hint="--time-budget")
+    if not seconds > 0 or seconds == float("inf"):
+        raise click.BadParameter(f"{text!r}: the time budget must be a positive, finite duration", param_hint="--time-budget")
+    return seconds
+
+
 @cli.command()
 @click.option("--preset", "preset_name", help="starting configuration (see `stagegen presets`); default msvae-digits")
 @click.option("--stages", help="comma-separated stage types, trunk first, e.g. vae,resnet-l1")
@@ -44,6 +59,7 @@ def cli():
 @click.option("--image-size", type=int, help="final image resolution")
 @click.option("--channels", type=int, help="1 (grayscale) or 3 (RGB)")
 @click.option("--steps", type=int, help="optimiser steps")
+@click.option("--time-budget", callback=lambda ctx, param, v: _seconds(v), help="finish early after this long: 90, 90s, 2m, 1h")
 @click.option("--batch-size", type=int, help="images per step and process")
 @click.option("--lr", type=float, help="learning rate")
 @click.option("--seed", type=int, help="random seed (a CPU run is repeatable bit for bit)")
@@ -57,8 +73,8 @@ def cli():
 @click.option("--out", type=click.Path(file_okay=False), help="run directory (default runs/<preset-or-stages>-<time>)")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), help="continue the run in this directory from its last checkpoint")
 @click.option("--progress/--no-progress", default=None, help="show a progress bar")
-def train(preset_name, stages, prior_name, data_name, data_root, split, cache_dir, image_size, channels, steps, batch_size, lr, seed,
-          device, precision, ema_decay, num_workers, compile_, config_file, options, out, resume, progress):
+def train(preset_name, stages, prior_name, data_name, data_root, split, cache_dir, image_size, channels, steps, time_budget,
+          batch_size, lr, seed, device, precision, ema_decay, num_workers, compile_, config_file, options, out, resume, progress):
     """Train a pipeline and write it, with sample grids and metrics, to a run directory."""
     from .presets import compose_run_config
     from .train import TrainingInterrupted, TrainingStopped
@@ -67,14 +83,15 @@ def train(preset_name, stages, prior_name, data_name, data_root, split, cache_di
 
     try:
         if resume:
-            overrides = {k: v for k, v in {"progress": progress, "device": device, "num_workers": num_workers}.items() if v is not None}
+            overrides = {k: v for k, v in {"progress": progress, "device": device, "num_workers": num_workers,
+                                           "time_budget": time_budget}.items() if v is not None}
             result = resume_run(resume, steps=steps, **overrides)
         else:
             config = compose_run_config(
                 preset_name, config_file, stages.split(",") if stages else None, list(options), prior_name,
                 data__name=data_name, data__root=data_root, data__split=split, data__cache_dir=cache_dir,
                 pipeline__image_size=image_size, pipeline__channels=channels,
-                train__steps=steps, train__batch_size=batch_size, train__lr=lr, train__seed=seed, train__device=device,
+                train__steps=steps, train__time_budget=time_budget, train__batch_size=batch_size, train__lr=lr, train__seed=seed, train__device=device,
                 train__precision=precision, train__ema_decay=ema_decay, train__num_workers=num_workers,
                 train__compile=compile_, train__progress=progress,
             )
@@ -88,7 +105,8 @@ def train(preset_name, stages, prior_name, data_name, data_root, split, cache_di
         raise click.ClickException(str(exc)) from None
     if result.pipeline_path is not None:
         last = result.losses[-1] if result.losses else {}
-        click.echo(f"trained {result.steps} steps; final loss {last.get('loss', float('nan')):.4f}")
+        budget = " (the time budget ended the run early)" if result.stopped_by_budget else ""
+        click.echo(f"trained {result.steps} steps{budget}; final loss {last.get('loss', float('nan')):.4f}")
         click.echo(f"pipeline:        {result.pipeline_path}")
         click.echo(f"samples:         {result.run_dir / 'samples.png'} (one row per stage, coarse to fine)")
         click.echo(f"reconstructions: {result.run_dir / 'reconstructions.png'} (input row, then each stage)")

@@ -43,10 +43,21 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     from .pipeline_file import atomic_write
 
     path = Path(path)
+    _refuse_non_finite([image.unsqueeze(0)], path)
     atomic_write(path, lambda tmp: to_pil(image).save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG")))
     return path
 
 
+def _refuse_non_finite(rows: list[torch.Tensor], path: str | Path) -> None:
+    """A NaN becomes black in a PNG: a picture that hides what went wrong. Say it instead."""
+    bad = sum(int((~torch.isfinite(r.detach())).flatten(1).any(1).sum()) for r in rows)
+    if bad:
+        total = sum(len(r) for r in rows)
+        raise ValueError(f"{bad} of {total} images hold NaN or infinite values; {path} was not written. The pipeline's "
+                         "weights or its latents are not finite: check the temperature, or retrain from an earlier checkpoint")
+
+
 def save_grid(rows: list[torch.Tensor], path: str | Path, min_size: int = 48) -> Path:
+    _refuse_non_finite(rows, path)
     size = max(r.shape[-1] for r in rows)
     return save_image(grid(rows, upscale_to=max(size, min_size)), path)

@@ -49,3 +49,22 @@ def _fresh_plugins_and_threads():
 @pytest.fixture
 def plugin_manager():
     return get_plugin_manager()
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory):
+    """A STAGEGEN_CACHE folder whose classifiers/ holds the digits classifier, trained once per
+    session (about half a minute) and shared by the tests that evaluate recognisability."""
+    from stagegen.metrics.classifiers import Classifier
+
+    cache = tmp_path_factory.mktemp("stagegen-cache") / "datasets"
+    previous = os.environ.get("STAGEGEN_CACHE")
+    os.environ["STAGEGEN_CACHE"] = str(cache)
+    try:
+        Classifier("digits", progress=False)
+    finally:
+        if previous is None:
+            os.environ.pop("STAGEGEN_CACHE", None)
+        else:
+            os.environ["STAGEGEN_CACHE"] = previous
+    return cache

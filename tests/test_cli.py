@@ -128,3 +128,36 @@ def test_presets_are_listed_and_valid():
 def test_every_command_has_help():
     for command in ["train", "sample", "info", "plugins", "datasets", "presets"]:
         assert "Usage" in run(command, "--help").stdout
+
+
+def test_fit_prior_writes_a_new_file_that_samples_from_it(tmp_path):
+    out = tmp_path / "run"
+    run("train", "--steps", "3", "--out", str(out), "--prior", "normal", *SMALL)
+    original = stagegen.load(out / "pipeline.safetensors")
+    assert original.config.prior.type == "normal"
+    fitted = tmp_path / "gmm.safetensors"
+    proc = run("fit-prior", str(out / "pipeline.safetensors"), "--prior", "gmm", "-O", "components=3",
+               "-O", "prior.covariance=diag", "-o", str(fitted))
+    assert "fitted a gmm prior to 1527 digits train images" in proc.stdout
+    pipe = stagegen.load(fitted)
+    assert pipe.config.prior.type == "gmm" and pipe.config.prior.options["components"] == 3
+    assert pipe.prior.fitted and pipe.file_metadata["extra"]["prior_fit"]["prior_fit_images"] == 1527
+    x = torch.rand(2, 1, 16, 16)
+    assert torch.equal(pipe.reconstruct(x), original.reconstruct(x))  # the networks are untouched
+    run("sample", str(fitted), "-n", "4", "-o", str(tmp_path / "s.png"))
+    bad = run("fit-prior", str(out / "pipeline.safetensors"), "--prior", "gmm", "-O", "componentz=3", "-o",
+              str(tmp_path / "x.safetensors"), check=False)
+    assert bad.returncode != 0 and "unknown option 'componentz'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_plugins_lists_priors():
+    rows = {r["name"]: r for r in json.loads(run("plugins", "--json").stdout)}
+    assert {rows[n]["kind"] for n in ("normal", "gmm", "latent-vae")} == {"prior"}
+    assert rows["gmm"]["options"]["components"]["default"] == 10
+
+
+def test_time_budget_values(tmp_path):
+    proc = run("train", "--time-budget", "soon", "--out", str(tmp_path / "r"), check=False)
+    assert proc.returncode != 0 and "not a duration" in proc.stderr
+    proc = run("train", "--time-budget", "1s", "--steps", "100000", "--out", str(tmp_path / "r"), *SMALL)
+    assert "the time budget ended the run early" in proc.stdout and (tmp_path / "r" / "pipeline.safetensors").is_file()

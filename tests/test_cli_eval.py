@@ -69,3 +69,28 @@ def test_missing_inception_weights_message(trained, tmp_path, monkeypatch):
                env={"TORCH_HOME": str(tmp_path)})
     assert proc.returncode != 0
     assert "inception_v3_google-0cc3c7bd.pth" in proc.stderr and "--inception-weights" in proc.stderr
+
+
+@pytest.mark.slow
+def test_eval_reports_recognisability_and_fid_with_the_digits_classifier(trained, classifier_cache):
+    env = {"STAGEGEN_CACHE": str(classifier_cache)}
+    proc = run("eval", str(trained["msvae"]), "--metrics", "fid,recognisability", "--samples", "200", "--json", env=env)
+    report = json.loads(proc.stdout)
+    assert report["classifier"] == "digits" and report["classifier_test_accuracy"] > 0.95
+    assert report["real_confident"] > 0.9 and report["real_coverage"] > 0.95
+    for stage in report["stages"]:
+        assert 0 <= stage["sample_confident"] <= 1 and 0 <= stage["sample_coverage"] <= 1 and stage["sample_fid"] > 0
+    table = run("eval", str(trained["msvae"]), "--metrics", "recognisability", "--samples", "50", env=env).stdout
+    assert "sample_confident" in table and "sample_coverage" in table
+
+
+def test_mnist_classifier_reuses_the_data_root(monkeypatch, tmp_path):
+    from stagegen import cli
+    from stagegen.metrics import classifiers
+
+    asked = []
+    monkeypatch.setattr(classifiers, "load_classifier", lambda name, root=None, progress=True: asked.append((name, root)) or (None, 0.99))
+    model, features = cli._measures(("fid", "recognisability"), "mnist", str(tmp_path), "auto", "auto", None, None)
+    assert asked == [("mnist", str(tmp_path))] and model.name == "mnist" and features.name == "mnist"
+    model, features = cli._measures(("recognisability",), "celeba", str(tmp_path), "auto", "auto", None, None)
+    assert model is None and features is None

@@ -88,3 +88,20 @@ def test_interpolate_endpoints_match_decode():
     assert path.shape == (5, 1, 16, 16)
     assert torch.allclose(path[0], pipe.decode(a[None])[0], atol=1e-5)
     assert torch.allclose(path[-1], pipe.decode(b[None])[0], atol=1e-5)
+
+
+def test_non_finite_images_are_never_written(tmp_path):
+    from stagegen.images import save_grid
+
+    images = torch.rand(2, 1, 8, 8)
+    images[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="1 of 2 images hold NaN or infinite values.*not written"):
+        save_grid([images], tmp_path / "g.png")
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_sample_count_must_be_positive():
+    pipe = Pipeline(tiny_pipeline_config()).eval()
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="positive integer"):
+            pipe.sample(bad)

@@ -285,7 +285,7 @@ class Trainer:
         log = MetricsLog(self.run_dir / "metrics.jsonl" if main else None, self.run_dir / "tensorboard" if main else None)
         if main:
             for line in self.describe(resumed=self.step > 0):
-                _say(line, t.progress)
+                _say(line)
         progress = Progress(t.steps, self.step, t.progress and main)
         if main and self.dist.enabled:
             progress.write(f"stagegen: {lr_scale_note(self.dist.world_size, t.batch_size, t.accumulate)}")
@@ -339,20 +339,24 @@ class Trainer:
                     self.save_checkpoint()
                     result.steps = self.step
                     return result
-                # one flag for both reasons to stop, so the ranks need one collective per step
-                out_of_time = deadline is not None and time.monotonic() >= deadline
-                stop = broadcast_flag(self._stop_requested or out_of_time, self.dist, self.device)
-                if stop and not self._stop_requested and out_of_time:
-                    progress.write(f"time budget of {t.time_budget:.0f} s reached at step {self.step} of {t.steps}: "
-                                   "finishing the run here (continue it with --resume DIR --steps N)")
-                    result.stopped_by_budget = True
-                    break
-                if stop:
+                if broadcast_flag(self._stop_requested, self.dist, self.device):
                     self.save_checkpoint()
                     raise TrainingInterrupted(
                         f"interrupted at step {self.step}; checkpoint written to {self.checkpoint_dir}. "
                         f"Continue with: stagegen train --resume {self.run_dir}"
                     )
+                # every rank must stop at the same step: the clocks differ, so they agree through a collective
+                if deadline is not None and broadcast_flag(time.monotonic() >= deadline, self.dist, self.device):
+                    progress.write(f"time budget of {t.time_budget:.0f} s reached at step {self.step} of {t.steps}: "
+                                   "finishing the run here (continue it with --resume DIR --steps N)")
+                    result.stopped_by_budget = True
+                    break
+            if window_steps:  # steps since the last metrics line (a run the time budget ended)
+                record = self._log_record(window, window_diagnostics, window_steps,
+                                          time.perf_counter() - window_start, images_per_step)
+                result.losses.append(record)
+                if main:
+                    log.write(record)
             self.save_checkpoint()
             if main:
                 progress.close()
@@ -360,7 +364,7 @@ class Trainer:
                     record = self.fit_prior()
                     log.write(record)
                     _say(f"fitted the {self.config.pipeline.prior.type} prior to {int(record['prior_fit_images'])} training "
-                         f"images' posteriors in {record['seconds']:.1f} s", t.progress)
+                         f"images' posteriors in {record['seconds']:.1f} s")
                 result.pipeline_path = self.save_pipeline()
                 self.write_grids(self.run_dir / "samples.png", log, recon_path=self.run_dir / "reconstructions.png")
         finally:
@@ -452,7 +456,7 @@ class Trainer:
         reconstruction grid (input row, then each stage); EMA weights when EMA is on."""
         with self._generator_weights() as pipeline:
             samples = [to_unit_range(y).float() for y in pipeline.run_chain(self.grid_latents().to(self.device)).images]
-            _save_finite_grid(samples, path, "sample")
+            save_grid(samples, path)
             if log is not None:
                 from ..images import grid
 
@@ -462,7 +466,7 @@ class Trainer:
                 posterior = pipeline.encode(to_unit_range(x))
                 latent = pipeline.trunk.reconstruction_latent(posterior)
                 stages = [to_unit_range(y).float() for y in pipeline.run_chain(latent).images]
-                _save_finite_grid([to_unit_range(x).float(), *stages], recon_path, "reconstruction")
+                save_grid([to_unit_range(x).float(), *stages], recon_path)
 
     def describe(self, resumed: bool = False) -> list[str]:
         """What this run trains, for the first lines of its output."""
@@ -545,18 +549,9 @@ class Trainer:
             seed_everything(self.config.train.seed + 1000003 * self.step + self.dist.rank)
 
 
-def _say(line: str, enabled: bool) -> None:
-    if enabled:
-        print(line, file=sys.stderr, flush=True)
-
-
-def _save_finite_grid(rows: list[torch.Tensor], path: Path, what: str) -> None:
-    """A grid, unless the images hold NaN or infinity: a black image would hide what went wrong."""
-    bad = sum(int((~torch.isfinite(r)).any(dim=(1, 2, 3)).sum()) for r in rows)
-    if bad:
-        raise TrainingStopped(f"{bad} {what} image(s) hold NaN or infinity; {path} was not written. "
-                              "The weights have gone non-finite: lower the learning rate and resume from the last checkpoint.")
-    save_grid(rows, path)
+def _say(line: str) -> None:
+    """What the run does (its header, the prior's fit), on stderr whether or not a bar is shown."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def train(config: RunConfig | dict, run_dir: str | Path, dataset: Dataset | None = None) -> TrainResult:

@@ -1,0 +1,192 @@
+"""Every fenced code block in README.md and docs/*.md runs as written.
+
+- ```python blocks run in a fresh interpreter, in document order, in a scratch folder; a block
+  right after ``<!-- excerpt: PATH -->`` quotes a file instead, and must appear in it line for
+  line (so quotations cannot drift from the code). A block that defines a ``register_stages``
+  hook also has every stage it registers built and run forward and through its loss.
+- ```bash blocks: every command runs in that scratch folder, in order (so a run one command
+  trains is there for the next), with ``../shared`` beside it the project's real shared data.
+  Training is shortened by flags appended after the written ones (click keeps the last value):
+  ``--steps 2 --batch-size 8`` (a resumed run: ``--steps 4``). Commands that need a GPU,
+  several machines or the network are listed in ``SKIPPED`` with the reason; pip installs are
+  checked by tests/test_install.py; benchmark scripts by tests/test_benchmarks.py.
+- ```toml blocks must parse; untagged blocks are illustrations (layouts, synopses).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+SKIPPED = {
+    "--index-url": "installs PyTorch from the PyTorch index: needs the internet",
+    "--nnodes": "needs several machines",
+    "--nproc-per-node 4": "needs four GPUs",
+    "--device cuda": "needs a GPU",
+    "pip install": "installs are checked in a fresh venv by tests/test_install.py",
+    "pytest": "the test command itself: this test runs inside it",
+    "benchmarks/": "benchmarks run with tiny settings in tests/test_benchmarks.py",
+}
+
+
+def _blocks(path: Path):
+    """(language, code, excerpt source or None, line number) for each fenced block."""
+    lines = path.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        match = re.match(r"^```(\w*)\s*$", lines[i])
+        if not match:
+            i += 1
+            continue
+        previous = lines[i - 1] if i else ""
+        excerpt = re.match(r"<!-- excerpt: (\S+) -->", previous)
+        start = i + 1
+        end = start
+        while not lines[end].startswith("```"):
+            end += 1
+        yield match.group(1), "\n".join(lines[start:end]), excerpt.group(1) if excerpt else None, start
+        i = end + 1
+
+
+def _commands(code: str) -> list[str]:
+    text = code.replace("\\\n", " ")
+    commands = []
+    for line in text.splitlines():
+        line = re.sub(r"\s+#.*$", "", line).strip() if not line.lstrip().startswith("#") else ""
+        commands += [" ".join(part.split()) for part in line.split("&&") if part.strip()]
+    return commands
+
+
+def _skip_reason(command: str) -> str | None:
+    for key, reason in SKIPPED.items():
+        if key in command:
+            return reason
+    if "../shared" in command and not SHARED.is_dir():
+        return f"needs the shared data at {SHARED}"
+    return None
+
+
+def _shortened(command: str) -> str:
+    words = shlex.split(command)
+    if "train" in words and ("stagegen" in words[:1] or "stagegen" in words):
+        if "--help" in words:
+            return command
+        extra = ["--steps", "4"] if "--resume" in words else ["--steps", "2", "--batch-size", "8"]
+        return shlex.join(words + extra + ["--no-progress"])
+    return command
+
+
+def _edge_is_installed() -> bool:
+    try:
+        import stagegen_edge  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+BUILD_AND_RUN = """
+import torch
+from stagegen.stages import BuildContext, LossContext
+collected = []
+register_stages(collected.append)
+for stage_type in collected:
+    assert stage_type.description, f"{stage_type.name} has no description"
+    options = stage_type.validate_options({})
+    stage = stage_type.build(options, BuildContext(channels=1, in_resolution=16, out_resolution=16, index=1))
+    image = torch.rand(2, 1, 16, 16) * 2 - 1
+    out = stage(image)
+    terms = stage.loss(out, image, LossContext(step=0, input=image))
+    assert out.shape == image.shape and terms and all(torch.isfinite(v) for v in terms.values())
+print("built and ran", [t.name for t in collected])
+"""
+
+
+BUILD_AND_SAMPLE = """
+import torch
+from stagegen.prior import PriorContext
+collected = []
+register_priors(collected.append)
+for prior_type in collected:
+    assert prior_type.description, f"{prior_type.name} has no description"
+    prior = prior_type.build(prior_type.validate_options({}), PriorContext((4,)))
+    z = prior.sample(3, torch.Generator().manual_seed(0))
+    assert z.shape == (3, 4) and torch.isfinite(z).all()
+print("built and sampled", [t.name for t in collected])
+"""
+
+
+def _run(args, cwd, env, what):
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{what} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory, classifier_cache):
+    """A folder with ``../shared`` beside it, and the environment the commands run in."""
+    root = tmp_path_factory.mktemp("docs")
+    work = root / "work"
+    work.mkdir()
+    if SHARED.is_dir():
+        (root / "shared").symlink_to(SHARED)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "STAGEGEN_CACHE": str(classifier_cache)}
+    return work, env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
+def test_every_code_block_runs_as_written(document, scratch):
+    work, env = scratch
+    skipped = []
+    for language, code, excerpt, line in _blocks(document):
+        where = f"{document.name}:{line}"
+        if excerpt:
+            quoted = [l.strip() for l in code.splitlines() if l.strip()]
+            source = [l.strip() for l in (ROOT / excerpt).read_text().splitlines() if l.strip()]
+            assert any(source[i : i + len(quoted)] == quoted for i in range(len(source))), \
+                f"{where}: the excerpt is not in {excerpt} as written"
+        elif language == "python":
+            if "stagegen_edge" in code and not _edge_is_installed():
+                skipped.append((where, "the example plugin is not installed"))
+                continue
+            program = code + ("\n" + BUILD_AND_RUN if "def register_stages" in code else "")
+            program += "\n" + BUILD_AND_SAMPLE if "def register_priors" in code else ""
+            _run([sys.executable, "-c", textwrap.dedent(program)], work, env, f"the python block at {where}")
+        elif language == "bash":
+            for command in _commands(code):
+                reason = _skip_reason(command)
+                if reason is None and "edge-l1" in command and not _edge_is_installed():
+                    reason = "the example plugin is not installed"
+                if reason:
+                    skipped.append((f"{where}: {command}", reason))
+                    continue
+                _run(["bash", "-c", _shortened(command)], work, env, f"`{command}` ({where})")
+        elif language == "toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            tomllib.loads(code)
+    for command, reason in skipped:
+        print(f"not run: {command} ({reason})")
+
+
+def test_the_rules_above_find_blocks_and_commands():
+    blocks = list(_blocks(ROOT / "README.md"))
+    assert any(language == "bash" for language, *_ in blocks) and any(language == "python" for language, *_ in blocks)
+    assert _commands("a --x \\\n  --y  # note\nb && c") == ["a --x --y", "b", "c"]
+    assert _shortened("stagegen train --out runs/a").endswith("--steps 2 --batch-size 8 --no-progress")
+    assert _shortened("stagegen train --resume runs/a --steps 3000").endswith("--steps 4 --no-progress")
+    assert _skip_reason("python -m pip install .") is not None
