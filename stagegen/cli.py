@@ -375,6 +375,9 @@ def info(pipeline, as_json):
         click.echo(f"  stage {rec['index']}: {rec['type']} ({rec['kind']}) at {rec['resolution']}x{rec['resolution']} from {rec['package']} {rec['package_version']}{extra}")
         for k, v in spec["options"].items():
             click.echo(f"      {k} = {json.dumps(v)}")
+    prior = cfg.get("prior") or {"type": "normal", "options": {}}
+    options = ", ".join(f"{k}={json.dumps(v)}" for k, v in prior.get("options", {}).items())
+    click.echo(f"  prior: {prior['type']}" + (f" ({options})" if options else "") + "; latents are drawn from it when sampling")
     if doc.get("extra"):
         click.echo("extra: " + json.dumps(doc["extra"]))
 

@@ -91,7 +91,7 @@ class TrainConfig(_Strict):
     time_budget: float | None = Field(
         None, gt=0, description="seconds of training after which the run finishes early (checkpoint, prior, pipeline, grids)"
     )
-    prior_fit_images: int = Field(50_000, ge=1, description="training images whose posteriors the prior is fitted to (a seeded subset)")
+    prior_fit_images: int = Field(20_000, ge=1, description="training images whose posteriors the prior is fitted to (a seeded subset)")
 
 
 class DataConfig(_Strict):

@@ -88,18 +88,19 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "data": {"name": "digits"},
         },
     ),
-    "vae-mnist": ("the paper's original VAE on MNIST 28x28 (l2 + KL)", _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "vae")),
+    "vae-mnist": ("the paper's original VAE on MNIST 28x28, the authors' settings (l2 + KL mean, N(0, I) prior)",
+                  _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "vae")),
     "resvae-mnist": (
-        "the paper's deep residual VAE on MNIST: trunk loss off, l2 + KL on the refined output",
+        "the paper's deep residual VAE on MNIST, the authors' settings: trunk loss off, l2 + KL mean on the refined output",
         _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "resvae"),
     ),
     "msvae-mnist": (
-        "the paper's multi-stage VAE on MNIST: l2 + KL on the coarse image, l1 on the refined one",
+        "the paper's multi-stage VAE on MNIST, the authors' settings: l2 + KL mean on the coarse image, l1 on the refined one",
         _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "msvae"),
     ),
-    "vae-celeba": ("the paper's original VAE on CelebA 128x128", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "vae")),
-    "resvae-celeba": ("the paper's deep residual VAE on CelebA 128x128", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "resvae")),
-    "msvae-celeba": ("the paper's multi-stage VAE on CelebA 128x128", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "msvae")),
+    "vae-celeba": ("the paper's original VAE on CelebA 128x128, the authors' settings", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "vae")),
+    "resvae-celeba": ("the paper's deep residual VAE on CelebA 128x128, the authors' settings", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "resvae")),
+    "msvae-celeba": ("the paper's multi-stage VAE on CelebA 128x128, the authors' settings", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "msvae")),
     "ladder-celeba": (
         "beyond the paper: a true coarse-to-fine ladder on CelebA: the trunk works at 32x32, an l1 refiner upsamples to 64, "
         "a perceptual SRResNet to 128, an adversarial refiner sharpens at 128",

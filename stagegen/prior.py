@@ -12,6 +12,7 @@ Plugins register prior types through the ``register_priors`` hook, like stages.
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -70,7 +71,7 @@ class LatentSet:
         return self.mean + self.std * torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype)
 
 
-class Prior(nn.Module):
+class Prior(nn.Module, metaclass=abc.ABCMeta):
     """A distribution over latents. Its state lives in buffers (saved in the pipeline file);
     any parameters it trains in ``fit`` must not require grad outside ``fit``, so the
     generator's optimiser and DistributedDataParallel leave them alone."""
@@ -90,9 +91,9 @@ class Prior(nn.Module):
         """Fit to the posteriors of the training images; returns numbers worth logging."""
         return {}
 
+    @abc.abstractmethod
     def sample_flat(self, n: int, generator: torch.Generator, temperature: float) -> torch.Tensor:
         """n latents, flattened (n x D), on the CPU, drawn with ``generator``."""
-        raise NotImplementedError
 
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """n latents of the trunk's latent shape. ``temperature`` scales the spread (0 gives
@@ -102,9 +103,11 @@ class Prior(nn.Module):
         if not self.fitted:
             raise ValueError(
                 f"the {type(self).__name__} of this pipeline was never fitted: fit it with "
-                "`stagegen fit-prior PIPELINE --data ...` (or stagegen.fit_prior in Python)"
+                "`stagegen fit-prior PIPELINE --data ...` (or stagegen.prior.fit_prior in Python)"
             )
-        generator = generator if generator is not None else torch.Generator().manual_seed(torch.seed() % 2**63)
+        if generator is None:  # fresh entropy, without touching the global RNG
+            generator = torch.Generator()
+            generator.seed()
         return self.sample_flat(n, generator, temperature).reshape(n, *self.latent_shape)
 
 

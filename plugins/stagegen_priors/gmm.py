@@ -14,8 +14,8 @@ from stagegen.prior import LatentSet, Prior, PriorOptions
 class GMMOptions(PriorOptions):
     components: int = Field(10, ge=1, le=1000, description="mixture components (Ghosh et al. use 10)")
     covariance: Literal["full", "diag"] = Field("full", description="full or diagonal covariance per component")
-    iterations: int = Field(200, ge=1, le=10_000, description="most EM iterations")
-    tolerance: float = Field(1e-5, gt=0, description="stop when the mean log-likelihood per latent improves by less")
+    iterations: int = Field(100, ge=1, le=10_000, description="most EM iterations")
+    tolerance: float = Field(1e-3, gt=0, description="stop when the mean log-likelihood per latent improves by less")
     reg_covar: float = Field(1e-4, ge=0, description="added to every variance, relative to the latents' mean variance")
     fit_on: Literal["mean", "sample"] = Field("mean", description="fit to posterior means, or to one posterior sample per image")
 
@@ -104,8 +104,10 @@ def _m_step(x, resp, reg, covariance):
     means = (resp.T @ x) / nk[:, None]
     if covariance == "full":
         d = x.shape[1]
-        covs = torch.stack([((resp[:, j, None] * (x - means[j])).T @ (x - means[j])) / nk[j] for j in range(len(nk))])
-        covs = covs + reg * torch.eye(d, dtype=x.dtype)
+        # E[x x^T] - mu mu^T per component, from one weighted product
+        second = ((resp.T[:, :, None] * x).transpose(1, 2) @ x) / nk[:, None, None]
+        covs = second - means[:, :, None] * means[:, None, :]
+        covs = 0.5 * (covs + covs.transpose(1, 2)) + reg * torch.eye(d, dtype=x.dtype)
     else:
         covs = (resp.T @ x.square()) / nk[:, None] - means.square() + reg
         covs = covs.clamp_min(reg)
@@ -115,16 +117,15 @@ def _m_step(x, resp, reg, covariance):
 def _log_prob(x, weights, means, covs, covariance):
     """log w_k + log N(x | mu_k, Sigma_k) for every latent and component: N x K."""
     d = x.shape[1]
-    cols = []
-    for j in range(len(weights)):
-        diff = x - means[j]
-        if covariance == "full":
-            chol = torch.linalg.cholesky(covs[j])
-            y = torch.linalg.solve_triangular(chol, diff.T, upper=False)
-            maha = y.square().sum(0)
-            logdet = 2 * chol.diagonal().log().sum()
-        else:
-            maha = (diff.square() / covs[j]).sum(1)
-            logdet = covs[j].log().sum()
-        cols.append(weights[j].log() - 0.5 * (d * math.log(2 * math.pi) + logdet + maha))
-    return torch.stack(cols, 1)
+    if covariance == "full":
+        # with Sigma = L L^T: |L^-1 (x - mu)|^2 = |L^-1 x - L^-1 mu|^2, one batched solve for all components
+        chol = torch.linalg.cholesky(covs)
+        eye = torch.eye(d, dtype=x.dtype).expand_as(chol)
+        inv = torch.linalg.solve_triangular(chol, eye, upper=False)  # K x D x D
+        projected = x @ inv.transpose(1, 2) - (inv @ means.unsqueeze(2)).transpose(1, 2)  # K x N x D, batched matmuls
+        maha = projected.square().sum(2).T
+        logdet = 2 * chol.diagonal(dim1=1, dim2=2).log().sum(1)
+    else:
+        maha = (x.square() @ (1 / covs).T) - 2 * x @ (means / covs).T + (means.square() / covs).sum(1)
+        logdet = covs.log().sum(1)
+    return weights.log() - 0.5 * (d * math.log(2 * math.pi) + logdet + maha)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import RunConfig, validate_run_config
+from ..config import PipelineConfig, RunConfig, validate_run_config
 from ..images import save_grid
 from ..pipeline import Pipeline, to_model_range, to_unit_range
 from ..pipeline_file import atomic_write, save_pipeline
@@ -520,7 +520,9 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{self.checkpoint_dir} does not hold a stagegen checkpoint")
-        saved = json.loads(state["pipeline_config"])
+        # validated again, so fields added since the checkpoint was written take their defaults (a
+        # run from before priors existed resumes with the normal prior it was started with)
+        saved = PipelineConfig.model_validate(json.loads(state["pipeline_config"])).model_dump(mode="json")
         current = self.config.pipeline.model_dump(mode="json")
         if saved != current:
             raise ValueError(

@@ -51,6 +51,7 @@ def test_sigterm_checkpoints_then_resume_finishes_the_same_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--steps", str(stopped_at + 5),
                            "--no-progress"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    assert f"resuming from step {stopped_at}" in proc.stderr  # the run says where it continues
     records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records if "loss" in r]  # the last line is the prior's fit, not a step
     assert steps[-5:] == list(range(stopped_at + 1, stopped_at + 6)), "the resumed run did not continue from its step"

@@ -153,3 +153,19 @@ def test_time_budget_finishes_the_run_early_and_completely(tmp_path):
     assert result.stopped_by_budget and 0 < result.steps < 100_000
     assert result.pipeline_path.is_file() and (tmp_path / "run" / "samples.png").is_file()
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["step"] == result.steps
+
+
+def test_a_run_from_before_priors_existed_resumes(tmp_path):
+    trainer = Trainer(tiny_run_config(steps=4), tmp_path / "run")
+    trainer.fit(stop_after=2)
+    # what a checkpoint and config.json of an older stagegen hold: no prior in the pipeline config
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    old = json.loads(state["pipeline_config"])
+    old.pop("prior")
+    state["pipeline_config"] = json.dumps(old, sort_keys=True)
+    torch.save(state, tmp_path / "run" / "checkpoints" / "last.pt")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config["pipeline"].pop("prior")
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    result = resume(tmp_path / "run")
+    assert result.steps == 4 and stagegen.load(result.pipeline_path).config.prior.type == "normal"
