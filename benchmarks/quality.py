@@ -4,6 +4,7 @@ embedded digits, real MNIST and CelebA 64x64.
 
     python benchmarks/quality.py                                  # writes docs/results.md and docs/results-*.png
     python benchmarks/quality.py --datasets digits --steps 300    # a quick look
+    python benchmarks/quality.py --datasets celeba                # one dataset again; the others' results are kept
 
 Every model on a dataset shares the trunk architecture, latent size, batch, steps, learning rate
 and seed; they differ in their losses and refiner stages. "+gmm" rows are the same trained
@@ -266,7 +267,9 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=DOCS / "results.md")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    results = {}
+    # a run of some datasets keeps the others' results from an earlier run (same --runs folder)
+    saved = Path(args.runs) / "results.json"
+    results = json.loads(saved.read_text()) if saved.is_file() else {}
     for name in args.datasets.split(","):
         results[name] = run_dataset(name, args, args.out.parent)
         Path(args.runs).mkdir(parents=True, exist_ok=True)
