@@ -154,7 +154,7 @@ def sample(pipeline, n, out, seed, temperature, all_stages, device):
 @click.option("--data", "data_name", default="digits", show_default=True, help="dataset the pipeline was trained on")
 @click.option("--data-root", type=click.Path(), help="where the dataset's files are")
 @click.option("--split", default="train", show_default=True, help="split whose posteriors the prior is fitted to")
-@click.option("--max-images", type=int, default=50_000, show_default=True, help="at most this many images (a seeded subset)")
+@click.option("--max-images", type=int, default=20_000, show_default=True, help="at most this many images (a seeded subset)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="the new pipeline file")
 def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, max_images, seed, out):
@@ -163,6 +163,7 @@ def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, ma
 
     from . import load
     from .data import open_dataset
+    from .pipeline_file import save_pipeline
     from .presets import parse_value
     from .prior import fit_prior
 
@@ -178,11 +179,9 @@ def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, ma
     start = time.perf_counter()
     stats = fit_prior(pipe, dataset, max_images, seed=seed)
     extra = {**pipe.file_metadata.get("extra", {}), "prior_fit": {"data": data_name, "split": split, **stats}}
-    from .pipeline_file import save_pipeline
-
     save_pipeline(pipe, out, extra=extra)
-    click.echo(f"fitted a {prior_name} prior to {len(dataset) if max_images is None else min(len(dataset), max_images)} "
-               f"{data_name} {split} images in {time.perf_counter() - start:.1f} s; wrote {out}")
+    click.echo(f"fitted a {prior_name} prior to {int(stats.get('prior_fit_images', 0))} {data_name} {split} images "
+               f"in {time.perf_counter() - start:.1f} s; wrote {out}")
 
 
 # ---------------------------------------------------------------------------- evaluation

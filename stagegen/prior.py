@@ -163,7 +163,7 @@ def encode_dataset(pipeline, images, max_images: int | None = None, seed: int = 
     return LatentSet(torch.cat(means), torch.cat(stds))
 
 
-def fit_prior(pipeline, images, max_images: int | None = 50_000, seed: int = 0) -> dict[str, float]:
+def fit_prior(pipeline, images, max_images: int | None = 20_000, seed: int = 0) -> dict[str, float]:
     """Fit ``pipeline.prior`` to the trunk's posteriors of ``images`` (a dataset of uint8 images
     or batches in [0, 1]); deterministic under ``seed``. Returns the prior's fit statistics."""
     prior = pipeline.prior
