@@ -76,7 +76,7 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=to
 
 def worker_plain(args, memory_format=torch.contiguous_format) -> dict:
     from stagegen.pipeline import Pipeline
-    from stagegen.train.trainer import resolve_device
+    from stagegen.devices import resolve_device
 
     config = _config(args)
     device = resolve_device(args.device)
@@ -111,7 +111,7 @@ def worker_plain(args, memory_format=torch.contiguous_format) -> dict:
 def worker_stagegen(args) -> dict:
     from stagegen.data.tensors import TensorImages
     from stagegen.train import Trainer
-    from stagegen.train.trainer import resolve_device
+    from stagegen.devices import resolve_device
 
     config = _config(args)
     total = args.warmup + args.reps * args.steps
@@ -141,7 +141,7 @@ def worker_pythae(args) -> dict:
     from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
     from stagegen.pipeline import Pipeline
-    from stagegen.train.trainer import resolve_device
+    from stagegen.devices import resolve_device
 
     config = _config(args)
     if len(config.pipeline.stages) != 1:

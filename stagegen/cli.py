@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import click
 
+from .text import safe_text
+
+
+SEED = click.IntRange(0, 2**63 - 1)  # what every generator we seed accepts
+DEBUG_HINT = "run it again with --debug (or STAGEGEN_DEBUG=1) to see the traceback"
+
+
+def _debugging(ctx: click.Context | None = None) -> bool:
+    if os.environ.get("STAGEGEN_DEBUG", "") not in ("", "0"):
+        return True
+    return bool(ctx is not None and ctx.find_root().params.get("debug"))
+
+
+def _one_line(text: str) -> str:
+    """Messages go out on one line, control characters escaped (a message may quote a file's text)."""
+    return safe_text(" ".join(str(text).split()))
+
 
 class _Errors(click.Group):
-    """Known user errors become one clear line, not a traceback."""
+    """Every failure is one line on stderr, never a traceback unless asked for.
+
+    Known user errors (bad input, files, plugins, data, weights, the machine) say what was wrong
+    and what to do. Anything else is a bug in stagegen or a plugin: one line naming the
+    exception plus how to see its traceback, so a bug is never dressed up as a user error."""
 
     def invoke(self, ctx):
         from .data.registry import DataError
@@ -20,13 +42,35 @@ class _Errors(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (ValueError, FileNotFoundError, PluginError, DataError, MissingWeightsError) as exc:
-            raise click.ClickException(str(exc)) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except BrokenPipeError:  # `stagegen info ... | head`: the reader left, nothing more to say
+            sys.stdout = open(os.devnull, "w")
+            sys.exit(0)
+        except (ValueError, PluginError, DataError, MissingWeightsError) as exc:
+            if _debugging(ctx):
+                raise
+            raise click.ClickException(_one_line(exc)) from None
+        except OSError as exc:
+            if _debugging(ctx):
+                raise
+            if exc.errno is None:  # ours, with its own message (no pipeline file at ...)
+                raise click.ClickException(_one_line(exc)) from None
+            # the machine said no: a full disk, a permission, a folder where a file should be
+            where = f" {exc.filename}:" if exc.filename else ""
+            raise click.ClickException(_one_line(f"cannot write or read{where} {exc.strerror or exc}; check the path, "
+                                                 "its permissions and the free space there")) from None
+        except Exception as exc:
+            if _debugging(ctx):
+                raise
+            raise click.ClickException(_one_line(f"unexpected {type(exc).__name__}: {exc} (a bug in stagegen or a plugin; "
+                                                 f"{DEBUG_HINT})")) from None
 
 
 @click.group(cls=_Errors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="stagegen")
-def cli():
+@click.option("--debug", is_flag=True, help="show the Python traceback of an error (also STAGEGEN_DEBUG=1)")
+def cli(debug):
     """Coarse-to-fine image generation: a VAE trunk plus a chain of refiner plugins."""
 
 
@@ -62,7 +106,7 @@ def _seconds(text: str | None) -> float | None:
 @click.option("--time-budget", callback=lambda ctx, param, v: _seconds(v), help="finish early after this long: 90, 90s, 2m, 1h")
 @click.option("--batch-size", type=int, help="images per step and process")
 @click.option("--lr", type=float, help="learning rate")
-@click.option("--seed", type=int, help="random seed (a CPU run is repeatable bit for bit)")
+@click.option("--seed", type=SEED, help="random seed (a CPU run is repeatable bit for bit)")
 @click.option("--device", help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="auto: bf16 on CUDA, fp32 on CPU")
 @click.option("--ema", "ema_decay", type=float, help="EMA decay of generator weights, e.g. 0.999")
@@ -80,9 +124,22 @@ def train(preset_name, stages, prior_name, data_name, data_root, split, cache_di
     from .train import TrainingInterrupted, TrainingStopped
     from .train import resume as resume_run
     from .train import train as run_training
+    from .train.lock import RunLocked
 
     try:
         if resume:
+            fixed = {"--preset": preset_name, "--stages": stages, "--prior": prior_name, "--data": data_name,
+                     "--data-root": data_root, "--split": split, "--cache-dir": cache_dir, "--image-size": image_size,
+                     "--channels": channels, "--batch-size": batch_size, "--lr": lr, "--seed": seed, "--precision": precision,
+                     "--ema": ema_decay, "--compile/--no-compile": compile_, "--config": config_file,
+                     "-O": options or None, "--out": out}
+            given = [flag for flag, value in fixed.items() if value is not None]
+            if given:
+                raise click.UsageError(
+                    f"{', '.join(given)} cannot be changed when resuming: the run continues with the settings in its "
+                    "config.json. Only --steps, --time-budget, --device, --num-workers and --progress apply to a resumed "
+                    "run; start a new run (without --resume) to change the others"
+                )
             overrides = {k: v for k, v in {"progress": progress, "device": device, "num_workers": num_workers,
                                            "time_budget": time_budget}.items() if v is not None}
             result = resume_run(resume, steps=steps, **overrides)
@@ -101,7 +158,7 @@ def train(preset_name, stages, prior_name, data_name, data_root, split, cache_di
     except TrainingInterrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(130)
-    except TrainingStopped as exc:
+    except (TrainingStopped, RunLocked) as exc:
         raise click.ClickException(str(exc)) from None
     if result.pipeline_path is not None:
         last = result.losses[-1] if result.losses else {}
@@ -117,21 +174,26 @@ def train(preset_name, stages, prior_name, data_name, data_root, split, cache_di
 
 @cli.command()
 @click.argument("pipeline", type=click.Path(exists=True))
-@click.option("-n", "--num", "n", type=int, default=16, show_default=True, help="number of images")
-@click.option("-o", "--out", required=True, type=click.Path(), help="a .png grid, or a folder for one file per image")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=16, show_default=True, help="number of images")
+@click.option("-o", "--out", required=True, type=click.Path(), help="a grid image (.png, .jpg, .webp, ...), or a folder (no suffix) for one file per image")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="scale of the prior latents")
 @click.option("--all-stages", is_flag=True, help="one grid row per stage (coarse to fine)")
 @click.option("--device", default="cpu", show_default=True)
 def sample(pipeline, n, out, seed, temperature, all_stages, device):
     """Draw images from a trained pipeline."""
     from . import load
-    from .images import save_grid, save_image
+    from .images import image_format, save_grid, save_image
 
+    out = Path(out)
+    if out.suffix:
+        image_format(out)  # an unwritable name fails before the work, not after it
+    elif out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} is a file; give a folder (no suffix) for one image per file, or a grid name such as {out}.png",
+                                 param_hint="-o")
     pipe = load(pipeline, device=device)
     stages = pipe.sample(n, seed=seed, temperature=temperature, return_stages=True)
-    out = Path(out)
-    if out.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"}:
+    if out.suffix:  # a grid, in the format the suffix names
         rows = stages if all_stages else [stages[-1]]
         save_grid(rows, out)
         click.echo(f"wrote {out} ({len(rows)} row(s) x {n} images)")
@@ -154,8 +216,8 @@ def sample(pipeline, n, out, seed, temperature, all_stages, device):
 @click.option("--data", "data_name", default="digits", show_default=True, help="dataset the pipeline was trained on")
 @click.option("--data-root", type=click.Path(), help="where the dataset's files are")
 @click.option("--split", default="train", show_default=True, help="split whose posteriors the prior is fitted to")
-@click.option("--max-images", type=int, default=20_000, show_default=True, help="at most this many images (a seeded subset)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-images", type=click.IntRange(min=1), default=20_000, show_default=True, help="at most this many images (a seeded subset)")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="the new pipeline file")
 def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, max_images, seed, out):
     """Fit a latent prior to a trained pipeline's posteriors; write the pipeline with it."""
@@ -187,6 +249,18 @@ def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, ma
 # ---------------------------------------------------------------------------- evaluation
 
 
+def _grid_path(ctx, param, value):
+    """-o of a figure: a name whose suffix is an image format, checked before any work is done."""
+    from .images import image_format
+
+    if value is not None:
+        try:
+            image_format(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def _data_options(f):
     f = click.option("--data", "data_name", default="digits", show_default=True, help="dataset name")(f)
     f = click.option("--data-root", type=click.Path(), help="where the dataset's files are")(f)
@@ -203,9 +277,9 @@ def _real(pipe, data_name, data_root, split, n, seed=0):
 @cli.command()
 @click.argument("pipeline", type=click.Path(exists=True))
 @_data_options
-@click.option("-n", "--num", "n", type=int, default=10, show_default=True, help="images to reconstruct")
-@click.option("-o", "--out", required=True, type=click.Path(), help="output .png: input row, then one row per stage")
-@click.option("--seed", type=int, default=0, show_default=True, help="which images (a seeded subset)")
+@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=10, show_default=True, help="images to reconstruct")
+@click.option("-o", "--out", required=True, type=click.Path(), callback=_grid_path, help="output image (.png, ...): input row, then one row per stage")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="which images (a seeded subset)")
 @click.option("--device", default="cpu", show_default=True)
 def reconstruct(pipeline, data_name, data_root, split, n, out, seed, device):
     """Reconstruct dataset images: input row, then each stage (the paper's Figures 4 to 7)."""
@@ -221,11 +295,11 @@ def reconstruct(pipeline, data_name, data_root, split, n, out, seed, device):
 @cli.command()
 @click.argument("pipeline", type=click.Path(exists=True))
 @_data_options
-@click.option("--steps", type=int, default=10, show_default=True, help="images per interpolation row")
-@click.option("--rows", type=int, default=4, show_default=True, help="number of interpolations")
+@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="images per interpolation row")
+@click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True, help="number of interpolations")
 @click.option("--from-data/--random", "from_data", default=False, help="between encoded dataset images, or random latents")
-@click.option("-o", "--out", required=True, type=click.Path())
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--out", required=True, type=click.Path(), callback=_grid_path, help="output image (.png, ...)")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--all-stages", is_flag=True, help="show every stage's output (rows grouped per interpolation)")
 @click.option("--device", default="cpu", show_default=True)
 def interpolate(pipeline, data_name, data_root, split, steps, rows, from_data, out, seed, all_stages, device):
@@ -292,8 +366,8 @@ def _lpips(metrics):
 def _eval_options(f):
     f = click.option("--metrics", default="psnr,ssim,sharpness,swd,fid,recognisability", show_default=True,
                      help="comma-separated: psnr, ssim, sharpness, swd, fid, recognisability, lpips")(f)
-    f = click.option("--samples", "n_samples", type=int, help="prior samples per stage (default: as many as real images)")(f)
-    f = click.option("--limit", type=int, default=2000, show_default=True, help="real images used (a seeded subset)")(f)
+    f = click.option("--samples", "n_samples", type=click.IntRange(min=1), help="prior samples per stage (default: as many as real images)")(f)
+    f = click.option("--limit", type=click.IntRange(min=1), default=2000, show_default=True, help="real images used (a seeded subset)")(f)
     f = click.option("--fid-features", type=click.Choice(["auto", "mnist", "digits", "inception"]), default="auto", show_default=True,
                      help="auto: the digit classifier for mnist/digits data, Inception (where its weights are) for other images")(f)
     f = click.option("--classifier", type=click.Choice(["auto", "mnist", "digits", "none"]), default="auto", show_default=True,
@@ -301,7 +375,7 @@ def _eval_options(f):
     f = click.option("--temperature", type=float, default=1.0, show_default=True, help="prior temperature of the samples")(f)
     f = click.option("--mnist-root", type=click.Path(), help="MNIST files for the mnist classifier (default: --data-root of mnist data)")(f)
     f = click.option("--inception-weights", type=click.Path(), help="Inception-v3 weights file for --fid-features inception")(f)
-    f = click.option("--seed", type=int, default=0, show_default=True)(f)
+    f = click.option("--seed", type=SEED, default=0, show_default=True)(f)
     f = click.option("--device", default="cpu", show_default=True)(f)
     return f
 
@@ -329,7 +403,7 @@ def eval_(pipeline, data_name, data_root, split, metrics, n_samples, limit, fid_
 @click.argument("pipelines", nargs=-1, required=True, type=click.Path(exists=True))
 @_data_options
 @_eval_options
-@click.option("-o", "--out", required=True, type=click.Path(), help="figure .png (also writes -samples.png, .md, .json)")
+@click.option("-o", "--out", required=True, type=click.Path(), callback=_grid_path, help="figure .png (also writes -samples.png, .md, .json)")
 @click.option("--names", help="comma-separated labels for the pipelines")
 def compare_cmd(pipelines, data_name, data_root, split, metrics, n_samples, limit, fid_features, classifier, temperature,
                 mnist_root, inception_weights, seed, device, out, names):
@@ -363,22 +437,32 @@ def info(pipeline, as_json):
     doc = read_header(pipeline)
     tensors = doc.pop("_tensors")
     doc.pop("_path")
-    if as_json:
+    if as_json:  # JSON escapes control characters itself
         click.echo(json.dumps(doc, indent=2))
         return
+    say = lambda line: click.echo(safe_text(line))  # noqa: E731  the text comes from the file: never let it drive the terminal
     cfg = doc["config"]
-    click.echo(f"{pipeline}: stagegen pipeline, format {doc['format_version']}, written by stagegen {doc['stagegen_version']} on {doc.get('created', '?')}")
-    click.echo(f"images: {cfg['channels']} channel(s), {cfg['image_size']}x{cfg['image_size']}; {len(tensors)} tensors")
-    for rec, spec in zip(doc["stages"], cfg["stages"]):
-        extra = "" if rec["index"] == 0 else f", loss weight {spec['loss_weight']}, {'detached' if spec['detach_input'] else 'joint'}"
-        click.echo(f"  stage {rec['index']}: {rec['type']} ({rec['kind']}) at {rec['resolution']}x{rec['resolution']} from {rec['package']} {rec['package_version']}{extra}")
-        for k, v in spec["options"].items():
-            click.echo(f"      {k} = {json.dumps(v)}")
-    prior = cfg.get("prior") or {"type": "normal", "options": {}}
-    options = ", ".join(f"{k}={json.dumps(v)}" for k, v in prior.get("options", {}).items())
-    click.echo(f"  prior: {prior['type']}" + (f" ({options})" if options else "") + "; latents are drawn from it when sampling")
+    size = cfg.get("image_size", "?")
+    say(f"{pipeline}: stagegen pipeline, format {doc['format_version']}, written by stagegen {doc.get('stagegen_version', '?')} "
+        f"on {doc.get('created', '?')}")
+    say(f"images: {cfg.get('channels', '?')} channel(s), {size}x{size}; {len(tensors)} tensors")
+    specs = cfg.get("stages") if isinstance(cfg.get("stages"), list) else []
+    for rec, spec in zip(doc["stages"], specs):
+        spec = spec if isinstance(spec, dict) else {}
+        extra = "" if rec["index"] == 0 else (f", loss weight {spec.get('loss_weight', '?')}, "
+                                              f"{'detached' if spec.get('detach_input') else 'joint'}")
+        r = rec.get("resolution", "?")
+        say(f"  stage {rec['index']}: {rec.get('type', '?')} ({rec.get('kind', '?')}) at {r}x{r} from {rec.get('package', '?')} "
+            f"{rec.get('package_version', '')}{extra}")
+        options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
+        for k, v in options.items():
+            say(f"      {k} = {json.dumps(v)}")
+    prior = cfg.get("prior") if isinstance(cfg.get("prior"), dict) else {"type": "normal", "options": {}}
+    prior_options = prior.get("options") if isinstance(prior.get("options"), dict) else {}
+    options = ", ".join(f"{k}={json.dumps(v)}" for k, v in prior_options.items())
+    say(f"  prior: {prior.get('type', '?')}" + (f" ({options})" if options else "") + "; latents are drawn from it when sampling")
     if doc.get("extra"):
-        click.echo("extra: " + json.dumps(doc["extra"]))
+        say("extra: " + json.dumps(doc["extra"]))
 
 
 @cli.command()

@@ -16,7 +16,7 @@ from .stages import describe_validation_error
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class StageSpec(_Strict):
@@ -42,7 +42,7 @@ class PriorSpec(_Strict):
 class PipelineConfig(_Strict):
     """The generator: image format and the chain of stages (the first is the trunk)."""
 
-    image_size: int = Field(16, ge=4, description="final output resolution (square images)")
+    image_size: int = Field(16, ge=4, le=4096, description="final output resolution (square images)")
     channels: int = Field(1, description="1 (grayscale) or 3 (RGB)")
     stages: list[StageSpec] = Field(min_length=1)
     prior: PriorSpec = Field(default_factory=PriorSpec, description="the latent prior sampling uses; fitted after training")
@@ -76,7 +76,7 @@ class TrainConfig(_Strict):
     accumulate: int = Field(1, ge=1, description="gradient accumulation: micro-batches per step")
     ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of generator weights; the pipeline file holds the EMA weights")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
-    seed: int = Field(0, description="seeds every random number generator")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds every random number generator")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     log_every: int = Field(50, ge=1, description="steps between metrics.jsonl lines")
     sample_every: int = Field(500, ge=0, description="steps between sample grids (0: only at the end)")

@@ -38,13 +38,32 @@ def grid(rows: list[torch.Tensor], padding: int = 2, upscale_to: int | None = No
     return canvas
 
 
+def image_format(path: str | Path) -> str:
+    """The PIL format an image file's suffix names (.png -> PNG, .bmp -> BMP), or a ValueError
+    listing the suffixes that can be written."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.suffix:
+        raise ValueError(f"{path} has no suffix: name the image format, e.g. {path.name}.png")
+    writable = {ext: fmt for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
+    fmt = writable.get(path.suffix.lower())
+    if fmt is None:
+        common = ", ".join(e for e in (".png", ".jpg", ".webp", ".bmp", ".tif", ".gif") if e in writable)
+        raise ValueError(f"cannot write {path}: {path.suffix!r} is not an image format Pillow writes; use one of {common}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the name of an image file to write")
+    return fmt
+
+
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
-    """Save a C x H x W image in [0, 1] as PNG (atomic: a reader never sees half a file)."""
+    """Save a C x H x W image in [0, 1] in the format its suffix names (atomic: a reader never sees half a file)."""
     from .pipeline_file import atomic_write
 
     path = Path(path)
+    fmt = image_format(path)
     _refuse_non_finite([image.unsqueeze(0)], path)
-    atomic_write(path, lambda tmp: to_pil(image).save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG")))
+    atomic_write(path, lambda tmp: to_pil(image).save(tmp, format=fmt))
     return path
 
 
@@ -58,6 +77,9 @@ def _refuse_non_finite(rows: list[torch.Tensor], path: str | Path) -> None:
 
 
 def save_grid(rows: list[torch.Tensor], path: str | Path, min_size: int = 48) -> Path:
+    if not rows or not all(len(r) for r in rows):
+        raise ValueError(f"no images to put in {path}")
+    image_format(path)
     _refuse_non_finite(rows, path)
     size = max(r.shape[-1] for r in rows)
     return save_image(grid(rows, upscale_to=max(size, min_size)), path)

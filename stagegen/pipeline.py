@@ -63,7 +63,12 @@ class Pipeline(nn.Module):
             raise ValueError("detach_input applies to refiners only, not to the trunk")
 
         # Resolutions: the trunk works at image_size / (product of refiner scales).
-        scales = [scale_of(o) for o in options[1:]]
+        scales = []
+        for i, (spec, opts) in enumerate(zip(specs[1:], options[1:]), start=1):
+            try:
+                scales.append(scale_of(opts))
+            except ValueError as exc:
+                raise ValueError(f"stage {i} ({spec.type}): {exc}") from None
         total = math.prod(scales)
         if config.image_size % total:
             raise ValueError(f"image_size {config.image_size} is not divisible by the refiners' total scale {total}")

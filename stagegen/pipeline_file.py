@@ -7,6 +7,7 @@ the plugin package to install. Tensors are checked strictly, key by key and shap
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -44,15 +45,26 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone makes fi
 def atomic_write(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` then rename over ``path``: a crash leaves the old file or the new."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "a folder is in the way of the file", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the file we meant to write, not a temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _FILE_MODE)  # a writer that recreates the file would make it private (0600)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -86,14 +98,63 @@ def header_document(pipeline, extra: dict[str, Any] | None = None) -> dict[str, 
 
 def save_pipeline(pipeline, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Write ``pipeline`` (or the given generator ``state_dict``, e.g. EMA weights) atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     state = state_dict if state_dict is not None else pipeline.state_dict()
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     metadata = {METADATA_KEY: json.dumps(header_document(pipeline, extra), sort_keys=True)}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    data = save(tensors, metadata=metadata)  # in memory, then written by Python: a full disk is an OSError
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    atomic_write(path, write)
     return path
+
+
+#: safetensors itself refuses headers over 100 MB; a pipeline's is a few KB
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+#: the weights a file may make us allocate beyond its own tensor bytes (non-persistent buffers, slack)
+ALLOCATION_SLACK_BYTES = 64 * 1024 * 1024
+ALLOCATION_FACTOR = 1.5
+
+_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def _parse_json(raw: bytes | str, path: Path, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PipelineFileError(f"{path}: {what} is not valid JSON ({exc}); the file is damaged or not a pipeline") from None
+    except RecursionError:
+        raise PipelineFileError(f"{path}: {what} is nested too deeply to be a pipeline header; the file was crafted or damaged") from None
+
+
+def _check_document(doc: dict[str, Any], path: Path) -> None:
+    """The fields `info` and the loader read, with the types they read them as."""
+    version = doc.get("format_version")
+    if type(version) is not int or version < 1:  # bool is an int subclass: `true` is not a version
+        raise PipelineFileError(f"{path}: invalid format_version {version!r}; expected a positive integer")
+    if version > FORMAT_VERSION:
+        raise PipelineFileError(
+            f"{path} was written in pipeline format {version} by stagegen {doc.get('stagegen_version')}; this stagegen "
+            f"({__version__}) reads format {FORMAT_VERSION} and older: upgrade stagegen"
+        )
+    if not isinstance(doc.get("config"), dict):
+        raise PipelineFileError(f"{path}: the header document has no pipeline config (an object under 'config'); the file was altered")
+    stages = doc.get("stages")
+    if not isinstance(stages, list) or not all(isinstance(r, dict) for r in stages):
+        raise PipelineFileError(f"{path}: the header document's 'stages' is not a list of stage records; the file was altered")
+    for i, record in enumerate(stages):
+        if type(record.get("index")) is not int:
+            raise PipelineFileError(f"{path}: stage record {i} in the header has no integer 'index'; the file was altered")
+    if not isinstance(doc.get("extra", {}), dict):
+        raise PipelineFileError(f"{path}: the header document's 'extra' is not an object; the file was altered")
 
 
 def read_header(path: str | Path) -> dict[str, Any]:
@@ -118,55 +179,99 @@ def read_header(path: str | Path) -> dict[str, Any]:
                 f"{path} is not a complete safetensors file: its header claims {header_len} bytes but the file has "
                 f"{size - 8} after the length field (truncated, or not a safetensors file at all)"
             )
+        if header_len > MAX_HEADER_BYTES:
+            raise PipelineFileError(f"{path}: its header claims {header_len} bytes, more than the {MAX_HEADER_BYTES} safetensors allows")
         raw = f.read(header_len)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise PipelineFileError(f"{path} is not a safetensors file: its header is not JSON") from None
+    header = _parse_json(raw, path, "the safetensors header")
     if not isinstance(header, dict):
         raise PipelineFileError(f"{path} is not a safetensors file: its header is not a JSON object")
     meta = header.get("__metadata__") or {}
-    if METADATA_KEY not in meta:
+    if not isinstance(meta, dict) or not isinstance(meta.get(METADATA_KEY), str):
         raise PipelineFileError(
             f"{path} is a safetensors file but not a stagegen pipeline (no '{METADATA_KEY}' document in its metadata); "
             "plain weight files cannot be loaded as pipelines"
         )
-    try:
-        doc = json.loads(meta[METADATA_KEY])
-    except json.JSONDecodeError as exc:
-        raise PipelineFileError(f"{path}: the stagegen document in the header is not valid JSON ({exc}); the file was altered") from None
+    doc = _parse_json(meta[METADATA_KEY], path, "the stagegen document in the header")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise PipelineFileError(f"{path}: the header document is not a {FORMAT} document")
-    version = doc.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise PipelineFileError(f"{path}: invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise PipelineFileError(
-            f"{path} was written in pipeline format {version} by stagegen {doc.get('stagegen_version')}; this stagegen "
-            f"({__version__}) reads format {FORMAT_VERSION} and older: upgrade stagegen"
-        )
+    _check_document(doc, path)
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    for key, entry in tensors.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list) and isinstance(entry.get("dtype"), str)
+                and all(type(d) is int and d >= 0 for d in entry["shape"])):
+            raise PipelineFileError(f"{path}: the header entry of tensor {key!r} is malformed (no dtype or shape); the file was altered")
     doc["_path"] = str(path)
-    doc["_tensors"] = {k: v for k, v in header.items() if k != "__metadata__"}
+    doc["_tensors"] = tensors
     return doc
+
+
+def _build(config: PipelineConfig, path: Path, device: str | torch.device):
+    from .pipeline import Pipeline
+
+    try:
+        with torch.device(device):
+            return Pipeline(config, for_training=False)
+    except (ValueError, TypeError) as exc:
+        raise PipelineFileError(f"{path}: cannot rebuild the pipeline from its config: {exc}") from None
+
+
+def _tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _check_against_file(skeleton, doc: dict[str, Any], path: Path) -> None:
+    """Compare the network the config describes (built on the meta device: no memory) with the
+    file's tensors, name by name, shape by shape, dtype by dtype, and bound what it would allocate."""
+    file_bytes = path.stat().st_size
+    needed = _tensor_bytes([*skeleton.parameters(), *skeleton.buffers()])
+    budget = ALLOCATION_FACTOR * file_bytes + ALLOCATION_SLACK_BYTES
+    if needed > budget:
+        raise PipelineFileError(
+            f"{path}: its config describes a network of {needed / 2**20:,.0f} MiB but the file holds only "
+            f"{file_bytes / 2**20:,.1f} MiB of data (at most {budget / 2**20:,.0f} MiB would be allocated for it); "
+            "refusing to build it: the file's config was altered or crafted"
+        )
+    expected = skeleton.state_dict()
+    stored = doc["_tensors"]
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise PipelineFileError(
+            f"{path}: the tensors do not match the pipeline its config describes: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    for key, tensor in expected.items():
+        shape = stored[key]["shape"]
+        if shape != list(tensor.shape):
+            raise PipelineFileError(f"{path}: tensor {key} has shape {shape} in the file but {list(tensor.shape)} in the pipeline")
+        want = _DTYPES.get(tensor.dtype, str(tensor.dtype))
+        if stored[key]["dtype"] != want:
+            raise PipelineFileError(f"{path}: tensor {key} is stored as {stored[key]['dtype']} but the pipeline holds {want}; "
+                                    "the file was altered or written by a different network")
 
 
 def load_pipeline(path: str | Path, device: str | torch.device = "cpu", channels_last: bool = True):
     """Rebuild the pipeline from the registry and load its tensors strictly; eval mode.
-    ``channels_last`` lays the weights out for faster convolutions (oneDNN, cuDNN); outputs
-    then differ from the contiguous layout's in the last bits only."""
+
+    Nothing is allocated before the file is known to match: the network its config describes is
+    first built on the meta device and compared with the file's tensors (names, shapes, dtypes)
+    and size. Non-finite weights are refused by name. ``channels_last`` lays the weights out for
+    faster convolutions (oneDNN, cuDNN); outputs then differ from the contiguous layout's in the
+    last bits only."""
     from safetensors import safe_open
 
-    from .pipeline import Pipeline
+    from .devices import resolve_device
 
+    device = resolve_device(device)
     doc = read_header(path)
     path = Path(doc["_path"])
     try:
-        config = PipelineConfig.model_validate(doc.get("config"))
+        config = PipelineConfig.model_validate(doc["config"])
     except ValidationError as exc:
         raise PipelineFileError(f"{path}: " + describe_validation_error("pipeline config in the file", exc)) from None
 
     registry = get_plugin_manager().stages
-    recorded = {s.get("index"): s for s in doc.get("stages", []) if isinstance(s, dict)}
+    recorded = {s.get("index"): s for s in doc["stages"]}
     for i, spec in enumerate(config.stages):
         if spec.type not in registry:
             rec = recorded.get(i, {})
@@ -177,28 +282,25 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu", channels
                 f"Install that plugin package, then load again. {registry.installed_note()}"
             )
     try:
-        pipeline = Pipeline(config, for_training=False)
-    except (ValueError, TypeError) as exc:
-        raise PipelineFileError(f"{path}: cannot rebuild the pipeline from its config: {exc}") from None
-
+        skeleton = _build(config, path, "meta")
+    except (RuntimeError, NotImplementedError):
+        skeleton = None  # a plugin whose constructor computes with its tensors cannot be built on meta
+    if skeleton is not None:
+        _check_against_file(skeleton, doc, path)
+    pipeline = _build(config, path, "cpu")
+    if skeleton is None:
+        _check_against_file(pipeline, doc, path)  # the same checks, after allocating (docs/security.md)
     expected = pipeline.state_dict()
-    stored = doc["_tensors"]
-    missing = sorted(set(expected) - set(stored))
-    unexpected = sorted(set(stored) - set(expected))
-    if missing or unexpected:
-        raise PipelineFileError(
-            f"{path}: the tensors do not match the pipeline its config describes: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
-    for key, tensor in expected.items():
-        shape = list(stored[key].get("shape", []))
-        if shape != list(tensor.shape):
-            raise PipelineFileError(f"{path}: tensor {key} has shape {shape} in the file but {list(tensor.shape)} in the pipeline")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             state = {key: f.get_tensor(key) for key in expected}
     except Exception as exc:  # safetensors reports truncated or overlapping data this way
         raise PipelineFileError(f"{path}: the tensor data is damaged or truncated ({exc})") from None
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise PipelineFileError(f"{path}: tensor {key} holds {bad} NaN or infinite value(s) of {tensor.numel()}; "
+                                    "the weights are unusable (retrain, or load an earlier checkpoint's pipeline)")
     pipeline.load_state_dict(state, strict=True)
     pipeline.file_metadata = {k: v for k, v in doc.items() if not k.startswith("_")}
     pipeline = pipeline.to(device).eval()

@@ -180,10 +180,17 @@ def set_option(raw: dict[str, Any], assignment: str) -> None:
             prior.setdefault("options", {})[path] = value
         return
     if head in ("train", "data", "pipeline"):
-        target = raw.setdefault(head, {})
         parts = path.split(".")
-        for p in parts[:-1]:
+        if head == "pipeline" and parts[0] in ("stages", "prior") and len(parts) > 1:
+            raise ValueError(f"option {assignment!r}: set a stage's fields as STAGE.FIELD=VALUE (0.latent_dim=64, "
+                             "1.type=resnet-l2, resnet-l1.blocks=3) and the prior's as prior.FIELD=VALUE")
+        target = raw.setdefault(head, {})
+        for depth, p in enumerate(parts[:-1]):
             target = target.setdefault(p, {})
+            if not isinstance(target, dict):
+                where = ".".join([head, *parts[: depth + 1]])
+                raise ValueError(f"option {assignment!r}: {where} is a single value, not a section with fields; "
+                                 f"set it as {where}=VALUE")
         target[parts[-1]] = value
         return
     stages = raw.get("pipeline", {}).get("stages", [])

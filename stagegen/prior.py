@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class PriorOptions(BaseModel):
     """Base for every prior's options: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ Kind = Literal["trunk", "refiner"]
 class StageOptions(BaseModel):
     """Base for every stage's options: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,11 @@ class StageType:
 
 
 def scale_of(options: StageOptions) -> int:
-    """A refiner that changes resolution declares it with an option named ``scale``."""
-    return int(getattr(options, "scale", 1))
+    """A refiner that changes resolution declares it with an option named ``scale``: a positive integer."""
+    scale = getattr(options, "scale", 1)
+    if type(scale) is not int or scale < 1:
+        raise ValueError(f"a refiner's scale must be a positive integer (1, 2, 4, ...), got {scale!r}")
+    return scale
 
 
 @dataclass

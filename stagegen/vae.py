@@ -11,7 +11,7 @@ Registered through the ``stagegen`` entry-point group like any plugin.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +24,9 @@ from .stages import BuildContext, LossContext, Posterior, StageOptions, StageTyp
 
 
 class VAEOptions(StageOptions):
-    widths: list[int] = Field([64, 128, 256], min_length=1, description="channels of each down block; resolution halves per block")
+    widths: list[Annotated[int, Field(ge=1, le=4096)]] = Field([64, 128, 256], min_length=1, max_length=10, description="channels of each down block; resolution halves per block")
     convs_per_block: Literal[1, 2] = Field(1, description="1: a stride-2 conv per block (paper, MNIST); 2: stride-1 then stride-2 (paper, CelebA)")
-    latent_dim: int = Field(128, ge=1, description="size of the latent vector z")
+    latent_dim: int = Field(128, ge=1, le=65536, description="size of the latent vector z")
     leaky_slope: float = Field(0.3, ge=0, description="negative slope of the leaky ReLUs")
     std_parameterization: Literal["sqrt4sigmoid", "exp"] = Field(
         "sqrt4sigmoid", description="posterior std as sqrt(4 * sigmoid(s)) (authors' code) or exp(s / 2) (log-variance)"

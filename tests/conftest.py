@@ -68,3 +68,15 @@ def classifier_cache(tmp_path_factory):
         else:
             os.environ["STAGEGEN_CACHE"] = previous
     return cache
+
+
+@pytest.fixture
+def small_filesystem(monkeypatch):
+    """small_filesystem(path, free_bytes) -> a folder that runs out of space (see tests/hostile.py)."""
+    from .hostile import SmallFilesystem
+
+    fs = SmallFilesystem(monkeypatch)
+    if os.environ.get("STAGEGEN_TEST_SIMULATED_DISK"):
+        fs.real = False  # exercise the simulation even where a tmpfs could be mounted
+    yield fs
+    fs.close()

@@ -7,7 +7,7 @@
 - ```bash blocks: every command runs in that scratch folder, in order (so a run one command
   trains is there for the next), with ``../shared`` beside it the project's real shared data.
   Training is shortened by flags appended after the written ones (click keeps the last value):
-  ``--steps 2 --batch-size 8`` (a resumed run: ``--steps 4``). Commands that need a GPU,
+  ``--steps 2 --batch-size 8`` (a resumed run: ``--steps 4``, then 6, ...). Commands that need a GPU,
   several machines or the network are listed in ``SKIPPED`` with the reason; pip installs are
   checked by tests/test_install.py; benchmark scripts by tests/test_benchmarks.py.
 - ```toml blocks must parse; untagged blocks are illustrations (layouts, synopses).
@@ -77,12 +77,21 @@ def _skip_reason(command: str) -> str | None:
     return None
 
 
-def _shortened(command: str) -> str:
+def _shortened(command: str, resumes: dict[str, int] | None = None) -> str:
+    """``command`` with training shortened; ``resumes`` counts earlier resumes of each run, so
+    every resume of a run goes two steps further (a resume to a step already reached is refused)."""
     words = shlex.split(command)
     if "train" in words and ("stagegen" in words[:1] or "stagegen" in words):
         if "--help" in words:
             return command
-        extra = ["--steps", "4"] if "--resume" in words else ["--steps", "2", "--batch-size", "8"]
+        if "--resume" in words:
+            run = words[words.index("--resume") + 1]
+            done = (resumes or {}).get(run, 0)
+            if resumes is not None:
+                resumes[run] = done + 1
+            extra = ["--steps", str(4 + 2 * done)]
+        else:
+            extra = ["--steps", "2", "--batch-size", "8"]
         return shlex.join(words + extra + ["--no-progress"])
     return command
 
@@ -150,6 +159,7 @@ def scratch(tmp_path_factory, classifier_cache):
 def test_every_code_block_runs_as_written(document, scratch):
     work, env = scratch
     skipped = []
+    resumes: dict[str, int] = {}  # per run directory, in document order
     for language, code, excerpt, line in _blocks(document):
         where = f"{document.name}:{line}"
         if excerpt:
@@ -172,7 +182,7 @@ def test_every_code_block_runs_as_written(document, scratch):
                 if reason:
                     skipped.append((f"{where}: {command}", reason))
                     continue
-                _run(["bash", "-c", _shortened(command)], work, env, f"`{command}` ({where})")
+                _run(["bash", "-c", _shortened(command, resumes)], work, env, f"`{command}` ({where})")
         elif language == "toml":
             try:
                 import tomllib
@@ -188,5 +198,7 @@ def test_the_rules_above_find_blocks_and_commands():
     assert any(language == "bash" for language, *_ in blocks) and any(language == "python" for language, *_ in blocks)
     assert _commands("a --x \\\n  --y  # note\nb && c") == ["a --x --y", "b", "c"]
     assert _shortened("stagegen train --out runs/a").endswith("--steps 2 --batch-size 8 --no-progress")
-    assert _shortened("stagegen train --resume runs/a --steps 3000").endswith("--steps 4 --no-progress")
+    resumes: dict[str, int] = {}
+    assert _shortened("stagegen train --resume runs/a --steps 3000", resumes).endswith("--steps 4 --no-progress")
+    assert _shortened("stagegen train --resume runs/a", resumes).endswith("--steps 6 --no-progress")
     assert _skip_reason("python -m pip install .") is not None

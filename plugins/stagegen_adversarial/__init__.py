@@ -24,8 +24,8 @@ __version__ = stagegen.__version__
 
 
 class AdversarialOptions(StageOptions):
-    width: int = Field(64, ge=1, description="channels of the refiner")
-    blocks: int = Field(5, ge=0, description="residual blocks of the refiner")
+    width: int = Field(64, ge=1, le=4096, description="channels of the refiner")
+    blocks: int = Field(5, ge=0, le=256, description="residual blocks of the refiner")
     scale: Literal[1, 2, 4] = Field(1, description="upsampling factor from input to output")
     pixel_loss: Literal["l1", "l2", "charbonnier"] = Field("l1", description="pixel loss")
     pixel_weight: float = Field(1.0, ge=0, description="weight of the pixel loss")
@@ -33,8 +33,8 @@ class AdversarialOptions(StageOptions):
     gan_loss: Literal["hinge", "non-saturating"] = Field("hinge", description="GAN objective")
     start_step: int = Field(0, ge=0, description="steps before the adversarial term and the discriminator start")
     adaptive: bool = Field(True, description="scale the adversarial term by the ratio of gradient norms at the last layer")
-    disc_width: int = Field(64, ge=1, description="discriminator base channels")
-    disc_layers: int = Field(3, ge=1, description="stride-2 layers of the PatchGAN (receptive field grows with it)")
+    disc_width: int = Field(64, ge=1, le=4096, description="discriminator base channels")
+    disc_layers: int = Field(3, ge=1, le=8, description="stride-2 layers of the PatchGAN (receptive field grows with it)")
     spectral_norm: bool = Field(False, description="spectral normalisation in the discriminator (instead of batch norm)")
     disc_lr: float = Field(2e-4, gt=0, description="discriminator learning rate")
     disc_betas: tuple[float, float] = Field((0.5, 0.9), description="discriminator Adam betas")

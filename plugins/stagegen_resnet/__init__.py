@@ -8,6 +8,8 @@ Network after the authors' code: a 5x5 conv to ``width`` channels, residual bloc
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from pydantic import Field
 from torch import nn
@@ -21,10 +23,10 @@ __version__ = stagegen.__version__
 
 
 class ResNetOptions(StageOptions):
-    width: int = Field(64, ge=1, description="channels of the residual trunk")
-    blocks: int = Field(5, ge=0, description="number of residual blocks")
-    head_width: int = Field(256, ge=1, description="channels of the wide conv before the output")
-    scale: int = Field(1, description="resolution factor from input to output: 1 (paper), 2 or 4")
+    width: int = Field(64, ge=1, le=4096, description="channels of the residual trunk")
+    blocks: int = Field(5, ge=0, le=256, description="number of residual blocks")
+    head_width: int = Field(256, ge=1, le=8192, description="channels of the wide conv before the output")
+    scale: Literal[1, 2, 4] = Field(1, description="resolution factor from input to output: 1 (paper), 2 or 4")
     leaky_slope: float = Field(0.3, ge=0, description="negative slope of the leaky ReLUs")
     pixel_weight: float = Field(1.0, ge=0, description="weight of the pixel loss")
 

@@ -24,8 +24,8 @@ __version__ = stagegen.__version__
 
 
 class SRResNetOptions(StageOptions):
-    width: int = Field(64, ge=1, description="channels of the residual trunk")
-    blocks: int = Field(8, ge=0, description="residual blocks (SRResNet uses 16)")
+    width: int = Field(64, ge=1, le=4096, description="channels of the residual trunk")
+    blocks: int = Field(8, ge=0, le=256, description="residual blocks (SRResNet uses 16)")
     scale: Literal[1, 2, 4] = Field(2, description="upsampling factor from input to output")
     pixel_loss: Literal["l1", "l2", "charbonnier"] = Field("l1", description="pixel loss")
     pixel_weight: float = Field(1.0, ge=0, description="weight of the pixel loss")

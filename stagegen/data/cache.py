@@ -23,7 +23,7 @@ from ..pipeline_file import atomic_write
 from .registry import DataError
 from .tensors import TensorImages
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the sidecar holds the data file's size and SHA-256
 
 
 def default_cache_dir() -> Path | None:
@@ -98,7 +98,14 @@ def materialize(
         raise DataError(f"{what}: none of the {len(names)} images could be read")
     images = images[: len(kept)]
     if cache_dir is not None:
-        _write_cache(data_path, meta_path, images, kept, key, bad)
+        try:
+            _write_cache(data_path, meta_path, images, kept, key, bad)
+        except OSError as exc:  # a full disk or a read-only cache folder costs the cache, not the run
+            for leftover in (meta_path, data_path):
+                leftover.unlink(missing_ok=True)
+            warnings.warn(f"{what}: could not write the decoded cache in {cache_dir} ({exc.strerror or exc}); "
+                          "continuing with the images in memory, and the next run decodes them again", stacklevel=2)
+            return TensorImages(torch.from_numpy(images), kept)
         written = _read_cache(data_path, meta_path, key, shape)  # serve from the map, not a second copy
         if written is not None:
             written.cache_hit = False
@@ -106,27 +113,57 @@ def materialize(
     return TensorImages(torch.from_numpy(images), kept)
 
 
+def sha256_of(data) -> str:
+    """SHA-256 of a buffer or of a file's bytes (read in 4 MiB pieces)."""
+    h = hashlib.sha256()
+    if isinstance(data, Path):
+        with open(data, "rb") as f:
+            while chunk := f.read(4 * 2**20):
+                h.update(chunk)
+    else:
+        h.update(memoryview(data).cast("B"))
+    return h.hexdigest()
+
+
 def _write_cache(data_path: Path, meta_path: Path, images: np.ndarray, names: list[str], key: dict, bad) -> None:
-    atomic_write(data_path, lambda tmp: images.tofile(tmp))
+    images = np.ascontiguousarray(images)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a Python file: a full disk raises OSError(ENOSPC), not a C-level error
+            f.write(memoryview(images).cast("B"))
+
+    atomic_write(data_path, write)
     meta = {"format": CACHE_FORMAT, "key": key, "count": len(names), "shape": list(images.shape[1:]), "names": names,
-            "skipped": [n for n, _ in bad]}
+            "skipped": [n for n, _ in bad], "bytes": images.nbytes, "sha256": sha256_of(images)}
     # the sidecar is written last: a data file without it is never trusted
     atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
 
 
+#: a sidecar lists every image's name; 200,000 CelebA names take 4 MB
+MAX_SIDECAR_BYTES = 256 * 2**20
+
+
 def _read_cache(data_path: Path, meta_path: Path, key: dict, shape: tuple[int, int, int]) -> TensorImages | None:
-    if not (data_path.is_file() and meta_path.is_file()):
+    """The cached split, or None (then it is rebuilt) when anything disagrees: the sidecar's
+    format, key or shape, the count against the names and the file's size, or the file's bytes
+    against the checksum the sidecar recorded (one read of the file, which training reads anyway)."""
+    if not (data_path.is_file() and meta_path.is_file()) or meta_path.stat().st_size > MAX_SIDECAR_BYTES:
         return None
     try:
         meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
-    count = meta.get("count", -1)
-    if meta.get("format") != CACHE_FORMAT or meta.get("key") != key or meta.get("shape") != list(shape):
+    if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT or meta.get("key") != key or meta.get("shape") != list(shape):
         return None
-    if data_path.stat().st_size != count * int(np.prod(shape)):
+    count, names = meta.get("count"), meta.get("names")
+    if type(count) is not int or count < 1 or not isinstance(names, list) or len(names) != count:
+        return None
+    size = count * int(np.prod(shape))
+    if meta.get("bytes") != size or data_path.stat().st_size != size:
         return None  # torn or foreign file: rebuild
+    if meta.get("sha256") != sha256_of(data_path):
+        return None  # altered in place: rebuild
     array = np.memmap(data_path, dtype=np.uint8, mode="c", shape=(count, *shape))
-    dataset = TensorImages(torch.from_numpy(array), meta.get("names"))
+    dataset = TensorImages(torch.from_numpy(array), names)
     dataset.cache_hit = True
     return dataset

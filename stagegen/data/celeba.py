@@ -48,6 +48,8 @@ def _locate(root: Path) -> tuple[ImageSource, Path]:
 def _partition(path: Path) -> dict[str, str] | None:
     if not path.is_file():
         return None
+    if path.stat().st_size > 64 * 2**20:  # the official file is 2.8 MB
+        raise DataError(f"{path} is {path.stat().st_size:,} bytes: not CelebA's partition file (2.8 MB); replace or remove it")
     table = {}
     for line in path.read_text().splitlines():
         parts = line.split()

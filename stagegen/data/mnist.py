@@ -38,13 +38,19 @@ def _find(root: Path, stem: str) -> Path | None:
     return None
 
 
+#: the official training images are 47 MB; a file that inflates past this is not MNIST
+MAX_IDX_BYTES = 256 * 2**20
+
+
 def _read_idx(path: Path, magic: int) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_IDX_BYTES + 1)  # bounded: a small .gz can inflate to any size
     except (OSError, EOFError) as exc:
         raise DataError(f"{path} cannot be read ({exc}): damaged or truncated; replace it with the official file") from None
+    if len(data) > MAX_IDX_BYTES:
+        raise DataError(f"{path} holds more than {MAX_IDX_BYTES:,} bytes (uncompressed): not an MNIST idx file")
     if len(data) < 8 or struct.unpack(">I", data[:4])[0] != magic:
         raise DataError(f"{path} is not an MNIST idx file (magic number {data[:4].hex()} instead of {magic:08x})")
     ndim = magic & 0xFF

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import BaseModel, ConfigDict
@@ -18,7 +19,7 @@ SPLITS = ("train", "val", "test")
 
 
 class DatasetOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DataError(ValueError):
@@ -71,6 +72,8 @@ def open_dataset(
     dataset_type = get_dataset_type(name)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    if cache_dir not in (None, "off") and Path(cache_dir).exists() and not Path(cache_dir).is_dir():
+        raise DataError(f"cache folder {cache_dir} is a file; give a folder (created if missing) or 'off' for no cache")
     if dataset_type.needs_root and not root:
         raise DataError(f"dataset {name!r} needs --data-root PATH (where its files are); see `stagegen datasets`")
     request = DataRequest(root, split, image_size, channels, dataset_type.validate_options(options), cache_dir)

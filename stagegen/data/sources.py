@@ -7,7 +7,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from .decode import IMAGE_SUFFIXES
+from .decode import IMAGE_SUFFIXES, MAX_FILE_BYTES, ImageTooLarge
 from .registry import DataError
 
 
@@ -35,7 +35,11 @@ class FolderSource(ImageSource):
         self.names = names
 
     def read(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
+        with open(self.root / name, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise ImageTooLarge(f"a {size:,}-byte file, more than the {MAX_FILE_BYTES:,} read per image")
+            return f.read(MAX_FILE_BYTES + 1)
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(str(self.root.resolve()).encode())
@@ -69,7 +73,15 @@ class ZipSource(ImageSource):
         return self._zip
 
     def read(self, name: str) -> bytes:
-        return self._handle().read(name)
+        archive = self._handle()
+        info = archive.getinfo(name)
+        if info.file_size > MAX_FILE_BYTES:  # the directory's claim, checked before a byte is inflated
+            raise ImageTooLarge(f"a zip entry of {info.file_size:,} bytes uncompressed, more than the {MAX_FILE_BYTES:,} read per image")
+        with archive.open(info) as entry:
+            data = entry.read(MAX_FILE_BYTES + 1)  # and bounded again, should the directory lie
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageTooLarge(f"a zip entry that inflates beyond the {MAX_FILE_BYTES:,} bytes read per image")
+        return data
 
     def fingerprint(self) -> str:
         st = self.path.stat()

@@ -7,6 +7,7 @@ checkpoint holds tensors, numbers and strings only, and loading one executes no 
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
     path = Path(directory) / CHECKPOINT_NAME
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # serialised in memory, then written by Python: a full disk is an OSError
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+
+    atomic_write(path, write)
     return path
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import signal
 import sys
@@ -26,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import PipelineConfig, RunConfig, validate_run_config
+from ..devices import resolve_device
 from ..images import save_grid
 from ..pipeline import Pipeline, to_model_range, to_unit_range
 from ..pipeline_file import atomic_write, save_pipeline
@@ -37,6 +39,7 @@ from .distributed import (
     lr_scale_note, shutdown_distributed,
 )
 from .ema import EMA
+from .lock import run_lock
 from .logging import MetricsLog, Progress
 
 CHECKPOINT_FORMAT = "stagegen.checkpoint"
@@ -61,16 +64,24 @@ class TrainResult:
     stopped_by_budget: bool = False  # the time budget ended the run before train.steps
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+def check_memory(config: PipelineConfig, device: torch.device, ema: bool) -> None:
+    """Refuse, before allocating, a pipeline whose weights, gradients and Adam moments (and EMA
+    copy) alone exceed the device's memory: a message, not an allocator error minutes later."""
+    with torch.device("meta"):
+        skeleton = Pipeline(config, for_training=False)
+    weights = sum(t.numel() * t.element_size() for t in [*skeleton.parameters(), *skeleton.buffers()])
+    needed = weights * (5 if ema else 4)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but CUDA is not available on this machine; use --device cpu")
-        if device.index is None:
-            device = torch.device(f"cuda:{local_rank}")
-    return device
+        available = torch.cuda.get_device_properties(device).total_memory
+    else:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        params = sum(p.numel() for p in skeleton.parameters())
+        raise ValueError(
+            f"this pipeline has {params:,} parameters: training needs at least {needed / 2**30:,.1f} GiB for its weights, "
+            f"gradients and optimiser state, and {device} has {available / 2**30:,.1f} GiB; make it smaller "
+            "(latent_dim, widths, blocks, image_size)"
+        )
 
 
 def seed_everything(seed: int) -> None:
@@ -106,6 +117,7 @@ class Trainer:
         # Same initial weights on every rank: build under the run seed, then give each rank
         # its own noise stream.
         seed_everything(t.seed)
+        check_memory(config.pipeline, self.device, t.ema_decay is not None)
         self.pipeline = Pipeline(config.pipeline)
         self.auxiliaries: dict[int, nn.Module] = {}
         for i, stage in enumerate(self.pipeline.stages):
@@ -282,6 +294,8 @@ class Trainer:
                 stale.unlink(missing_ok=True)
             config_json = json.dumps(self.config.model_dump(mode="json"), indent=2)
             atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(config_json))
+            if self.step > 0:
+                self._truncate_metrics()
         log = MetricsLog(self.run_dir / "metrics.jsonl" if main else None, self.run_dir / "tensorboard" if main else None)
         if main:
             for line in self.describe(resumed=self.step > 0):
@@ -309,9 +323,8 @@ class Trainer:
                     progress.write(f"step {self.step}: non-finite {', '.join(bad)}; step skipped ({consecutive_bad} in a row)")
                     if consecutive_bad >= t.max_nonfinite:
                         raise TrainingStopped(
-                            f"stopped at step {self.step}: {consecutive_bad} steps in a row had a non-finite value in {', '.join(bad)}. "
-                            f"The last checkpoint in {self.checkpoint_dir} is intact (no non-finite state was saved); "
-                            "lower the learning rate or that term's weight, then resume with --resume."
+                            f"stopped at step {self.step}: {consecutive_bad} steps in a row had a non-finite value in "
+                            f"{', '.join(bad)}. {self._checkpoint_note()}"
                         )
                     continue
                 consecutive_bad = 0
@@ -374,6 +387,40 @@ class Trainer:
             log.close()
         result.steps = self.step
         return result
+
+    def _truncate_metrics(self) -> None:
+        """A run killed after its checkpoint logged steps it will now train again: drop those
+        lines, so metrics.jsonl holds each step once."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                step = json.loads(line).get("step", 0)
+            except (json.JSONDecodeError, AttributeError, RecursionError):
+                continue  # a line torn by the kill
+            if isinstance(step, int) and step <= self.step:
+                kept.append(line)
+        text = "".join(line + "\n" for line in kept)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+    def _checkpoint_note(self) -> str:
+        """What a stopped run can be continued from, said truthfully."""
+        path = self.checkpoint_dir / "last.pt"
+        advice = "lower the learning rate or that term's weight"
+        if not path.is_file():
+            return f"No checkpoint was written before it stopped, so there is nothing to resume: {advice} and start again."
+        try:
+            state = load_checkpoint(self.checkpoint_dir)
+            finite = all(bool(torch.isfinite(v).all()) for v in state["pipeline"].values() if v.is_floating_point())
+        except (ValueError, KeyError, AttributeError):
+            return f"The checkpoint {path} cannot be read back, so there is nothing to resume: {advice} and start again."
+        if not finite:
+            return (f"The checkpoint {path} (step {state.get('step')}) already holds non-finite weights, so resuming it "
+                    f"would fail the same way: {advice} and start again.")
+        return (f"The last checkpoint ({path}, step {state.get('step')}) is intact and finite: --resume continues "
+                f"from it; if the same steps fail again, start a new run and {advice}.")
 
     def _log_record(self, window, diagnostics, steps, elapsed, images_per_step) -> dict[str, Any]:
         values = {k: float(v / steps) for k, v in window.items()}  # one sync per logging interval
@@ -518,8 +565,16 @@ class Trainer:
         return gathered
 
     def _restore(self, state: dict[str, Any]) -> None:
-        if state.get("format") != CHECKPOINT_FORMAT:
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{self.checkpoint_dir} does not hold a stagegen checkpoint")
+        try:
+            self._load_state(state)
+        except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, json.JSONDecodeError) as exc:
+            detail = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:300]
+            raise ValueError(f"the checkpoint in {self.checkpoint_dir} does not fit this run ({detail}); it was altered or "
+                             "written by another version of the run: restore it, or start a new run") from None
+
+    def _load_state(self, state: dict[str, Any]) -> None:
         # validated again, so fields added since the checkpoint was written take their defaults (a
         # run from before priors existed resumes with the normal prior it was started with)
         saved = PipelineConfig.model_validate(json.loads(state["pipeline_config"])).model_dump(mode="json")
@@ -556,25 +611,65 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _pipeline_steps(path: Path) -> int | None:
+    """The training step a run's pipeline file was written at, if it is there and readable."""
+    from ..pipeline_file import read_header
+
+    try:
+        return read_header(path).get("extra", {}).get("train_steps") if path.is_file() else None
+    except ValueError:
+        return None
+
+
+def _locked(run_dir: str | Path):
+    """The run directory's lock, taken by the process that writes there (rank 0 under torchrun)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext()
+    return run_lock(run_dir)
+
+
 def train(config: RunConfig | dict, run_dir: str | Path, dataset: Dataset | None = None) -> TrainResult:
     """Train a pipeline from a config; writes the run directory. The Python face of `stagegen train`."""
     if isinstance(config, dict):
         config = validate_run_config(config)
-    return _fit(Trainer(config, run_dir, dataset=dataset))
+    with _locked(run_dir):
+        return _fit(Trainer(config, run_dir, dataset=dataset))
+
+
+#: what may change when a run continues: how long, where and how it runs, not what it trains
+RESUMABLE_OVERRIDES = ("time_budget", "device", "num_workers", "progress")
 
 
 def resume(run_dir: str | Path, steps: int | None = None, dataset: Dataset | None = None, **train_overrides) -> TrainResult:
-    """Continue the run in ``run_dir`` from its last checkpoint (optionally to a new step count)."""
+    """Continue the run in ``run_dir`` from its last checkpoint, optionally to a new step count.
+    Only :data:`RESUMABLE_OVERRIDES` may be changed; anything else would silently change the run."""
     run_dir = Path(run_dir)
+    refused = sorted(set(train_overrides) - set(RESUMABLE_OVERRIDES))
+    if refused:
+        raise ValueError(f"cannot change {', '.join(refused)} when resuming: the run continues with its own settings "
+                         f"(only steps, {', '.join(RESUMABLE_OVERRIDES)} may change); start a new run to change them")
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
-    raw = json.loads(config_path.read_text())
+    try:
+        raw = json.loads(config_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{config_path} is not valid JSON ({exc}); restore it from the run's start or start a new run") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("train"), dict):
+        raise ValueError(f"{config_path} has no 'train' section; it is not the config.json a run writes (was it edited?)")
     if steps is not None:
         raw["train"]["steps"] = steps
     raw["train"].update(train_overrides)
     config = validate_run_config(raw, where=str(config_path))
-    return _fit(Trainer(config, run_dir, dataset=dataset, resume=True))
+    with _locked(run_dir):
+        trainer = Trainer(config, run_dir, dataset=dataset, resume=True)
+        target = config.train.steps
+        if trainer.step > target or (trainer.step == target and _pipeline_steps(trainer.pipeline_path) == target):
+            shutdown_distributed(trainer.dist)
+            where = "past" if trainer.step > target else "at"
+            raise ValueError(f"the run in {run_dir} is already {where} step {target} (its checkpoint is at step {trainer.step}); "
+                             f"give --steps larger than {trainer.step} to train further")
+        return _fit(trainer)
 
 
 def _fit(trainer: Trainer) -> TrainResult:

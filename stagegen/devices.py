@@ -1,0 +1,37 @@
+"""Device names from users and files, checked before anything is allocated on them."""
+
+from __future__ import annotations
+
+import torch
+
+#: devices stagegen runs on; 'meta' holds no data and others need a build of torch we do not test
+SUPPORTED = ("cpu", "cuda", "mps")
+
+
+def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
+    """'auto' (CUDA when there is one, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps' -> a usable
+    torch.device, or a ValueError that says what this machine has."""
+    if isinstance(name, torch.device):
+        device = name
+    else:
+        text = str(name).strip()
+        if text == "auto":
+            return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(text)
+        except (RuntimeError, ValueError):
+            device = None
+        if device is None or device.type not in SUPPORTED:
+            raise ValueError(f"unknown device {text!r}: use auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(name)!r} asked for, but CUDA is not available on this machine; use --device cpu")
+        if device.index is None:
+            device = torch.device(f"cuda:{local_rank}")
+        if device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(name)!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"device {str(name)!r} asked for, but MPS is not available on this machine; use --device cpu")
+    if device.type not in SUPPORTED:
+        raise ValueError(f"unsupported device {str(device)!r}: use auto, cpu, cuda, cuda:N or mps")
+    return device
