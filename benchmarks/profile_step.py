@@ -52,12 +52,12 @@ def main(argv=None):
     images = images_in_memory(config.pipeline.image_size, config.pipeline.channels)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, run_dir, dataset=TensorImages(images))
-        batches = trainer._batches()
+        batches = trainer.batches()
         for _ in range(3):
-            trainer._train_step(batches)
+            trainer.train_step(batches)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             for _ in range(args.steps):
-                trainer._train_step(batches)
+                trainer.train_step(batches)
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     groups: dict[str, float] = defaultdict(float)

@@ -120,11 +120,10 @@ def worker_stagegen(args) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, run_dir, dataset=TensorImages(images))
         # warm-up steps first, outside the timed windows: the first logging window then starts after them
-        batches = trainer._batches()
+        batches = trainer.batches()
         for _ in range(args.warmup):
-            trainer._train_step(batches)
-        trainer.step = args.warmup
-        trainer._batches = lambda: batches
+            trainer.train_step(batches)  # advances the run's step
+        trainer.batches = lambda: batches
         result = trainer.fit()
     rates = [r["images_per_second"] for r in result.losses if r["step"] > args.warmup]
     return {"images_per_second": median(rates), "peak_mb": peak_memory_mb(resolve_device(args.device))}

@@ -11,9 +11,9 @@ from .hookspecs import hookimpl  # noqa: E402  (plugins import the marker from h
 
 def load(path, device="cpu", channels_last=True):
     """Load a pipeline file (``.safetensors``) in eval mode; see :meth:`Pipeline.sample`."""
-    from .pipeline_file import load_pipeline
+    from .pipeline import Pipeline
 
-    return load_pipeline(path, device=device, channels_last=channels_last)
+    return Pipeline.load(path, device=device, channels_last=channels_last)
 
 
 def __getattr__(name):

@@ -10,13 +10,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from .stages import describe_validation_error
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+from .options import StrictModel as _Strict
+from .options import describe_validation_error
 
 
 class StageSpec(_Strict):

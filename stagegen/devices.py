@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 #: devices stagegen runs on; 'meta' holds no data and others need a build of torch we do not test
@@ -35,3 +37,22 @@ def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.devic
     if device.type not in SUPPORTED:
         raise ValueError(f"unsupported device {str(device)!r}: use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def check_memory(skeleton, device: torch.device, copies: int) -> None:
+    """Refuse, before allocating, a network (``skeleton``, built on the meta device) whose
+    weights times ``copies`` (weights, gradients, two Adam moments, an EMA copy) exceed the
+    device's memory: a message, not an allocator error minutes later."""
+    weights = sum(t.numel() * t.element_size() for t in [*skeleton.parameters(), *skeleton.buffers()])
+    needed = weights * copies
+    if device.type == "cuda":
+        available = torch.cuda.get_device_properties(device).total_memory
+    else:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        params = sum(p.numel() for p in skeleton.parameters())
+        raise ValueError(
+            f"this pipeline has {params:,} parameters: training needs at least {needed / 2**30:,.1f} GiB for its weights, "
+            f"gradients and optimiser state, and {device} has {available / 2**30:,.1f} GiB; make it smaller "
+            "(latent_dim, widths, blocks, image_size)"
+        )

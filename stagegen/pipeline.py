@@ -15,9 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import PipelineConfig, PriorSpec, StageSpec
+from .pipeline_file import load_pipeline, save_pipeline
 from .plugins import get_prior_type, get_stage_type
 from .prior import Prior, PriorContext
-from .stages import BuildContext, LossContext, Posterior, Refiner, Trunk, scale_of
+from .stages import BuildContext, LossContext, Posterior, Refiner, Trunk
+
+
+#: the label segment of terms from an extra module's own update (see Pipeline.term_label)
+AUXILIARY = "aux"
 
 
 @dataclass
@@ -64,9 +69,9 @@ class Pipeline(nn.Module):
 
         # Resolutions: the trunk works at image_size / (product of refiner scales).
         scales = []
-        for i, (spec, opts) in enumerate(zip(specs[1:], options[1:]), start=1):
+        for i, (spec, stage_type, opts) in enumerate(zip(specs[1:], types[1:], options[1:]), start=1):
             try:
-                scales.append(scale_of(opts))
+                scales.append(stage_type.scale_of(opts))
             except ValueError as exc:
                 raise ValueError(f"stage {i} ({spec.type}): {exc}") from None
         total = math.prod(scales)
@@ -83,7 +88,6 @@ class Pipeline(nn.Module):
             expected = Trunk if stage_type.kind == "trunk" else Refiner
             if not isinstance(stage, expected):
                 raise TypeError(f"stage type {stage_type.name!r} built a {type(stage).__name__}, not a {expected.__name__}")
-            stage.stage_name = stage_type.name
             stages.append(stage)
 
         # The stored config holds every option with its validated value, defaults included.
@@ -132,6 +136,27 @@ class Pipeline(nn.Module):
     def stage_label(self, index: int) -> str:
         return f"stage{index}"
 
+    def term_label(self, index: int, name: str, auxiliary: bool = False) -> str:
+        """How a stage's loss term is logged: ``stage1/l1``; an extra module's (a discriminator's)
+        under ``stage3/aux/d_loss``, so it is never summed into the generator's loss."""
+        return f"{self.stage_label(index)}/{AUXILIARY + '/' if auxiliary else ''}{name}"
+
+    @staticmethod
+    def is_auxiliary_label(label: str) -> bool:
+        return label.split("/")[1:2] == [AUXILIARY]
+
+    def loss_context(self, index: int, out: ChainOutput, step: int, auxiliary: nn.Module | None = None,
+                     detach: bool = False) -> LossContext:
+        """What stage ``index`` sees beside its output and target when its loss is computed
+        (``detach``: for an extra module's own update, which must not reach the generator)."""
+        previous = out.images[index - 1] if index else None
+        return LossContext(
+            step=step,
+            input=previous.detach() if (detach and previous is not None) else previous,
+            posterior=out.posterior if index == 0 and not detach else None,
+            auxiliary=auxiliary,
+        )
+
     # ------------------------------------------------------------------ the chain
 
     def run_chain(self, z: torch.Tensor, posterior: Posterior | None = None, stop_gradients: bool = True) -> ChainOutput:
@@ -167,18 +192,13 @@ class Pipeline(nn.Module):
             if out.images[i].shape[-2:] != targets[i].shape[-2:]:
                 raise ValueError(
                     f"stage {i} ({spec.type}) produced {tuple(out.images[i].shape[-2:])} images but its resolution is "
-                    f"{self.resolutions[i]}: a refiner that changes resolution must declare it with its 'scale' option"
+                    f"{self.resolutions[i]}: a refiner that changes resolution must declare it (StageType's scale)"
                 )
-            ctx = LossContext(
-                step=step,
-                input=out.images[i - 1] if i else None,
-                posterior=out.posterior if i == 0 else None,
-                auxiliary=auxiliaries.get(i),
-            )
+            ctx = self.loss_context(i, out, step, auxiliaries.get(i))
             for name, value in stage.loss(out.images[i], targets[i], ctx).items():
-                terms[f"{self.stage_label(i)}/{name}"] = spec.loss_weight * value
+                terms[self.term_label(i, name)] = spec.loss_weight * value
             if diagnostics is not None:
-                diagnostics.update({f"{self.stage_label(i)}/{name}": v for name, v in ctx.diagnostics.items()})
+                diagnostics.update({self.term_label(i, name): v for name, v in ctx.diagnostics.items()})
         return terms
 
     # ------------------------------------------------------------------ public API ([0, 1] images)
@@ -261,12 +281,10 @@ class Pipeline(nn.Module):
     # ------------------------------------------------------------------ files
 
     def save(self, path: str | Path) -> Path:
-        from .pipeline_file import save_pipeline
-
+        """Write this pipeline (config, prior and weights) to a ``.safetensors`` file, atomically."""
         return save_pipeline(self, path)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", channels_last: bool = True) -> "Pipeline":
-        from .pipeline_file import load_pipeline
-
-        return load_pipeline(path, device=device, channels_last=channels_last)
+        """Read a pipeline file (see :func:`stagegen.pipeline_file.load_pipeline` for the checks)."""
+        return load_pipeline(path, lambda config: cls(config, for_training=False), device=device, channels_last=channels_last)

@@ -7,11 +7,8 @@ the plugin package to install. Tensors are checked strictly, key by key and shap
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import struct
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,8 +18,10 @@ from pydantic import ValidationError
 
 from . import __version__
 from .config import PipelineConfig
+from .devices import resolve_device
+from .io import atomic_write
 from .plugins import get_plugin_manager
-from .stages import describe_validation_error
+from .options import describe_validation_error
 
 FORMAT = "stagegen.pipeline"
 FORMAT_VERSION = 1
@@ -31,43 +30,6 @@ METADATA_KEY = "stagegen"
 
 class PipelineFileError(ValueError):
     """A file that is not a loadable stagegen pipeline, with the reason."""
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone makes files private (0600)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through ``write(tmp_path)`` then rename over ``path``: a crash leaves the old file or the new."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "a folder is in the way of the file", str(path))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:  # name the file we meant to write, not a temporary one
-        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
-    os.fchmod(fd, _FILE_MODE)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _FILE_MODE)  # a writer that recreates the file would make it private (0600)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if exc.errno is None:
-            raise
-        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def header_document(pipeline, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -205,12 +167,10 @@ def read_header(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def _build(config: PipelineConfig, path: Path, device: str | torch.device):
-    from .pipeline import Pipeline
-
+def _build(build, config: PipelineConfig, path: Path, device: str | torch.device):
     try:
         with torch.device(device):
-            return Pipeline(config, for_training=False)
+            return build(config)
     except (ValueError, TypeError) as exc:
         raise PipelineFileError(f"{path}: cannot rebuild the pipeline from its config: {exc}") from None
 
@@ -250,8 +210,9 @@ def _check_against_file(skeleton, doc: dict[str, Any], path: Path) -> None:
                                     "the file was altered or written by a different network")
 
 
-def load_pipeline(path: str | Path, device: str | torch.device = "cpu", channels_last: bool = True):
-    """Rebuild the pipeline from the registry and load its tensors strictly; eval mode.
+def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", channels_last: bool = True):
+    """Rebuild the pipeline with ``build(config)`` (``Pipeline.load`` passes the class, built for
+    inference) and load its tensors strictly; eval mode.
 
     Nothing is allocated before the file is known to match: the network its config describes is
     first built on the meta device and compared with the file's tensors (names, shapes, dtypes)
@@ -259,8 +220,6 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu", channels
     faster convolutions (oneDNN, cuDNN); outputs then differ from the contiguous layout's in the
     last bits only."""
     from safetensors import safe_open
-
-    from .devices import resolve_device
 
     device = resolve_device(device)
     doc = read_header(path)
@@ -282,12 +241,12 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu", channels
                 f"Install that plugin package, then load again. {registry.installed_note()}"
             )
     try:
-        skeleton = _build(config, path, "meta")
+        skeleton = _build(build, config, path, "meta")
     except (RuntimeError, NotImplementedError):
         skeleton = None  # a plugin whose constructor computes with its tensors cannot be built on meta
     if skeleton is not None:
         _check_against_file(skeleton, doc, path)
-    pipeline = _build(config, path, "cpu")
+    pipeline = _build(build, config, path, "cpu")
     if skeleton is None:
         _check_against_file(pipeline, doc, path)  # the same checks, after allocating (docs/security.md)
     expected = pipeline.state_dict()

@@ -144,7 +144,7 @@ class PluginManager:
             provider = self._providers.get(id(impl.plugin), Provider(impl.plugin_name, impl.plugin_name, "unknown"))
 
             def register(item, _provider=provider):
-                registry.add(name_of(item), _with_provider(item, _provider), _provider)
+                registry.add(name_of(item), item, _provider)
 
             try:
                 impl.function(register)
@@ -169,18 +169,11 @@ class PluginManager:
             self._datasets = self._collect("register_datasets", "dataset", lambda d: d.name)
         return self._datasets
 
-
     @property
     def priors(self) -> Registry:
         if self._priors is None:
             self._priors = self._collect("register_priors", "prior", lambda p: p.name)
         return self._priors
-
-
-def _with_provider(item: Any, provider: Provider) -> Any:
-    if hasattr(item, "provider"):
-        object.__setattr__(item, "provider", provider)
-    return item
 
 
 _manager: PluginManager | None = None

@@ -14,24 +14,18 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from .hookspecs import hookimpl
-from .stages import validate_options
-
-if TYPE_CHECKING:
-    from .plugins import Provider
+from .options import StrictModel, validate_options
 
 
-class PriorOptions(BaseModel):
+class PriorOptions(StrictModel):
     """Base for every prior's options: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,7 @@ class PriorContext:
         return math.prod(self.latent_shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PriorType:
     """A registered prior. ``build(options, ctx)`` returns a :class:`Prior`."""
 
@@ -53,7 +47,6 @@ class PriorType:
     options: type[PriorOptions]
     build: Callable[[Any, PriorContext], "Prior"]
     description: str = ""
-    provider: "Provider | None" = field(default=None, compare=False)
 
     def validate_options(self, raw: dict[str, Any] | None) -> PriorOptions:
         return validate_options(self.options, raw, f"options of prior {self.name!r}")
@@ -129,8 +122,8 @@ class NormalPrior(Prior):
 
 @hookimpl
 def register_priors(register):
-    register(PriorType("normal", NormalPriorOptions, lambda o, ctx: NormalPrior(ctx.latent_shape),
-                       "N(0, I), as in the paper; needs no fitting"))
+    register(PriorType(name="normal", options=NormalPriorOptions, build=lambda o, ctx: NormalPrior(ctx.latent_shape),
+                       description="N(0, I), as in the paper; needs no fitting"))
 
 
 # ---------------------------------------------------------------------------- fitting

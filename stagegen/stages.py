@@ -8,23 +8,30 @@ Each stage computes its own loss terms; the engine only sums and logs them.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import Any, Callable, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-if TYPE_CHECKING:
-    from .plugins import Provider
+from .options import StrictModel, validate_options
+
+__all__ = [
+    "BuildContext", "Kind", "LossContext", "Posterior", "Refiner", "Stage", "StageOptions", "StageType", "Trunk",
+    "Upgrade",
+]
 
 Kind = Literal["trunk", "refiner"]
 
+#: ``upgrade(options, tensors, version) -> (options, tensors)``: a stage's options (a plain dict)
+#: and its tensors (names relative to the stage) as the plugin version ``version`` wrote them,
+#: turned into what the installed version builds and loads. See docs/plugins.md, section 6.
+Upgrade = Callable[[dict[str, Any], dict[str, torch.Tensor], str], "tuple[dict[str, Any], dict[str, torch.Tensor]]"]
 
-class StageOptions(BaseModel):
+
+class StageOptions(StrictModel):
     """Base for every stage's options: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -40,27 +47,38 @@ class BuildContext:
     training: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StageType:
-    """A registered stage type. ``build(options, ctx)`` returns a Trunk or a Refiner."""
+    """A registered stage type. ``build(options, ctx)`` returns a Trunk or a Refiner.
+
+    ``scale(options)`` is how a refiner declares its resolution factor (output size over input
+    size; 1 when not given): the engine reads it before building, to give every stage its
+    resolution. ``upgrade`` (optional) turns options and tensors written by an older version
+    of the plugin into current ones when a pipeline file is loaded."""
 
     name: str
     kind: Kind
     options: type[StageOptions]
     build: Callable[[Any, BuildContext], nn.Module]
     description: str = ""
-    provider: "Provider | None" = field(default=None, compare=False)
+    scale: Callable[[Any], int] | None = None
+    upgrade: Upgrade | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("trunk", "refiner"):
+            raise ValueError(f"stage type {self.name!r}: kind must be 'trunk' or 'refiner', got {self.kind!r}")
+        if self.kind == "trunk" and self.scale is not None:
+            raise ValueError(f"stage type {self.name!r}: a trunk has no scale (it makes the first image)")
 
     def validate_options(self, raw: dict[str, Any] | None) -> StageOptions:
         return validate_options(self.options, raw, f"options of stage {self.name!r}")
 
-
-def scale_of(options: StageOptions) -> int:
-    """A refiner that changes resolution declares it with an option named ``scale``: a positive integer."""
-    scale = getattr(options, "scale", 1)
-    if type(scale) is not int or scale < 1:
-        raise ValueError(f"a refiner's scale must be a positive integer (1, 2, 4, ...), got {scale!r}")
-    return scale
+    def scale_of(self, options: StageOptions) -> int:
+        """The declared resolution factor for these options: a positive integer."""
+        scale = 1 if self.scale is None else self.scale(options)
+        if type(scale) is not int or scale < 1:
+            raise ValueError(f"stage type {self.name!r} declares scale {scale!r}; a scale must be a positive integer (1, 2, 4, ...)")
+        return scale
 
 
 @dataclass
@@ -98,15 +116,12 @@ class Posterior:
         return 0.5 * (mean.square() + var - 1.0 - torch.log(var.clamp_min(1e-12)))
 
 
-class Stage(nn.Module):
+class Stage(nn.Module, abc.ABC):
     """Common parts of trunks and refiners."""
 
-    #: registered name, set by the engine after building
-    stage_name: str = ""
-
+    @abc.abstractmethod
     def loss(self, output: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> dict[str, torch.Tensor]:
         """Named, already weighted loss terms; the engine sums them. Scalars."""
-        raise NotImplementedError
 
     # Extra modules that train beside the generator but are not part of it (a discriminator).
     def build_auxiliary(self) -> nn.Module | None:
@@ -118,7 +133,8 @@ class Stage(nn.Module):
     def auxiliary_loss(
         self, auxiliary: nn.Module, output: torch.Tensor, target: torch.Tensor, ctx: LossContext
     ) -> dict[str, torch.Tensor]:
-        """Loss terms of the extra module's own update; ``output`` is detached."""
+        """Loss terms of the extra module's own update; ``output`` is detached. The engine logs
+        them as ``stage<k>/aux/<name>``, apart from the generator's loss."""
         return {}
 
 
@@ -127,11 +143,13 @@ class Trunk(Stage):
 
     latent_shape: tuple[int, ...]
 
+    @abc.abstractmethod
     def encode(self, x: torch.Tensor) -> Posterior:
-        raise NotImplementedError
+        """q(z|x) for images in [-1, 1]."""
 
+    @abc.abstractmethod
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Latents of ``latent_shape`` -> images in [-1, 1]."""
 
     def reconstruction_latent(self, posterior: Posterior) -> torch.Tensor:
         """The latent ``reconstruct`` decodes: the posterior mean unless a trunk says otherwise."""
@@ -139,32 +157,9 @@ class Trunk(Stage):
 
 
 class Refiner(Stage):
-    """Maps an image in [-1, 1] to a refined image in [-1, 1], ``scale`` times larger."""
+    """Maps an image in [-1, 1] to a refined image in [-1, 1], as many times larger as its
+    stage type's ``scale`` declares."""
 
-    scale: int = 1
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-def validate_options(model: type[BaseModel], raw: dict[str, Any] | None, where: str) -> Any:
-    """``model`` validated from ``raw``, or a ValueError naming the bad key (stages, datasets)."""
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(raw or {})
-    except ValidationError as exc:
-        raise ValueError(describe_validation_error(where, exc, model)) from None
-
-
-def describe_validation_error(where: str, exc, model: type[BaseModel] | None = None) -> str:
-    """One readable line from a pydantic error: which key, what was wrong, what is allowed."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        if err["type"] == "extra_forbidden":
-            known = ", ".join(model.model_fields) if model is not None and len(err["loc"]) == 1 else ""
-            parts.append(f"unknown option {loc!r}" + (f" (known options: {known})" if known else ""))
-        else:
-            parts.append(f"{loc}: {err['msg']}")
-    return f"invalid {where}: " + "; ".join(parts)
+    @abc.abstractmethod
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """The previous stage's image -> this stage's image."""

@@ -3,10 +3,8 @@ do: never a traceback, unless asked for with --debug."""
 
 import json
 import os
-from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from stagegen.cli import cli

@@ -17,7 +17,7 @@ def _plugin_module(name, stage_name, kind="refiner"):
 
     @stagegen.hookimpl
     def register_stages(register):
-        register(StageType(stage_name, kind, Options, lambda o, ctx: None, "test stage"))
+        register(StageType(name=stage_name, kind=kind, options=Options, build=lambda o, ctx: None, description="test stage"))
 
     module.register_stages = register_stages
     return module

@@ -45,7 +45,6 @@ class AdversarialRefiner(Refiner):
         super().__init__()
         o = self.options = options
         self.channels = channels
-        self.scale = o.scale
         self.head = nn.Sequential(nn.Conv2d(channels, o.width, 5, padding=2), nn.LeakyReLU(0.2, inplace=True))
         self.blocks = nn.Sequential(*[ResidualBlock(o.width, 0.2) for _ in range(o.blocks)])
         self.upsample = PixelShuffleUpsampler(o.width, o.scale, 0.2)
@@ -100,6 +99,7 @@ def register_stages(register):
             kind="refiner",
             options=AdversarialOptions,
             build=build,
+            scale=lambda options: options.scale,
             description="residual refiner with pixel + adversarial loss (PatchGAN, hinge or non-saturating, adaptive weight)",
         )
     )

@@ -35,7 +35,7 @@ class ResNetRefiner(Refiner):
     def __init__(self, options: ResNetOptions, channels: int, loss_kind: str):
         super().__init__()
         o = options
-        self.options, self.loss_kind, self.scale = o, loss_kind, o.scale
+        self.options, self.loss_kind = o, loss_kind
         act = lambda: nn.LeakyReLU(o.leaky_slope, inplace=True)  # noqa: E731
         self.head = nn.Sequential(nn.Conv2d(channels, o.width, 5, padding=2), act())
         self.blocks = nn.Sequential(*[ResidualBlock(o.width, o.leaky_slope) for _ in range(o.blocks)])
@@ -72,6 +72,7 @@ def register_stages(register):
                 kind="refiner",
                 options=ResNetOptions,
                 build=_builder(loss_kind),
+                scale=lambda options: options.scale,
                 description=f"the paper's residual refiner with an {loss_kind} loss ({what})",
             )
         )

@@ -51,7 +51,6 @@ class SRResNetRefiner(Refiner):
     def __init__(self, options: SRResNetOptions, channels: int, training: bool):
         super().__init__()
         o = self.options = options
-        self.scale = o.scale
         self.head = nn.Sequential(nn.Conv2d(channels, o.width, 9, padding=4), nn.PReLU(o.width))
         self.blocks = nn.Sequential(*[_ResidualBlock(o.width) for _ in range(o.blocks)])
         self.skip = nn.Sequential(nn.Conv2d(o.width, o.width, 3, padding=1, bias=False), nn.BatchNorm2d(o.width))
@@ -90,6 +89,7 @@ def register_stages(register):
             kind="refiner",
             options=SRResNetOptions,
             build=build,
+            scale=lambda options: options.scale,
             description="SRResNet refiner (PixelShuffle x1/x2/x4) with pixel + perceptual (LPIPS or timm) loss",
         )
     )

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..pipeline_file import atomic_write
+from ..io import atomic_write
 from .registry import DataError
 from .tensors import TensorImages
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from ..pipeline_file import atomic_write
+from ..io import atomic_write
 from .registry import DataError, DataRequest, DatasetOptions
 from .tensors import TensorImages, convert_channels, resize_uint8
 

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from pydantic import BaseModel, ConfigDict
-
-from ..stages import validate_options
+from ..options import StrictModel, validate_options
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
-    from ..plugins import Provider
-
 SPLITS = ("train", "val", "test")
 
 
-class DatasetOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class DatasetOptions(StrictModel):
+    """Base for every dataset's options: unknown keys are errors."""
 
 
 class DataError(ValueError):
@@ -38,7 +34,7 @@ class DataRequest:
     cache_dir: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatasetType:
     """A registered dataset. ``build(request)`` returns a map-style Dataset of uint8 C x H x W tensors."""
 
@@ -47,7 +43,6 @@ class DatasetType:
     options: type[DatasetOptions] = DatasetOptions
     description: str = ""
     needs_root: bool = False
-    provider: "Provider | None" = field(default=None, compare=False)
     #: what a run on this dataset trains unless a preset or the user says otherwise
     image_size: int = 64
     channels: int = 3

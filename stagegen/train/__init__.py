@@ -1,5 +1,11 @@
-"""Training: the loop, checkpoints, EMA, distributed helpers."""
+"""Training: the loop, one step over a state, checkpoints, EMA, distributed helpers."""
 
-from .trainer import TrainingInterrupted, TrainingStopped, TrainResult, Trainer, resume, train
+from .run import RESUMABLE_OVERRIDES, resume, train
+from .state import TrainState
+from .step import StepOutcome, train_step
+from .trainer import TrainingInterrupted, TrainingStopped, TrainResult, Trainer
 
-__all__ = ["Trainer", "TrainResult", "TrainingInterrupted", "TrainingStopped", "resume", "train"]
+__all__ = [
+    "RESUMABLE_OVERRIDES", "StepOutcome", "TrainResult", "TrainState", "Trainer", "TrainingInterrupted", "TrainingStopped",
+    "resume", "train", "train_step",
+]

@@ -8,6 +8,7 @@ checkpoint holds tensors, numbers and strings only, and loading one executes no 
 from __future__ import annotations
 
 import io
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..pipeline_file import atomic_write
+from ..io import atomic_write
 
 CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_FORMAT = "stagegen.checkpoint"
 
 
 def rng_state() -> dict[str, Any]:
@@ -67,3 +69,69 @@ def load_checkpoint(directory: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(f"checkpoint {path} cannot be read ({exc}); it is not a stagegen checkpoint or it was altered") from None
+
+
+def checkpoint_note(directory: Path) -> str:
+    """What a run that stopped on non-finite values can be continued from, said truthfully."""
+    path = Path(directory) / CHECKPOINT_NAME
+    advice = "lower the learning rate or that term's weight"
+    if not path.is_file():
+        return f"No checkpoint was written before it stopped, so there is nothing to resume: {advice} and start again."
+    try:
+        state = load_checkpoint(directory)
+        finite = all(bool(torch.isfinite(v).all()) for v in state["pipeline"].values() if v.is_floating_point())
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return f"The checkpoint {path} cannot be read back, so there is nothing to resume: {advice} and start again."
+    if not finite:
+        return (f"The checkpoint {path} (step {state.get('step')}) already holds non-finite weights, so resuming it "
+                f"would fail the same way: {advice} and start again.")
+    return (f"The last checkpoint ({path}, step {state.get('step')}) is intact and finite: --resume continues "
+            f"from it; if the same steps fail again, start a new run and {advice}.")
+
+
+def gather_rng(dist) -> list[dict[str, Any]]:
+    """Every process's random generator states, in rank order (on every rank)."""
+    state = rng_state()
+    if not dist.enabled:
+        return [state]
+    import torch.distributed as torch_dist
+
+    gathered: list[Any] = [None] * dist.world_size
+    torch_dist.all_gather_object(gathered, state)  # between our own processes, not from a file
+    return gathered
+
+
+def checkpoint_document(state, rngs: list[dict[str, Any]], world_size: int, pipeline_config) -> dict[str, Any]:
+    """What ``last.pt`` holds: a TrainState's state_dict, the generators, and the pipeline config
+    it belongs to (as JSON text: weights_only loading accepts no pydantic objects)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        **state.state_dict(),
+        "world_size": world_size,
+        "rng": rngs,
+        "pipeline_config": json.dumps(pipeline_config.model_dump(mode="json"), sort_keys=True),
+    }
+
+
+def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory: Path) -> list[dict[str, Any]]:
+    """Load ``checkpoint`` into a TrainState built for ``pipeline_config``; returns the saved
+    generator states. Anything that does not fit is one ValueError saying so."""
+    from ..config import PipelineConfig
+
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{Path(directory) / CHECKPOINT_NAME} does not hold a stagegen checkpoint")
+    try:
+        # validated again, so fields added since the checkpoint was written take their defaults (a
+        # run from before priors existed resumes with the normal prior it was started with)
+        saved = PipelineConfig.model_validate(json.loads(checkpoint["pipeline_config"])).model_dump(mode="json")
+        if saved != pipeline_config.model_dump(mode="json"):
+            raise ValueError(
+                "the checkpoint was written for a different pipeline than the one configured now; "
+                "resume with the run's own config.json (stagegen train --resume DIR does this)"
+            )
+        state.load_state_dict(checkpoint)
+        return checkpoint["rng"]
+    except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, json.JSONDecodeError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:300]
+        raise ValueError(f"the checkpoint in {directory} does not fit this run ({detail}); it was altered or "
+                         "written by another version of the run: restore it, or start a new run") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,25 @@ class MetricsLog:
             self._tb.close()
 
 
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep the lines of ``path`` up to ``step``: a run killed after its checkpoint had logged
+    steps it will train again on resume, and each step should appear once. Atomic."""
+    from ..io import atomic_write
+
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            line_step = json.loads(line).get("step", 0)
+        except (json.JSONDecodeError, AttributeError, RecursionError):
+            continue  # a line torn by the kill
+        if isinstance(line_step, int) and line_step <= step:
+            kept.append(line)
+    text = "".join(line + "\n" for line in kept)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
 class Progress:
     """tqdm bar with step, main losses, images/s and ETA (tqdm computes the ETA)."""
 
@@ -74,3 +94,38 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class MetricsWindow:
+    """Loss terms and diagnostics summed over the steps since the last metrics line."""
+
+    def __init__(self, images_per_step: int):
+        self.images_per_step = images_per_step
+        self._reset()
+
+    def _reset(self) -> None:
+        self.terms: dict[str, Any] = {}  # tensors, summed on the device
+        self.diagnostics: dict[str, Any] = {}
+        self.steps = 0
+        self.start = time.perf_counter()
+
+    def add(self, outcome) -> None:
+        for k, v in outcome.terms.items():
+            self.terms[k] = self.terms.get(k, 0) + v
+        for k, v in outcome.diagnostics.items():
+            self.diagnostics[k] = self.diagnostics.get(k, 0) + v
+        self.steps += 1
+
+    def close(self, state) -> dict[str, Any]:
+        """The metrics line of this window for a TrainState (one host sync), then a fresh window."""
+        elapsed = time.perf_counter() - self.start
+        values = {k: float(v / self.steps) for k, v in self.terms.items()}
+        record: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
+        record["loss"] = sum(v for k, v in values.items() if not state.pipeline.is_auxiliary_label(k))
+        record.update(values)
+        record.update({k: float(v / self.steps) for k, v in self.diagnostics.items()})
+        record["lr"] = state.schedulers[0].get_last_lr()[0]
+        record["images_per_second"] = self.images_per_step * self.steps / max(elapsed, 1e-9)
+        record["nonfinite_skipped"] = state.nonfinite_total
+        self._reset()
+        return record

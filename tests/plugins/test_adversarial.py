@@ -51,7 +51,7 @@ def test_discriminator_is_updated_on_its_own_step_and_kept_out_of_the_pipeline(t
     assert changed, "the discriminator was never updated"
     assert any(not torch.equal(v, generator_before[k]) for k, v in trainer.pipeline.state_dict().items())
     lines = result.losses
-    assert "stage1/d_loss" in lines[-1] and "stage1/adversarial" in lines[-1]
+    assert "stage1/aux/d_loss" in lines[-1] and "stage1/adversarial" in lines[-1]
     # the discriminator lives in the checkpoint, never in the pipeline file
     from safetensors import safe_open
 
@@ -61,12 +61,14 @@ def test_discriminator_is_updated_on_its_own_step_and_kept_out_of_the_pipeline(t
     assert set(state["auxiliaries"]["1"]) == set(disc.state_dict())
 
 
-def test_generator_step_does_not_train_discriminator(tmp_path):
+def test_generator_step_does_not_train_discriminator(tmp_path, monkeypatch):
+    import stagegen.train.step
+
     trainer = Trainer(tiny_run_config(("vae", "adversarial"), steps=1), tmp_path / "run")
     disc = trainer.auxiliaries[1]
-    trainer._auxiliary_step = lambda *a, **k: None  # generator step only
+    monkeypatch.setattr(stagegen.train.step, "_auxiliary_step", lambda *a, **k: {})  # generator step only
     before = {k: v.clone() for k, v in disc.state_dict().items() if "running" not in k and "num_batches" not in k}
-    trainer._train_step(trainer._batches())
+    trainer.train_step(trainer.batches())
     for k, v in before.items():
         assert torch.equal(disc.state_dict()[k], v), k
         assert dict(disc.named_parameters()).get(k) is None or dict(disc.named_parameters())[k].grad is None

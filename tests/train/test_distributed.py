@@ -37,7 +37,7 @@ def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
     layout = "contiguous" if deterministic else "channels_last"
     trainer = Trainer(tiny_run_config(steps=steps, batch_size=batch, checkpoint_every=2, memory_format=layout), run_dir)
     mismatches = []
-    step = trainer._train_step
+    step = trainer.train_step
 
     def checked_step(batches):
         result = step(batches)
@@ -49,7 +49,7 @@ def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
             mismatches.append(trainer.step)
         return result
 
-    trainer._train_step = checked_step
+    trainer.train_step = checked_step
     trainer.fit()
     if rank == 0:
         torch.save({"state": trainer.pipeline.state_dict(), "mismatches": mismatches}, out_file)

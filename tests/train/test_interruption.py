@@ -2,7 +2,6 @@
 leaves a broken checkpoint behind."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

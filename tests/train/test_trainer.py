@@ -99,7 +99,7 @@ def _register_nan_plugin():
 
     @stagegen.hookimpl
     def register_stages(register):
-        register(StageType("nan-refiner", "refiner", _NaNOptions, lambda o, ctx: _NaNRefiner(o)))
+        register(StageType(name="nan-refiner", kind="refiner", options=_NaNOptions, build=lambda o, ctx: _NaNRefiner(o)))
 
     module.register_stages = register_stages
     get_plugin_manager().register(module)

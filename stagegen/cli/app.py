@@ -1,0 +1,95 @@
+"""The `stagegen` group, its error handling and the option types the commands share."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..text import safe_text
+
+SEED = click.IntRange(0, 2**63 - 1)  # what every generator we seed accepts
+DEBUG_HINT = "run it again with --debug (or STAGEGEN_DEBUG=1) to see the traceback"
+
+
+def _debugging(ctx: click.Context | None = None) -> bool:
+    if os.environ.get("STAGEGEN_DEBUG", "") not in ("", "0"):
+        return True
+    return bool(ctx is not None and ctx.find_root().params.get("debug"))
+
+
+def _one_line(text: str) -> str:
+    """Messages go out on one line, control characters escaped (a message may quote a file's text)."""
+    return safe_text(" ".join(str(text).split()))
+
+
+class _Errors(click.Group):
+    """Every failure is one line on stderr, never a traceback unless asked for.
+
+    Known user errors (bad input, files, plugins, data, weights, the machine) say what was wrong
+    and what to do. Anything else is a bug in stagegen or a plugin: one line naming the
+    exception plus how to see its traceback, so a bug is never dressed up as a user error."""
+
+    def invoke(self, ctx):
+        from ..data.registry import DataError
+        from ..losses import MissingWeightsError
+        from ..plugins import PluginError
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except BrokenPipeError:  # `stagegen info ... | head`: the reader left, nothing more to say
+            sys.stdout = open(os.devnull, "w")
+            sys.exit(0)
+        except (ValueError, PluginError, DataError, MissingWeightsError) as exc:
+            if _debugging(ctx):
+                raise
+            raise click.ClickException(_one_line(exc)) from None
+        except OSError as exc:
+            if _debugging(ctx):
+                raise
+            if exc.errno is None:  # ours, with its own message (no pipeline file at ...)
+                raise click.ClickException(_one_line(exc)) from None
+            # the machine said no: a full disk, a permission, a folder where a file should be
+            where = f" {exc.filename}:" if exc.filename else ""
+            raise click.ClickException(_one_line(f"cannot write or read{where} {exc.strerror or exc}; check the path, "
+                                                 "its permissions and the free space there")) from None
+        except Exception as exc:
+            if _debugging(ctx):
+                raise
+            raise click.ClickException(_one_line(f"unexpected {type(exc).__name__}: {exc} (a bug in stagegen or a plugin; "
+                                                 f"{DEBUG_HINT})")) from None
+
+
+@click.group(cls=_Errors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stagegen")
+@click.option("--debug", is_flag=True, help="show the Python traceback of an error (also STAGEGEN_DEBUG=1)")
+def cli(debug):
+    """Coarse-to-fine image generation: a VAE trunk plus a chain of refiner plugins."""
+
+
+def grid_path(ctx, param, value):
+    """-o of a figure: a name whose suffix is an image format, checked before any work is done."""
+    from ..images import image_format
+
+    if value is not None:
+        try:
+            image_format(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def data_options(f):
+    f = click.option("--data", "data_name", default="digits", show_default=True, help="dataset name")(f)
+    f = click.option("--data-root", type=click.Path(), help="where the dataset's files are")(f)
+    f = click.option("--split", default="test", show_default=True, help="train, val or test")(f)
+    return f
+
+
+def real_for(pipe, data_name, data_root, split, n, seed=0):
+    from ..compare import real_images
+
+    return real_images(data_name, data_root, split, pipe.config.image_size, pipe.config.channels, n, seed=seed)

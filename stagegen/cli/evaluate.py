@@ -1,0 +1,111 @@
+"""`stagegen eval` and `stagegen compare`: metrics per stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .app import SEED, data_options, grid_path, real_for, cli
+
+def _classifier_name(choice: str, data_name: str) -> str | None:
+    """auto: the digit classifier of a digit dataset; nothing for other images."""
+    if choice == "auto":
+        return data_name if data_name in ("mnist", "digits") else None
+    return None if choice == "none" else choice
+
+
+def _measures(metrics, data_name, data_root, classifier, fid_features, mnist_root, inception_weights):
+    """(classifier for recognisability, FID feature extractor) for these metrics and data.
+    One trained classifier serves both where they agree; the MNIST files default to the data root."""
+    from ..metrics.classifiers import Classifier
+    from ..metrics.fid import ClassifierFeatures, InceptionFeatures
+
+    mnist_root = mnist_root or (data_root if data_name == "mnist" else None)
+    name = _classifier_name(classifier, data_name)
+    model = Classifier(name, mnist_root) if name and "recognisability" in metrics else None
+    features = None
+    if "fid" in metrics:
+        fid_name = _classifier_name(fid_features, data_name) if fid_features == "auto" else fid_features
+        if fid_name in ("mnist", "digits"):
+            features = ClassifierFeatures(classifier=model if model is not None and model.name == fid_name else Classifier(fid_name, mnist_root))
+        elif fid_name == "inception" or fid_features == "auto":
+            from ..losses import MissingWeightsError
+
+            try:
+                features = InceptionFeatures(inception_weights)
+            except MissingWeightsError as exc:
+                if fid_features != "auto":
+                    raise
+                click.echo(f"note: FID skipped ({exc})", err=True)
+    return model, features
+
+
+def _lpips(metrics):
+    if "lpips" not in metrics:
+        return None
+    from ..losses import LPIPSFeatures
+
+    return LPIPSFeatures("alex", pretrained=True)
+
+
+def _eval_options(f):
+    f = click.option("--metrics", default="psnr,ssim,sharpness,swd,fid,recognisability", show_default=True,
+                     help="comma-separated: psnr, ssim, sharpness, swd, fid, recognisability, lpips")(f)
+    f = click.option("--samples", "n_samples", type=click.IntRange(min=1), help="prior samples per stage (default: as many as real images)")(f)
+    f = click.option("--limit", type=click.IntRange(min=1), default=2000, show_default=True, help="real images used (a seeded subset)")(f)
+    f = click.option("--fid-features", type=click.Choice(["auto", "mnist", "digits", "inception"]), default="auto", show_default=True,
+                     help="auto: the digit classifier for mnist/digits data, Inception (where its weights are) for other images")(f)
+    f = click.option("--classifier", type=click.Choice(["auto", "mnist", "digits", "none"]), default="auto", show_default=True,
+                     help="digit classifier for recognisability (auto: the one matching --data)")(f)
+    f = click.option("--temperature", type=float, default=1.0, show_default=True, help="prior temperature of the samples")(f)
+    f = click.option("--mnist-root", type=click.Path(), help="MNIST files for the mnist classifier (default: --data-root of mnist data)")(f)
+    f = click.option("--inception-weights", type=click.Path(), help="Inception-v3 weights file for --fid-features inception")(f)
+    f = click.option("--seed", type=SEED, default=0, show_default=True)(f)
+    f = click.option("--device", default="cpu", show_default=True)(f)
+    return f
+
+
+@cli.command(name="eval")
+@click.argument("pipeline", type=click.Path(exists=True))
+@data_options
+@_eval_options
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def eval_(pipeline, data_name, data_root, split, metrics, n_samples, limit, fid_features, classifier, temperature, mnist_root,
+          inception_weights, seed, device, as_json):
+    """Metrics per stage: PSNR/SSIM of reconstructions; sharpness, SWD, FID and recognisability of samples."""
+    from .. import load
+    from ..metrics import evaluate, format_table
+
+    metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    pipe = load(pipeline, device=device)
+    real = real_for(pipe, data_name, data_root, split, limit, seed)
+    model, features = _measures(metrics, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
+    report = evaluate(pipe, real, metrics, n_samples, seed, features, _lpips(metrics), classifier=model, temperature=temperature)
+    click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
+
+
+@cli.command(name="compare")
+@click.argument("pipelines", nargs=-1, required=True, type=click.Path(exists=True))
+@data_options
+@_eval_options
+@click.option("-o", "--out", required=True, type=click.Path(), callback=grid_path, help="figure .png (also writes -samples.png, .md, .json)")
+@click.option("--names", help="comma-separated labels for the pipelines")
+def compare_cmd(pipelines, data_name, data_root, split, metrics, n_samples, limit, fid_features, classifier, temperature,
+                mnist_root, inception_weights, seed, device, out, names):
+    """Compare pipelines: reconstruction and sample figures plus a metrics table."""
+    from .. import load
+    from ..compare import compare
+
+    labels = names.split(",") if names else [Path(p).parent.name or Path(p).stem for p in pipelines]
+    if len(labels) != len(pipelines):
+        raise click.BadParameter(f"{len(labels)} names for {len(pipelines)} pipelines", param_hint="--names")
+    loaded = {label: load(p, device=device) for label, p in zip(labels, pipelines)}
+    first = next(iter(loaded.values()))
+    real = real_for(first, data_name, data_root, split, limit, seed)
+    metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    model, features = _measures(metrics, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
+    compare(loaded, real, out, seed=seed, metrics=metrics, n_samples=n_samples, fid_features=features,
+            lpips_network=_lpips(metrics), classifier=model, temperature=temperature)
+    click.echo(Path(out).with_suffix(".md").read_text())

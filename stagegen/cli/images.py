@@ -1,0 +1,90 @@
+"""`stagegen sample`, `reconstruct` and `interpolate`: pictures from a pipeline file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .app import SEED, data_options, grid_path, real_for, cli
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(exists=True))
+@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=16, show_default=True, help="number of images")
+@click.option("-o", "--out", required=True, type=click.Path(), help="a grid image (.png, .jpg, .webp, ...), or a folder (no suffix) for one file per image")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="scale of the prior latents")
+@click.option("--all-stages", is_flag=True, help="one grid row per stage (coarse to fine)")
+@click.option("--device", default="cpu", show_default=True)
+def sample(pipeline, n, out, seed, temperature, all_stages, device):
+    """Draw images from a trained pipeline."""
+    from .. import load
+    from ..images import image_format, save_grid, save_image
+
+    out = Path(out)
+    if out.suffix:
+        image_format(out)  # an unwritable name fails before the work, not after it
+    elif out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} is a file; give a folder (no suffix) for one image per file, or a grid name such as {out}.png",
+                                 param_hint="-o")
+    pipe = load(pipeline, device=device)
+    stages = pipe.sample(n, seed=seed, temperature=temperature, return_stages=True)
+    if out.suffix:  # a grid, in the format the suffix names
+        rows = stages if all_stages else [stages[-1]]
+        save_grid(rows, out)
+        click.echo(f"wrote {out} ({len(rows)} row(s) x {n} images)")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        chosen = list(enumerate(stages)) if all_stages else [(len(stages) - 1, stages[-1])]
+        for s, images in chosen:
+            for i, image in enumerate(images):
+                save_image(image, out / (f"stage{s}_{i:05d}.png" if all_stages else f"{i:05d}.png"))
+        click.echo(f"wrote {n * len(chosen)} images to {out}")
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(exists=True))
+@data_options
+@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=10, show_default=True, help="images to reconstruct")
+@click.option("-o", "--out", required=True, type=click.Path(), callback=grid_path, help="output image (.png, ...): input row, then one row per stage")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="which images (a seeded subset)")
+@click.option("--device", default="cpu", show_default=True)
+def reconstruct(pipeline, data_name, data_root, split, n, out, seed, device):
+    """Reconstruct dataset images: input row, then each stage (the paper's Figures 4 to 7)."""
+    from .. import load
+    from ..images import save_grid
+
+    pipe = load(pipeline, device=device)
+    x = real_for(pipe, data_name, data_root, split, n, seed)
+    save_grid([x, *pipe.reconstruct(x, return_stages=True)], out)
+    click.echo(f"wrote {out} (input row + {len(pipe.specs)} stage rows x {len(x)} images)")
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(exists=True))
+@data_options
+@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="images per interpolation row")
+@click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True, help="number of interpolations")
+@click.option("--from-data/--random", "from_data", default=False, help="between encoded dataset images, or random latents")
+@click.option("-o", "--out", required=True, type=click.Path(), callback=grid_path, help="output image (.png, ...)")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--all-stages", is_flag=True, help="show every stage's output (rows grouped per interpolation)")
+@click.option("--device", default="cpu", show_default=True)
+def interpolate(pipeline, data_name, data_root, split, steps, rows, from_data, out, seed, all_stages, device):
+    """Spherical interpolation in latent space, between dataset images or random points."""
+    from .. import load
+    from ..images import save_grid
+
+    pipe = load(pipeline, device=device)
+    if from_data:
+        ends = pipe.encode(real_for(pipe, data_name, data_root, split, 2 * rows, seed)).mean
+    else:
+        import torch
+
+        ends = pipe.prior.sample(2 * rows, torch.Generator().manual_seed(seed)).to(pipe.device)
+    grid_rows = []
+    for r in range(rows):
+        stages = pipe.interpolate(ends[2 * r], ends[2 * r + 1], steps=steps, return_stages=True)
+        grid_rows += stages if all_stages else [stages[-1]]
+    save_grid(grid_rows, out)
+    click.echo(f"wrote {out} ({rows} interpolations of {steps} images)")

@@ -1,0 +1,103 @@
+"""`stagegen info`, `plugins`, `datasets` and `presets`: what is in a file and what is installed."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..text import safe_text
+from .app import cli
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="print the raw header document")
+def info(pipeline, as_json):
+    """Describe a pipeline file: format, versions, stages, config."""
+    from ..pipeline_file import read_header
+
+    doc = read_header(pipeline)
+    tensors = doc.pop("_tensors")
+    doc.pop("_path")
+    if as_json:  # JSON escapes control characters itself
+        click.echo(json.dumps(doc, indent=2))
+        return
+    say = lambda line: click.echo(safe_text(line))  # noqa: E731  the text comes from the file: never let it drive the terminal
+    cfg = doc["config"]
+    size = cfg.get("image_size", "?")
+    say(f"{pipeline}: stagegen pipeline, format {doc['format_version']}, written by stagegen {doc.get('stagegen_version', '?')} "
+        f"on {doc.get('created', '?')}")
+    say(f"images: {cfg.get('channels', '?')} channel(s), {size}x{size}; {len(tensors)} tensors")
+    specs = cfg.get("stages") if isinstance(cfg.get("stages"), list) else []
+    for rec, spec in zip(doc["stages"], specs):
+        spec = spec if isinstance(spec, dict) else {}
+        extra = "" if rec["index"] == 0 else (f", loss weight {spec.get('loss_weight', '?')}, "
+                                              f"{'detached' if spec.get('detach_input') else 'joint'}")
+        r = rec.get("resolution", "?")
+        say(f"  stage {rec['index']}: {rec.get('type', '?')} ({rec.get('kind', '?')}) at {r}x{r} from {rec.get('package', '?')} "
+            f"{rec.get('package_version', '')}{extra}")
+        options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
+        for k, v in options.items():
+            say(f"      {k} = {json.dumps(v)}")
+    prior = cfg.get("prior") if isinstance(cfg.get("prior"), dict) else {"type": "normal", "options": {}}
+    prior_options = prior.get("options") if isinstance(prior.get("options"), dict) else {}
+    options = ", ".join(f"{k}={json.dumps(v)}" for k, v in prior_options.items())
+    say(f"  prior: {prior.get('type', '?')}" + (f" ({options})" if options else "") + "; latents are drawn from it when sampling")
+    if doc.get("extra"):
+        say("extra: " + json.dumps(doc["extra"]))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json):
+    """List every registered stage type and prior with its kind, provider, version and options."""
+    from ..plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    rows = []
+    for registry, kind_of in ((manager.stages, lambda t: t.kind), (manager.priors, lambda t: "prior")):
+        for name in registry.names():
+            st = registry.get(name)
+            p = registry.provider(name)
+            opts = {
+                k: {"default": f.get_default(call_default_factory=True), "description": f.description or ""}
+                for k, f in st.options.model_fields.items()
+            }
+            rows.append({"name": name, "kind": kind_of(st), "package": p.package, "version": p.version, "plugin": p.plugin,
+                         "description": st.description, "options": opts})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for r in rows:
+        click.echo(f"{r['name']} ({r['kind']}) from {r['package']} {r['version']}: {r['description']}")
+        for k, o in r["options"].items():
+            click.echo(f"    {k} = {json.dumps(o['default'], default=str)}  {o['description']}")
+
+
+@cli.command()
+def datasets():
+    """List registered datasets with their options."""
+    from ..plugins import get_plugin_manager
+
+    registry = get_plugin_manager().datasets
+    for name in registry.names():
+        dt = registry.get(name)
+        p = registry.provider(name)
+        root = " (needs --data-root)" if dt.needs_root else ""
+        click.echo(f"{name} from {p.package} {p.version}{root}: {dt.description}")
+        for k, f in dt.options.model_fields.items():
+            click.echo(f"    {k} = {json.dumps(f.get_default(call_default_factory=True), default=str)}  {f.description or ''}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+def presets(name):
+    """List presets, or print one as JSON."""
+    from ..presets import PRESETS, preset
+
+    if name:
+        click.echo(json.dumps(preset(name), indent=2))
+        return
+    for key, (description, raw) in PRESETS.items():
+        stages = ",".join(s["type"] for s in raw["pipeline"]["stages"])
+        click.echo(f"{key:15s} {stages:45s} {description}")

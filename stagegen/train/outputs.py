@@ -1,0 +1,84 @@
+"""What a run leaves for people and for sampling: the pipeline file, the fitted prior, and the
+sample and reconstruction grids; always from the generator weights (the EMA ones when EMA is on)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..images import grid, save_grid
+from ..pipeline import to_unit_range
+from ..pipeline_file import save_pipeline
+from ..prior import fit_prior
+from .logging import MetricsLog
+from .state import TrainState
+
+GRID_IMAGES = 8
+
+
+@contextlib.contextmanager
+def generator_weights(state: TrainState):
+    """The pipeline holding the weights its file holds (EMA weights when EMA is on), in eval mode."""
+    pipeline = state.pipeline
+    was_training = pipeline.training
+    backup = None
+    if state.ema is not None:
+        backup = {k: v.clone() for k, v in pipeline.state_dict().items()}
+        pipeline.load_state_dict(state.ema.state_dict())
+    pipeline.eval()
+    try:
+        yield pipeline
+    finally:
+        if backup is not None:
+            pipeline.load_state_dict(backup)
+        pipeline.train(was_training)
+
+
+def save_run_pipeline(state: TrainState, path: Path, data_name: str) -> Path:
+    extra = {"train_steps": state.step, "ema": state.ema is not None, "data": data_name}
+    return save_pipeline(state.pipeline, path, state_dict=state.generator_state(), extra=extra)
+
+
+def fit_run_prior(state: TrainState, dataset, max_images: int, seed: int) -> dict[str, Any]:
+    """Fit the pipeline's prior to the training images' posteriors under the generator weights;
+    the fitted state goes into the EMA copy too, so the pipeline file holds it."""
+    start = time.perf_counter()
+    with generator_weights(state) as pipeline:
+        stats = fit_prior(pipeline, dataset, max_images, seed=seed)
+        fitted = {f"prior.{k}": v.detach().clone() for k, v in pipeline.prior.state_dict().items()}
+    state.pipeline.load_state_dict(fitted, strict=False)
+    if state.ema is not None:
+        state.ema.load_state_dict(fitted)
+    return {"step": state.step, "event": "prior_fit", "prior": state.pipeline.config.prior.type, **stats,
+            "seconds": time.perf_counter() - start}
+
+
+def grid_latents(state: TrainState, seed: int) -> torch.Tensor:
+    """The same latents at every grid: from the prior once it is fitted, N(0, I) before."""
+    generator = torch.Generator().manual_seed(seed)
+    prior = state.pipeline.prior
+    if prior.fitted:
+        return prior.sample(GRID_IMAGES, generator)
+    return torch.randn((GRID_IMAGES, *state.pipeline.trunk.latent_shape), generator=generator)
+
+
+@torch.no_grad()
+def write_grids(state: TrainState, path: Path, seed: int, inputs: torch.Tensor, prepare: Callable[[torch.Tensor], torch.Tensor],
+                log: MetricsLog | None = None, recon_path: Path | None = None) -> None:
+    """Samples from a fixed latent batch (one row per stage) and, with ``recon_path``, a
+    reconstruction grid of ``inputs`` (input row, then each stage)."""
+    with generator_weights(state) as pipeline:
+        samples = [to_unit_range(y).float() for y in pipeline.run_chain(grid_latents(state, seed).to(pipeline.device)).images]
+        save_grid(samples, path)
+        if log is not None:
+            log.image("samples", grid(samples), state.step)
+        if recon_path is not None:
+            x = prepare(inputs)
+            posterior = pipeline.encode(to_unit_range(x))
+            latent = pipeline.trunk.reconstruction_latent(posterior)
+            stages = [to_unit_range(y).float() for y in pipeline.run_chain(latent).images]
+            save_grid([to_unit_range(x).float(), *stages], recon_path)

@@ -1,0 +1,97 @@
+"""Everything a training step changes, in one object with one state_dict.
+
+The loop (trainer.py) decides when to log, sample and save; :func:`stagegen.train.step.train_step`
+does one step on a :class:`TrainState`; a checkpoint is this state plus the random generators.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..pipeline import Pipeline
+from .ema import EMA
+
+__all__ = ["TrainState"]
+
+
+def _lr_lambda(schedule: str, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "cosine":
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+@dataclass
+class TrainState:
+    """The generator, the stages' extra modules (discriminators), every optimiser and schedule,
+    the EMA weights and the counters: what a step reads and writes, and what resuming restores."""
+
+    pipeline: Pipeline
+    optimizers: list[torch.optim.Optimizer]
+    schedulers: list[torch.optim.lr_scheduler.LRScheduler]
+    auxiliaries: dict[int, nn.Module] = field(default_factory=dict)
+    aux_optimizers: dict[int, torch.optim.Optimizer] = field(default_factory=dict)
+    ema: EMA | None = None
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    nonfinite_total: int = 0
+
+    @classmethod
+    def create(cls, pipeline: Pipeline, auxiliaries: dict[int, nn.Module], config: TrainConfig) -> "TrainState":
+        """Optimisers for the stages' parameters (the prior is fitted after training, by its own
+        ``fit``), their schedules, each extra module's optimiser, and EMA when configured."""
+        stages = pipeline.stages
+        groups = [list(stages.parameters())] if config.optimizer == "shared" else [list(s.parameters()) for s in stages]
+        optimizers = [torch.optim.Adam(g, lr=config.lr, betas=config.betas, foreach=True) for g in groups if g]
+        schedule = _lr_lambda(config.lr_schedule, config.warmup_steps, config.steps)
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
+        aux_optimizers = {i: pipeline.stages[i].auxiliary_optimizer(aux) for i, aux in auxiliaries.items()}
+        ema = EMA(pipeline, config.ema_decay) if config.ema_decay else None
+        return cls(pipeline, optimizers, schedulers, dict(auxiliaries), aux_optimizers, ema)
+
+    def generator_state(self) -> dict[str, torch.Tensor]:
+        """What a pipeline file holds: the EMA weights when EMA is on."""
+        return self.ema.state_dict() if self.ema is not None else self.pipeline.state_dict()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "nonfinite_total": self.nonfinite_total,
+            "pipeline": self.pipeline.state_dict(),
+            "auxiliaries": {str(i): a.state_dict() for i, a in self.auxiliaries.items()},
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "aux_optimizers": {str(i): o.state_dict() for i, o in self.aux_optimizers.items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pipeline.load_state_dict(state["pipeline"])
+        for i, aux in self.auxiliaries.items():
+            aux.load_state_dict(state["auxiliaries"][str(i)])
+        for opt, s in zip(self.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(s)
+        for sched, s in zip(self.schedulers, state["schedulers"], strict=True):
+            sched.load_state_dict(s)
+        for i, opt in self.aux_optimizers.items():
+            opt.load_state_dict(state["aux_optimizers"][str(i)])
+        if self.ema is not None:
+            if state["ema"] is None:
+                raise ValueError("EMA is on now but the checkpoint has no EMA weights; resume with the run's own settings")
+            self.ema.load_state_dict(state["ema"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.nonfinite_total = state.get("nonfinite_total", 0)
