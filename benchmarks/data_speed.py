@@ -38,8 +38,10 @@ def main(argv=None):
         raise SystemExit(f"no CelebA at {args.data_root}; give --data-root")
     print(f"machine: {machine()}")
     print(f"CelebA {args.split} split from {args.data_root}, batch {args.batch}")
-    print("| size | workers | cold: decode into cache, images/s | warm: batches from cache, images/s "
-          "| open the cached split, s | of which SHA-256 check, s | one warm epoch, s |")
+    print(
+        "| size | workers | cold: decode into cache, images/s | warm: batches from cache, images/s "
+        "| open the cached split, s | of which SHA-256 check, s | one warm epoch, s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
         for workers in (int(w) for w in args.workers.split(",")):
@@ -55,8 +57,15 @@ def main(argv=None):
                 for data_file in Path(cache).glob("*.u8"):
                     sha256_of(data_file)
                 checksum = time.perf_counter() - start
-                loader = DataLoader(again, batch_size=args.batch, shuffle=True, num_workers=workers, drop_last=True,
-                                    persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+                loader = DataLoader(
+                    again,
+                    batch_size=args.batch,
+                    shuffle=True,
+                    num_workers=workers,
+                    drop_last=True,
+                    persistent_workers=workers > 0,
+                    generator=torch.Generator().manual_seed(0),
+                )
                 for _ in loader:  # warm-up pass (starts the workers, pages in the map)
                     break
                 start, seen = time.perf_counter(), 0

@@ -63,13 +63,17 @@ def main(argv=None):
     groups: dict[str, float] = defaultdict(float)
     for e in events:
         groups[group_of(e.key)] += e.self_cpu_time_total
-    print(f"{args.preset}, batch {args.batch}, {args.steps} trainer steps: {total / 1e3 / args.steps:.1f} ms per step (self CPU time)")
+    print(
+        f"{args.preset}, batch {args.batch}, {args.steps} trainer steps: {total / 1e3 / args.steps:.1f} ms per step (self CPU time)"
+    )
     print("\n| group | share of step time |\n|---|---|")
     for g, t in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"| {g} | {t / total:.0%} |")
     print("\n| operator | calls per step | self CPU ms per step | share |\n|---|---|---|---|")
     for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[: args.top]:
-        print(f"| {e.key} | {e.count / args.steps:.0f} | {e.self_cpu_time_total / 1e3 / args.steps:.2f} | {e.self_cpu_time_total / total:.1%} |")
+        print(
+            f"| {e.key} | {e.count / args.steps:.0f} | {e.self_cpu_time_total / 1e3 / args.steps:.2f} | {e.self_cpu_time_total / total:.1%} |"
+        )
 
 
 if __name__ == "__main__":

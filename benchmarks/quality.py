@@ -29,25 +29,46 @@ DOCS = ROOT / "docs"
 SETTINGS = {
     "digits": {
         "data": {"name": "digits", "root": None},
-        "image_size": 16, "channels": 1, "steps": 1500, "batch": 64, "lr": 1e-3,
+        "image_size": 16,
+        "channels": 1,
+        "steps": 1500,
+        "batch": 64,
+        "lr": 1e-3,
         "trunk": {"widths": [32, 64, 128], "latent_dim": 32},
         "refiner": {"width": 32, "blocks": 3, "head_width": 64},
-        "components": 10, "classifier": "digits", "curve_every": 0, "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv",
+        "components": 10,
+        "classifier": "digits",
+        "curve_every": 0,
+        "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv",
     },
     "mnist": {
         "data": {"name": "mnist", "root": str(SHARED / "mnist")},
-        "image_size": 28, "channels": 1, "steps": 1500, "batch": 64, "lr": 1e-3,
+        "image_size": 28,
+        "channels": 1,
+        "steps": 1500,
+        "batch": 64,
+        "lr": 1e-3,
         "trunk": {"widths": [32, 64, 128], "latent_dim": 32},
         "refiner": {"width": 32, "blocks": 3, "head_width": 64},
-        "components": 20, "classifier": "mnist", "curve_every": 250, "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv",
+        "components": 20,
+        "classifier": "mnist",
+        "curve_every": 250,
+        "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv",
     },
     "celeba": {
         "data": {"name": "celeba", "root": str(SHARED / "celeba")},
-        "image_size": 64, "channels": 3, "steps": 1500, "batch": 32, "lr": 5e-4,
+        "image_size": 64,
+        "channels": 3,
+        "steps": 1500,
+        "batch": 32,
+        "lr": 5e-4,
         "trunk": {"widths": [32, 64, 128, 256], "latent_dim": 128},
         "refiner": {"width": 32, "blocks": 2, "head_width": 32},
         # no digit classifier for faces, and no Inception weights on this machine: no FID
-        "components": 20, "classifier": None, "curve_every": 0, "models": "vae,resvae,msvae,cal-vae,sharp,ladder",
+        "components": 20,
+        "classifier": None,
+        "curve_every": 0,
+        "models": "vae,resvae,msvae,cal-vae,sharp,ladder",
     },
 }
 
@@ -57,8 +78,14 @@ CALIBRATED = {"recon_loss": "calibrated", "kl_reduction": "elbo"}
 
 def models(s: dict) -> dict[str, list[dict]]:
     trunk, ref = s["trunk"], s["refiner"]
-    adv = {"width": ref["width"], "blocks": ref["blocks"], "disc_width": 32, "disc_layers": 2, "adversarial_weight": 0.1,
-           "start_step": s["steps"] // 3}
+    adv = {
+        "width": ref["width"],
+        "blocks": ref["blocks"],
+        "disc_width": 32,
+        "disc_layers": 2,
+        "adversarial_weight": 0.1,
+        "start_step": s["steps"] // 3,
+    }
     cal = {**trunk, **CALIBRATED}
     return {
         # the paper's three models with the authors' settings
@@ -68,7 +95,11 @@ def models(s: dict) -> dict[str, list[dict]]:
         # stagegen's presets: calibrated trunk (+ l1 refiner; + an adversarial last stage)
         "cal-vae": [{"type": "vae", "options": cal}],
         "sharp": [{"type": "vae", "options": cal}, {"type": "resnet-l1", "options": ref}],
-        "sharp-adv": [{"type": "vae", "options": cal}, {"type": "resnet-l1", "options": ref}, {"type": "adversarial", "options": adv}],
+        "sharp-adv": [
+            {"type": "vae", "options": cal},
+            {"type": "resnet-l1", "options": ref},
+            {"type": "adversarial", "options": adv},
+        ],
         # a true coarse-to-fine ladder: the calibrated trunk at half the resolution, the l1 refiner upsamples x2
         "ladder": [{"type": "vae", "options": cal}, {"type": "resnet-l1", "options": {**ref, "scale": 2}}],
     }
@@ -76,10 +107,22 @@ def models(s: dict) -> dict[str, list[dict]]:
 
 def _config(s: dict, stages: list[dict], steps: int) -> dict:
     return {
-        "pipeline": {"image_size": s["image_size"], "channels": s["channels"], "stages": stages,
-                     "prior": {"type": "gmm", "options": {"components": s["components"]}}},
-        "train": {"steps": steps, "batch_size": s["batch"], "lr": s["lr"], "seed": 0, "progress": False,
-                  "log_every": 100, "sample_every": 0, "checkpoint_every": 0},
+        "pipeline": {
+            "image_size": s["image_size"],
+            "channels": s["channels"],
+            "stages": stages,
+            "prior": {"type": "gmm", "options": {"components": s["components"]}},
+        },
+        "train": {
+            "steps": steps,
+            "batch_size": s["batch"],
+            "lr": s["lr"],
+            "seed": 0,
+            "progress": False,
+            "log_every": 100,
+            "sample_every": 0,
+            "checkpoint_every": 0,
+        },
         "data": {**s["data"], "split": "train"},
     }
 
@@ -170,13 +213,23 @@ def run_dataset(name: str, args, figures: Path) -> dict:
     for prior in ("normal", "gmm"):
         rows = [p.sample(10, seed=1) for label, p in pipelines.items() if label.endswith("+" + prior)]
         save_grid(rows, figures / f"results-{name}-samples-{prior}.png")
-    save_grid([p.reconstruct(real[:10]) for label, p in pipelines.items() if label.endswith("+gmm")],
-              figures / f"results-{name}-reconstructions.png")
+    save_grid(
+        [p.reconstruct(real[:10]) for label, p in pipelines.items() if label.endswith("+gmm")],
+        figures / f"results-{name}-reconstructions.png",
+    )
     for model in ("msvae", "sharp", "sharp-adv"):
         if f"{model}+gmm" in pipelines:
-            save_grid(pipelines[f"{model}+gmm"].sample(10, seed=1, return_stages=True), figures / f"results-{name}-{model}-stages.png")
-    return {"settings": s, "reports": reports, "seconds": timings, "models": list(pipelines), "curve": curve,
-            "prior_fit_seconds": fit_seconds}
+            save_grid(
+                pipelines[f"{model}+gmm"].sample(10, seed=1, return_stages=True), figures / f"results-{name}-{model}-stages.png"
+            )
+    return {
+        "settings": s,
+        "reports": reports,
+        "seconds": timings,
+        "models": list(pipelines),
+        "curve": curve,
+        "prior_fit_seconds": fit_seconds,
+    }
 
 
 HAND_WRITTEN = "<!-- written by hand below; benchmarks/quality.py keeps this part -->"
@@ -189,25 +242,34 @@ def _cell(value, digits=2):
 def write_markdown(results: dict, path: Path) -> None:
     from stagegen.metrics import format_table
 
-    lines = ["# Results: sample quality per model and per stage", "",
-             "Produced by `python benchmarks/quality.py` (see its docstring); every number below comes from that run,",
-             "on this project's 2-core CPU machine. Figures hold generated images only (dataset images are not kept in",
-             "this repository); `stagegen reconstruct` shows inputs and reconstructions together.", "",
-             "Models: `vae`, `resvae`, `msvae` are the paper's three with the authors' losses (l2 + KL averaged over",
-             "latent elements); `cal-vae` is the VAE with stagegen's calibrated trunk (Gaussian decoder with sigma^2 = the",
-             "batch MSE, KL summed per image); `sharp` is that trunk plus the l1 refiner (the `sharp-*` presets);",
-             "`sharp-adv` adds an adversarial third stage; `ladder` runs the calibrated trunk at half the resolution",
-             "and lets the l1 refiner upsample x2 (a coarse-to-fine chain in the literal sense).",
-             "`+normal` samples z ~ N(0, I) as the paper does; `+gmm` samples the same trained weights from a Gaussian",
-             "mixture fitted to the training images' posterior means after training.", ""]
+    lines = [
+        "# Results: sample quality per model and per stage",
+        "",
+        "Produced by `python benchmarks/quality.py` (see its docstring); every number below comes from that run,",
+        "on this project's 2-core CPU machine. Figures hold generated images only (dataset images are not kept in",
+        "this repository); `stagegen reconstruct` shows inputs and reconstructions together.",
+        "",
+        "Models: `vae`, `resvae`, `msvae` are the paper's three with the authors' losses (l2 + KL averaged over",
+        "latent elements); `cal-vae` is the VAE with stagegen's calibrated trunk (Gaussian decoder with sigma^2 = the",
+        "batch MSE, KL summed per image); `sharp` is that trunk plus the l1 refiner (the `sharp-*` presets);",
+        "`sharp-adv` adds an adversarial third stage; `ladder` runs the calibrated trunk at half the resolution",
+        "and lets the l1 refiner upsample x2 (a coarse-to-fine chain in the literal sense).",
+        "`+normal` samples z ~ N(0, I) as the paper does; `+gmm` samples the same trained weights from a Gaussian",
+        "mixture fitted to the training images' posterior means after training.",
+        "",
+    ]
     for name, r in results.items():
         s = r["settings"]
-        lines += [f"## {name}", "",
-                  f"{s['image_size']}x{s['image_size']}, {s['steps']} steps, batch {s['batch']}, Adam lr {s['lr']} (beta1 0.5), seed 0; "
-                  f"trunk widths {s['trunk']['widths']}, latent {s['trunk']['latent_dim']}; refiners width {s['refiner']['width']}, "
-                  f"{s['refiner']['blocks']} residual blocks; mixture of {s['components']} full-covariance Gaussians. "
-                  f"Evaluated on {r['reports'][r['models'][0]]['n_real']} test images and {r['reports'][r['models'][0]]['n_samples']} "
-                  "prior samples per model.", ""]
+        lines += [
+            f"## {name}",
+            "",
+            f"{s['image_size']}x{s['image_size']}, {s['steps']} steps, batch {s['batch']}, Adam lr {s['lr']} (beta1 0.5), seed 0; "
+            f"trunk widths {s['trunk']['widths']}, latent {s['trunk']['latent_dim']}; refiners width {s['refiner']['width']}, "
+            f"{s['refiner']['blocks']} residual blocks; mixture of {s['components']} full-covariance Gaussians. "
+            f"Evaluated on {r['reports'][r['models'][0]]['n_real']} test images and {r['reports'][r['models'][0]]['n_samples']} "
+            "prior samples per model.",
+            "",
+        ]
         rep0 = r["reports"][r["models"][0]]
         has_cls = "classifier" in rep0
         head = ["model", "stages", "recon PSNR", "recon sharpness", "sample sharpness", "sample SWD (fine ... coarse)"]
@@ -218,41 +280,74 @@ def write_markdown(results: dict, path: Path) -> None:
         for label in r["models"]:
             rep = r["reports"][label]
             f = rep["stages"][-1]
-            cells = [label, ",".join(x["type"] for x in rep["stages"]), _cell(f["recon_psnr"]), _cell(f["recon_sharpness"]),
-                     _cell(f["sample_sharpness"]), " / ".join(f"{v:.2f}" for v in f["sample_swd"])]
+            cells = [
+                label,
+                ",".join(x["type"] for x in rep["stages"]),
+                _cell(f["recon_psnr"]),
+                _cell(f["recon_sharpness"]),
+                _cell(f["sample_sharpness"]),
+                " / ".join(f"{v:.2f}" for v in f["sample_swd"]),
+            ]
             if has_cls:
                 cells += [_cell(f.get("sample_fid"), 1), _cell(f.get("sample_confident")), _cell(f.get("sample_coverage"))]
             cells.append(f"{r['seconds'][label]:.0f}")
             lines.append("| " + " | ".join(cells) + " |")
         if has_cls:
-            lines += ["", f"FID and recognition use stagegen's own {rep0['classifier']} classifier (test accuracy "
-                          f"{rep0['classifier_test_accuracy']:.2%}). \"recognised\": share of samples it labels with >= 0.9 "
-                          f"confidence; \"coverage\": normalised entropy of the predicted-class histogram. Real test images: "
-                          f"recognised {rep0['real_confident']:.2f}, coverage {rep0['real_coverage']:.2f}."]
+            lines += [
+                "",
+                f"FID and recognition use stagegen's own {rep0['classifier']} classifier (test accuracy "
+                f'{rep0["classifier_test_accuracy"]:.2%}). "recognised": share of samples it labels with >= 0.9 '
+                f'confidence; "coverage": normalised entropy of the predicted-class histogram. Real test images: '
+                f"recognised {rep0['real_confident']:.2f}, coverage {rep0['real_coverage']:.2f}.",
+            ]
         if r.get("prior_fit_seconds") is not None:
-            lines += ["", f"Fitting the mixture to the `sharp` model's training posteriors took {r['prior_fit_seconds']:.1f} s "
-                          f"({100 * r['prior_fit_seconds'] / r['seconds']['sharp+gmm']:.1f}% of its training time)."]
+            lines += [
+                "",
+                f"Fitting the mixture to the `sharp` model's training posteriors took {r['prior_fit_seconds']:.1f} s "
+                f"({100 * r['prior_fit_seconds'] / r['seconds']['sharp+gmm']:.1f}% of its training time).",
+            ]
         if r.get("curve"):
-            lines += ["", "Time to quality (`sharp`, final-stage recognition of 1,000 prior samples; cumulative wall-clock "
-                          "seconds of training and prior fitting):", "",
-                      "| step | seconds | recognised | coverage |", "|---|---|---|---|"]
+            lines += [
+                "",
+                "Time to quality (`sharp`, final-stage recognition of 1,000 prior samples; cumulative wall-clock "
+                "seconds of training and prior fitting):",
+                "",
+                "| step | seconds | recognised | coverage |",
+                "|---|---|---|---|",
+            ]
             lines += [f"| {c['step']} | {c['seconds']:.0f} | {c['recognised']:.2f} | {c['coverage']:.2f} |" for c in r["curve"]]
         order = ", ".join(m.split("+")[0] for m in r["models"] if m.endswith("+gmm"))
-        lines += ["", f"![samples, N(0, I)](results-{name}-samples-normal.png)", "",
-                  f"Prior samples under N(0, I) (seed 1), one row per model: {order}.", "",
-                  f"![samples, fitted prior](results-{name}-samples-gmm.png)", "",
-                  f"The same models sampled from the fitted mixture (seed 1): {order}.", "",
-                  f"![reconstructions](results-{name}-reconstructions.png)", "",
-                  f"Reconstructions of ten test images (inputs not shown): {order}.", ""]
+        lines += [
+            "",
+            f"![samples, N(0, I)](results-{name}-samples-normal.png)",
+            "",
+            f"Prior samples under N(0, I) (seed 1), one row per model: {order}.",
+            "",
+            f"![samples, fitted prior](results-{name}-samples-gmm.png)",
+            "",
+            f"The same models sampled from the fitted mixture (seed 1): {order}.",
+            "",
+            f"![reconstructions](results-{name}-reconstructions.png)",
+            "",
+            f"Reconstructions of ten test images (inputs not shown): {order}.",
+            "",
+        ]
         for model in ("msvae", "sharp", "sharp-adv"):
             if f"{model}+gmm" in r["models"]:
-                lines += [f"![{model} stages](results-{name}-{model}-stages.png)", "",
-                          f"{model}+gmm: each stage's output for the same latents, coarse (top) to final (bottom).", ""]
+                lines += [
+                    f"![{model} stages](results-{name}-{model}-stages.png)",
+                    "",
+                    f"{model}+gmm: each stage's output for the same latents, coarse (top) to final (bottom).",
+                    "",
+                ]
         lines += ["Per-stage tables:", ""]
         for label in r["models"]:
             lines += [format_table(r["reports"][label], title=label), ""]
-    kept = path.read_text().split(HAND_WRITTEN, 1)[1] if path.is_file() and HAND_WRITTEN in path.read_text() else \
-        "\n## Reading the numbers\n\n(to be written after looking at the run)\n"
+    kept = (
+        path.read_text().split(HAND_WRITTEN, 1)[1]
+        if path.is_file() and HAND_WRITTEN in path.read_text()
+        else "\n## Reading the numbers\n\n(to be written after looking at the run)\n"
+    )
     path.write_text("\n".join(lines) + "\n" + HAND_WRITTEN + kept)
 
 

@@ -29,9 +29,16 @@ def _config(args):
     from stagegen.presets import compose_run_config
 
     return compose_run_config(
-        args.preset, pipeline__image_size=args.image_size, train__batch_size=args.batch, train__lr=1e-3,
-        train__device=args.device, train__precision=args.precision, train__compile=args.compile,
-        train__progress=False, train__sample_every=0, train__checkpoint_every=0,
+        args.preset,
+        pipeline__image_size=args.image_size,
+        train__batch_size=args.batch,
+        train__lr=1e-3,
+        train__device=args.device,
+        train__precision=args.precision,
+        train__compile=args.compile,
+        train__progress=False,
+        train__sample_every=0,
+        train__checkpoint_every=0,
     )
 
 
@@ -75,8 +82,8 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=to
 
 
 def worker_plain(args, memory_format=torch.contiguous_format) -> dict:
-    from stagegen.pipeline import Pipeline
     from stagegen.devices import resolve_device
+    from stagegen.pipeline import Pipeline
 
     config = _config(args)
     device = resolve_device(args.device)
@@ -110,8 +117,8 @@ def worker_plain(args, memory_format=torch.contiguous_format) -> dict:
 
 def worker_stagegen(args) -> dict:
     from stagegen.data.tensors import TensorImages
-    from stagegen.train import Trainer
     from stagegen.devices import resolve_device
+    from stagegen.train import Trainer
 
     config = _config(args)
     total = args.warmup + args.reps * args.steps
@@ -139,8 +146,8 @@ def worker_pythae(args) -> dict:
     from pythae.models.nn import BaseDecoder, BaseEncoder
     from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
-    from stagegen.pipeline import Pipeline
     from stagegen.devices import resolve_device
+    from stagegen.pipeline import Pipeline
 
     config = _config(args)
     if len(config.pipeline.stages) != 1:
@@ -167,14 +174,24 @@ def worker_pythae(args) -> dict:
             return ModelOutput(reconstruction=self.decoder(self.from_latent(z).view(-1, *self.bottom)))
 
     c, s = config.pipeline.channels, config.pipeline.image_size
-    model = VAE(VAEConfig(input_dim=(c, s, s), latent_dim=trunk.latent_shape[0], reconstruction_loss="mse"),
-                encoder=Encoder(), decoder=Decoder())
+    model = VAE(
+        VAEConfig(input_dim=(c, s, s), latent_dim=trunk.latent_shape[0], reconstruction_loss="mse"),
+        encoder=Encoder(),
+        decoder=Decoder(),
+    )
     images = images_in_memory(s, c)[: args.steps * args.batch].float().div(255).mul(2).sub(1)
     with tempfile.TemporaryDirectory() as out:
         trainer_config = BaseTrainerConfig(
-            output_dir=out, num_epochs=1, per_device_train_batch_size=args.batch, learning_rate=1e-3,
-            no_cuda=device.type != "cuda", amp=args.precision == "bf16", steps_saving=None, steps_predict=None,
-            optimizer_cls="Adam", optimizer_params={"betas": (0.5, 0.999)},
+            output_dir=out,
+            num_epochs=1,
+            per_device_train_batch_size=args.batch,
+            learning_rate=1e-3,
+            no_cuda=device.type != "cuda",
+            amp=args.precision == "bf16",
+            steps_saving=None,
+            steps_predict=None,
+            optimizer_cls="Adam",
+            optimizer_params={"betas": (0.5, 0.999)},
         )
         trainer = BaseTrainer(model, BaseDataset(images, torch.zeros(len(images))), training_config=trainer_config)
         trainer.prepare_training()  # what trainer.train() does first (optimiser, callbacks)
@@ -236,8 +253,12 @@ def worker_plain_channels_last(args) -> dict:
     return worker_plain(args, torch.channels_last)
 
 
-WORKERS = {"plain": worker_plain, "plain-channels-last": worker_plain_channels_last, "stagegen": worker_stagegen,
-           "pythae": worker_pythae}
+WORKERS = {
+    "plain": worker_plain,
+    "plain-channels-last": worker_plain_channels_last,
+    "stagegen": worker_stagegen,
+    "pythae": worker_pythae,
+}
 
 
 def parse(argv=None):
@@ -266,7 +287,9 @@ def main(argv=None):
     peak = conv_peak(device)
     print(f"machine: {machine()}")
     print(f"measured conv peak: {peak / 1e9:.1f} GFLOP/s ({'bf16' if device.type == 'cuda' else 'fp32'}, channels-last 3x3)")
-    print(f"batch {args.batch}, {args.precision}, compile={args.compile}, {args.reps} x {args.steps} steps after {args.warmup} warm-up")
+    print(
+        f"batch {args.batch}, {args.precision}, compile={args.compile}, {args.reps} x {args.steps} steps after {args.warmup} warm-up"
+    )
     rows = []
     for preset in args.presets.split(","):
         flops = flops_per_image(parse([*(argv or sys.argv[1:]), "--preset", preset]))
@@ -280,17 +303,26 @@ def main(argv=None):
             results[worker] = run_worker(__file__, cli)
         for worker, r in results.items():
             ips = r["images_per_second"]
-            rows.append({
-                "model": preset, "trainer": worker, "images_per_second": ips,
-                "vs_plain": ips / results["plain"]["images_per_second"], "gflop_per_image": flops / 1e9,
-                "achieved_gflops": ips * flops / 1e9, "fraction_of_conv_peak": ips * flops / peak, "peak_mb": r["peak_mb"],
-            })
+            rows.append(
+                {
+                    "model": preset,
+                    "trainer": worker,
+                    "images_per_second": ips,
+                    "vs_plain": ips / results["plain"]["images_per_second"],
+                    "gflop_per_image": flops / 1e9,
+                    "achieved_gflops": ips * flops / 1e9,
+                    "fraction_of_conv_peak": ips * flops / peak,
+                    "peak_mb": r["peak_mb"],
+                }
+            )
     print()
     print("| model | trainer | images/s | vs plain loop | GFLOP/image | achieved GFLOP/s | of conv peak | peak memory MB |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['trainer']} | {r['images_per_second']:.1f} | {r['vs_plain']:.2f}x | {r['gflop_per_image']:.3f} | "
-              f"{r['achieved_gflops']:.1f} | {r['fraction_of_conv_peak']:.0%} | {r['peak_mb']:.0f} |")
+        print(
+            f"| {r['model']} | {r['trainer']} | {r['images_per_second']:.1f} | {r['vs_plain']:.2f}x | {r['gflop_per_image']:.3f} | "
+            f"{r['achieved_gflops']:.1f} | {r['fraction_of_conv_peak']:.0%} | {r['peak_mb']:.0f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "conv_peak_gflops": peak / 1e9, "rows": rows}, indent=2))
 

@@ -1,6 +1,6 @@
 """Train, load and sample from Python: the same steps as `stagegen train` and `stagegen sample`.
 
-    python examples/python_api.py [OUT_DIR]
+python examples/python_api.py [OUT_DIR]
 """
 
 import sys

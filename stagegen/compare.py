@@ -12,8 +12,16 @@ from .images import save_grid
 from .metrics import evaluate, format_table
 
 
-def real_images(name: str, root: str | None, split: str, image_size: int, channels: int, n: int | None = None,
-                options: dict | None = None, seed: int = 0) -> torch.Tensor:
+def real_images(
+    name: str,
+    root: str | None,
+    split: str,
+    image_size: int,
+    channels: int,
+    n: int | None = None,
+    options: dict | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
     """Up to n images of a dataset split as floats in [0, 1] (a seeded random subset)."""
     from .data import open_dataset
 
@@ -24,8 +32,9 @@ def real_images(name: str, root: str | None, split: str, image_size: int, channe
     return torch.stack([dataset[int(i)] for i in index]).float() / 255
 
 
-def compare(pipelines: dict[str, Any], real: torch.Tensor, out: str | Path, n_show: int = 10, seed: int = 0,
-            **evaluate_kwargs) -> dict[str, Any]:
+def compare(
+    pipelines: dict[str, Any], real: torch.Tensor, out: str | Path, n_show: int = 10, seed: int = 0, **evaluate_kwargs
+) -> dict[str, Any]:
     """Writes OUT (reconstructions: input row, then each pipeline's final output), OUT-samples
     (one row of prior samples per pipeline, same latents where latent sizes agree), and OUT.md /
     OUT.json with every pipeline's per-stage metrics. Returns the reports."""

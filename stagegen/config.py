@@ -71,7 +71,9 @@ class TrainConfig(_Strict):
     warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
     grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
     accumulate: int = Field(1, ge=1, description="gradient accumulation: micro-batches per step")
-    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of generator weights; the pipeline file holds the EMA weights")
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1, description="EMA of generator weights; the pipeline file holds the EMA weights"
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds every random number generator")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
@@ -82,13 +84,16 @@ class TrainConfig(_Strict):
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
     compile: bool = Field(False, description="torch.compile the pipeline")
     memory_format: Literal["channels_last", "contiguous"] = Field(
-        "channels_last", description="layout of images and conv weights in training; channels_last is faster with oneDNN (CPU) and cuDNN"
+        "channels_last",
+        description="layout of images and conv weights in training; channels_last is faster with oneDNN (CPU) and cuDNN",
     )
     progress: bool = Field(True, description="show a progress bar")
     time_budget: float | None = Field(
         None, gt=0, description="seconds of training after which the run finishes early (checkpoint, prior, pipeline, grids)"
     )
-    prior_fit_images: int = Field(20_000, ge=1, description="training images whose posteriors the prior is fitted to (a seeded subset)")
+    prior_fit_images: int = Field(
+        20_000, ge=1, description="training images whose posteriors the prior is fitted to (a seeded subset)"
+    )
 
 
 class DataConfig(_Strict):

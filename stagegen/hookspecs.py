@@ -24,3 +24,8 @@ def register_datasets(register):
 @hookspec
 def register_priors(register):
     """Register latent priors: call ``register(PriorType(...))`` once per prior type."""
+
+
+@hookspec
+def register_metrics(register):
+    """Register evaluation metrics: call ``register(MetricType(...))`` once per metric."""

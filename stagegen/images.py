@@ -72,8 +72,10 @@ def _refuse_non_finite(rows: list[torch.Tensor], path: str | Path) -> None:
     bad = sum(int((~torch.isfinite(r.detach())).flatten(1).any(1).sum()) for r in rows)
     if bad:
         total = sum(len(r) for r in rows)
-        raise ValueError(f"{bad} of {total} images hold NaN or infinite values; {path} was not written. The pipeline's "
-                         "weights or its latents are not finite: check the temperature, or retrain from an earlier checkpoint")
+        raise ValueError(
+            f"{bad} of {total} images hold NaN or infinite values; {path} was not written. The pipeline's "
+            "weights or its latents are not finite: check the temperature, or retrain from an earlier checkpoint"
+        )
 
 
 def save_grid(rows: list[torch.Tensor], path: str | Path, min_size: int = 48) -> Path:

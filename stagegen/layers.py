@@ -1,11 +1,15 @@
-"""Network pieces shared by the trunk and the built-in refiners (plugins may use them too)."""
+"""Network pieces shared by the trunk and the built-in refiners. A public API for plugins: the
+names in ``__all__`` are kept stable (docs/plugins.md, "What a plugin may use")."""
 
 from __future__ import annotations
 
 from torch import nn
 
+__all__ = ["PixelShuffleUpsampler", "ResidualBlock", "conv_bn_act"]
+
 
 def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, slope: float = 0.3) -> nn.Sequential:
+    """Conv (no bias), batch norm, leaky ReLU: the authors' basic block."""
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(cout),

@@ -1,4 +1,5 @@
-"""Loss pieces that stages compose: pixel, perceptual and adversarial.
+"""Loss pieces that stages compose: pixel, perceptual and adversarial. A public API for plugins:
+the names in ``__all__`` are kept stable (docs/plugins.md, "What a plugin may use").
 
 All functions take images in [-1, 1] and return scalar means. The pieces that are unstable in
 low precision (the adaptive adversarial weight) compute in float32 whatever autocast says.
@@ -13,6 +14,20 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .weights import MissingWeightsError, load_state_file, missing_weights
+
+__all__ = [
+    "GanLoss",
+    "LPIPSFeatures",
+    "PixelLoss",
+    "TimmFeatures",
+    "adaptive_weight",
+    "discriminator_loss",
+    "generator_loss",
+    "perceptual_network",
+    "pixel_loss",
+]
 
 PixelLoss = Literal["l1", "l2", "charbonnier"]
 
@@ -30,37 +45,12 @@ def pixel_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.T
 # --------------------------------------------------------------------------- perceptual
 
 
-class MissingWeightsError(RuntimeError):
-    """Pretrained weights were asked for but are not on this machine."""
-
-
 # torchvision's file names for the LPIPS backbones (the files lpips itself would download)
 _LPIPS_BACKBONE_FILES = {
     "vgg": "vgg16-397923af.pth",
     "alex": "alexnet-owt-7be5be79.pth",
     "squeeze": "squeezenet1_1-b8a52dc0.pth",
 }
-
-
-def _missing(what: str, file: str, places: str) -> MissingWeightsError:
-    return MissingWeightsError(
-        f"pretrained weights for {what} are not on this machine: expected {file} in {places}, "
-        f"or give its location with the stage option weights_path=PATH; "
-        f"or set pretrained=false to train with a randomly initialised backbone."
-    )
-
-
-def _load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingWeightsError(f"weights_path {path} does not exist or is not a file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    # weights_only: never unpickle arbitrary objects from a weights file
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
 class LPIPSFeatures(nn.Module):
@@ -74,7 +64,7 @@ class LPIPSFeatures(nn.Module):
             raise ValueError(f"unknown LPIPS backbone {net!r}: use vgg, alex or squeeze")
         hub_file = Path(torch.hub.get_dir()) / "checkpoints" / _LPIPS_BACKBONE_FILES[net]
         if pretrained and weights_path is None and not hub_file.is_file():
-            raise _missing(f"the LPIPS {net} backbone", _LPIPS_BACKBONE_FILES[net], str(hub_file.parent))
+            raise missing_weights(f"the LPIPS {net} backbone", _LPIPS_BACKBONE_FILES[net], str(hub_file.parent))
         use_hub = pretrained and weights_path is None
         # The calibrated linear layers ship inside the lpips package; without a pretrained
         # backbone they mean nothing, so a random backbone uses plain feature distances.
@@ -82,7 +72,7 @@ class LPIPSFeatures(nn.Module):
             warnings.simplefilter("ignore", UserWarning)
             self.metric = lpips.LPIPS(net=net, pretrained=pretrained, lpips=pretrained, pnet_rand=not use_hub, verbose=False)
         if pretrained and weights_path is not None:
-            self._load_backbone(_load_state_file(weights_path))
+            self._load_backbone(load_state_file(weights_path))
         self.metric.eval().requires_grad_(False)
 
     def _load_backbone(self, state: dict[str, torch.Tensor]) -> None:
@@ -132,9 +122,7 @@ class TimmFeatures(nn.Module):
             kwargs["pretrained_cfg_overlay"] = {"file": str(weights_path)}
             if not Path(weights_path).is_file():
                 raise MissingWeightsError(f"weights_path {weights_path} does not exist or is not a file")
-        self.net = timm.create_model(
-            model, pretrained=pretrained, features_only=True, out_indices=tuple(range(layers)), **kwargs
-        )
+        self.net = timm.create_model(model, pretrained=pretrained, features_only=True, out_indices=tuple(range(layers)), **kwargs)
         cfg = self.net.pretrained_cfg
         self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, -1, 1, 1), persistent=False)
@@ -168,13 +156,15 @@ def _require_timm_weights(model: str) -> None:
                 return
         from huggingface_hub.constants import HF_HUB_CACHE
 
-        raise _missing(f"the timm model {model!r}", f"{hub_id}/model.safetensors", f"the Hugging Face cache {HF_HUB_CACHE}")
+        raise missing_weights(
+            f"the timm model {model!r}", f"{hub_id}/model.safetensors", f"the Hugging Face cache {HF_HUB_CACHE}"
+        )
     url = getattr(cfg, "url", None) if cfg is not None else None
     if url:
         file = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
         if file.is_file():
             return
-        raise _missing(f"the timm model {model!r}", file.name, str(file.parent))
+        raise missing_weights(f"the timm model {model!r}", file.name, str(file.parent))
     raise MissingWeightsError(f"timm knows no pretrained weights for {model!r}; set pretrained=false or weights_path")
 
 
@@ -220,25 +210,3 @@ def adaptive_weight(
     adv_grad = torch.autograd.grad(adversarial, last_layer, retain_graph=True)[0].float()
     weight = rec_grad.norm() / (adv_grad.norm() + 1e-4)
     return torch.nan_to_num(weight, nan=0.0, posinf=max_weight).clamp(0.0, max_weight).detach()
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN: a grid of real/fake logits, one per receptive field (pix2pix)."""
-
-    def __init__(self, channels: int, width: int = 64, layers: int = 3, spectral_norm: bool = False):
-        super().__init__()
-        wrap = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
-        norm = (lambda c: nn.Identity()) if spectral_norm else (lambda c: nn.BatchNorm2d(c))
-        blocks: list[nn.Module] = [wrap(nn.Conv2d(channels, width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
-        c = width
-        for i in range(1, layers):
-            c_next = width * min(2**i, 8)
-            blocks += [wrap(nn.Conv2d(c, c_next, 4, 2, 1, bias=spectral_norm)), norm(c_next), nn.LeakyReLU(0.2, inplace=True)]
-            c = c_next
-        c_next = width * min(2**layers, 8)
-        blocks += [wrap(nn.Conv2d(c, c_next, 3, 1, 1, bias=spectral_norm)), norm(c_next), nn.LeakyReLU(0.2, inplace=True)]
-        blocks += [wrap(nn.Conv2d(c_next, 1, 3, 1, 1))]
-        self.net = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import PipelineConfig, PriorSpec, StageSpec
-from .pipeline_file import load_pipeline, save_pipeline
+from .loading import load_pipeline
+from .pipeline_file import save_pipeline
 from .plugins import get_prior_type, get_stage_type
 from .prior import Prior, PriorContext
 from .stages import BuildContext, LossContext, Posterior, Refiner, Trunk
-
 
 #: the label segment of terms from an extra module's own update (see Pipeline.term_label)
 AUXILIARY = "aux"
@@ -145,8 +145,9 @@ class Pipeline(nn.Module):
     def is_auxiliary_label(label: str) -> bool:
         return label.split("/")[1:2] == [AUXILIARY]
 
-    def loss_context(self, index: int, out: ChainOutput, step: int, auxiliary: nn.Module | None = None,
-                     detach: bool = False) -> LossContext:
+    def loss_context(
+        self, index: int, out: ChainOutput, step: int, auxiliary: nn.Module | None = None, detach: bool = False
+    ) -> LossContext:
         """What stage ``index`` sees beside its output and target when its loss is computed
         (``detach``: for an extra module's own update, which must not reach the generator)."""
         previous = out.images[index - 1] if index else None
@@ -180,7 +181,11 @@ class Pipeline(nn.Module):
         return [resize_to(x, r) for r in self.resolutions]
 
     def losses(
-        self, x: torch.Tensor, out: ChainOutput, step: int = 0, auxiliaries: dict[int, nn.Module] | None = None,
+        self,
+        x: torch.Tensor,
+        out: ChainOutput,
+        step: int = 0,
+        auxiliaries: dict[int, nn.Module] | None = None,
         diagnostics: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Every stage's named, weighted loss terms: ``{"stage0/l2": ..., "stage1/l1": ...}``.
@@ -285,6 +290,6 @@ class Pipeline(nn.Module):
         return save_pipeline(self, path)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", channels_last: bool = True) -> "Pipeline":
-        """Read a pipeline file (see :func:`stagegen.pipeline_file.load_pipeline` for the checks)."""
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", channels_last: bool = True) -> Pipeline:
+        """Read a pipeline file (see :func:`stagegen.loading.load_pipeline` for the checks)."""
         return load_pipeline(path, lambda config: cls(config, for_training=False), device=device, channels_last=channels_last)

@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 
 from . import __version__
-from .config import PipelineConfig
-from .devices import resolve_device
 from .io import atomic_write
 from .plugins import get_plugin_manager
-from .options import describe_validation_error
 
 FORMAT = "stagegen.pipeline"
 FORMAT_VERSION = 1
@@ -58,7 +54,9 @@ def header_document(pipeline, extra: dict[str, Any] | None = None) -> dict[str, 
     }
 
 
-def save_pipeline(pipeline, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None, extra: dict[str, Any] | None = None) -> Path:
+def save_pipeline(
+    pipeline, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``pipeline`` (or the given generator ``state_dict``, e.g. EMA weights) atomically."""
     from safetensors.torch import save
 
@@ -78,13 +76,18 @@ def save_pipeline(pipeline, path: str | Path, state_dict: dict[str, torch.Tensor
 
 #: safetensors itself refuses headers over 100 MB; a pipeline's is a few KB
 MAX_HEADER_BYTES = 100 * 1024 * 1024
-#: the weights a file may make us allocate beyond its own tensor bytes (non-persistent buffers, slack)
-ALLOCATION_SLACK_BYTES = 64 * 1024 * 1024
-ALLOCATION_FACTOR = 1.5
 
-_DTYPES = {
-    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+DTYPE_NAMES = {  # torch dtype -> its name in a safetensors header
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
 }
 
 
@@ -94,7 +97,9 @@ def _parse_json(raw: bytes | str, path: Path, what: str) -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PipelineFileError(f"{path}: {what} is not valid JSON ({exc}); the file is damaged or not a pipeline") from None
     except RecursionError:
-        raise PipelineFileError(f"{path}: {what} is nested too deeply to be a pipeline header; the file was crafted or damaged") from None
+        raise PipelineFileError(
+            f"{path}: {what} is nested too deeply to be a pipeline header; the file was crafted or damaged"
+        ) from None
 
 
 def _check_document(doc: dict[str, Any], path: Path) -> None:
@@ -108,7 +113,9 @@ def _check_document(doc: dict[str, Any], path: Path) -> None:
             f"({__version__}) reads format {FORMAT_VERSION} and older: upgrade stagegen"
         )
     if not isinstance(doc.get("config"), dict):
-        raise PipelineFileError(f"{path}: the header document has no pipeline config (an object under 'config'); the file was altered")
+        raise PipelineFileError(
+            f"{path}: the header document has no pipeline config (an object under 'config'); the file was altered"
+        )
     stages = doc.get("stages")
     if not isinstance(stages, list) or not all(isinstance(r, dict) for r in stages):
         raise PipelineFileError(f"{path}: the header document's 'stages' is not a list of stage records; the file was altered")
@@ -142,7 +149,9 @@ def read_header(path: str | Path) -> dict[str, Any]:
                 f"{size - 8} after the length field (truncated, or not a safetensors file at all)"
             )
         if header_len > MAX_HEADER_BYTES:
-            raise PipelineFileError(f"{path}: its header claims {header_len} bytes, more than the {MAX_HEADER_BYTES} safetensors allows")
+            raise PipelineFileError(
+                f"{path}: its header claims {header_len} bytes, more than the {MAX_HEADER_BYTES} safetensors allows"
+            )
         raw = f.read(header_len)
     header = _parse_json(raw, path, "the safetensors header")
     if not isinstance(header, dict):
@@ -159,110 +168,15 @@ def read_header(path: str | Path) -> dict[str, Any]:
     _check_document(doc, path)
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}
     for key, entry in tensors.items():
-        if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list) and isinstance(entry.get("dtype"), str)
-                and all(type(d) is int and d >= 0 for d in entry["shape"])):
-            raise PipelineFileError(f"{path}: the header entry of tensor {key!r} is malformed (no dtype or shape); the file was altered")
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("shape"), list)
+            and isinstance(entry.get("dtype"), str)
+            and all(type(d) is int and d >= 0 for d in entry["shape"])
+        ):
+            raise PipelineFileError(
+                f"{path}: the header entry of tensor {key!r} is malformed (no dtype or shape); the file was altered"
+            )
     doc["_path"] = str(path)
     doc["_tensors"] = tensors
     return doc
-
-
-def _build(build, config: PipelineConfig, path: Path, device: str | torch.device):
-    try:
-        with torch.device(device):
-            return build(config)
-    except (ValueError, TypeError) as exc:
-        raise PipelineFileError(f"{path}: cannot rebuild the pipeline from its config: {exc}") from None
-
-
-def _tensor_bytes(tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def _check_against_file(skeleton, doc: dict[str, Any], path: Path) -> None:
-    """Compare the network the config describes (built on the meta device: no memory) with the
-    file's tensors, name by name, shape by shape, dtype by dtype, and bound what it would allocate."""
-    file_bytes = path.stat().st_size
-    needed = _tensor_bytes([*skeleton.parameters(), *skeleton.buffers()])
-    budget = ALLOCATION_FACTOR * file_bytes + ALLOCATION_SLACK_BYTES
-    if needed > budget:
-        raise PipelineFileError(
-            f"{path}: its config describes a network of {needed / 2**20:,.0f} MiB but the file holds only "
-            f"{file_bytes / 2**20:,.1f} MiB of data (at most {budget / 2**20:,.0f} MiB would be allocated for it); "
-            "refusing to build it: the file's config was altered or crafted"
-        )
-    expected = skeleton.state_dict()
-    stored = doc["_tensors"]
-    missing = sorted(set(expected) - set(stored))
-    unexpected = sorted(set(stored) - set(expected))
-    if missing or unexpected:
-        raise PipelineFileError(
-            f"{path}: the tensors do not match the pipeline its config describes: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
-    for key, tensor in expected.items():
-        shape = stored[key]["shape"]
-        if shape != list(tensor.shape):
-            raise PipelineFileError(f"{path}: tensor {key} has shape {shape} in the file but {list(tensor.shape)} in the pipeline")
-        want = _DTYPES.get(tensor.dtype, str(tensor.dtype))
-        if stored[key]["dtype"] != want:
-            raise PipelineFileError(f"{path}: tensor {key} is stored as {stored[key]['dtype']} but the pipeline holds {want}; "
-                                    "the file was altered or written by a different network")
-
-
-def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", channels_last: bool = True):
-    """Rebuild the pipeline with ``build(config)`` (``Pipeline.load`` passes the class, built for
-    inference) and load its tensors strictly; eval mode.
-
-    Nothing is allocated before the file is known to match: the network its config describes is
-    first built on the meta device and compared with the file's tensors (names, shapes, dtypes)
-    and size. Non-finite weights are refused by name. ``channels_last`` lays the weights out for
-    faster convolutions (oneDNN, cuDNN); outputs then differ from the contiguous layout's in the
-    last bits only."""
-    from safetensors import safe_open
-
-    device = resolve_device(device)
-    doc = read_header(path)
-    path = Path(doc["_path"])
-    try:
-        config = PipelineConfig.model_validate(doc["config"])
-    except ValidationError as exc:
-        raise PipelineFileError(f"{path}: " + describe_validation_error("pipeline config in the file", exc)) from None
-
-    registry = get_plugin_manager().stages
-    recorded = {s.get("index"): s for s in doc["stages"]}
-    for i, spec in enumerate(config.stages):
-        if spec.type not in registry:
-            rec = recorded.get(i, {})
-            package = rec.get("package", "unknown package")
-            raise PipelineFileError(
-                f"{path}: stage {i} is of type {spec.type!r}, which no installed plugin provides "
-                f"(the file was written with it from {package} {rec.get('package_version', '')}). "
-                f"Install that plugin package, then load again. {registry.installed_note()}"
-            )
-    try:
-        skeleton = _build(build, config, path, "meta")
-    except (RuntimeError, NotImplementedError):
-        skeleton = None  # a plugin whose constructor computes with its tensors cannot be built on meta
-    if skeleton is not None:
-        _check_against_file(skeleton, doc, path)
-    pipeline = _build(build, config, path, "cpu")
-    if skeleton is None:
-        _check_against_file(pipeline, doc, path)  # the same checks, after allocating (docs/security.md)
-    expected = pipeline.state_dict()
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            state = {key: f.get_tensor(key) for key in expected}
-    except Exception as exc:  # safetensors reports truncated or overlapping data this way
-        raise PipelineFileError(f"{path}: the tensor data is damaged or truncated ({exc})") from None
-    for key, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad = int((~torch.isfinite(tensor)).sum())
-            raise PipelineFileError(f"{path}: tensor {key} holds {bad} NaN or infinite value(s) of {tensor.numel()}; "
-                                    "the weights are unusable (retrain, or load an earlier checkpoint's pipeline)")
-    pipeline.load_state_dict(state, strict=True)
-    pipeline.file_metadata = {k: v for k, v in doc.items() if not k.startswith("_")}
-    pipeline = pipeline.to(device).eval()
-    if channels_last:
-        pipeline.to(memory_format=torch.channels_last)
-    return pipeline

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -20,8 +21,22 @@ from . import hookspecs
 
 if TYPE_CHECKING:
     from .data.registry import DatasetType
+    from .metrics.registry import MetricType
     from .prior import PriorType
     from .stages import StageType
+
+__all__ = [
+    "PluginError",
+    "PluginManager",
+    "Provider",
+    "Registry",
+    "get_dataset_type",
+    "get_metric_type",
+    "get_plugin_manager",
+    "get_prior_type",
+    "get_stage_type",
+    "reset_plugin_manager",
+]
 
 ENTRY_POINT_GROUP = "stagegen"
 PLUGINS_ENV = "STAGEGEN_PLUGINS"
@@ -72,6 +87,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def in_order(self) -> list[str]:
+        """Names in the order they were registered (plugins in load order, each in its own order)."""
+        return list(self._items)
+
     def __contains__(self, name: str) -> bool:
         return name in self._items
 
@@ -91,7 +110,7 @@ class Registry:
 
 
 class PluginManager:
-    """A pluggy manager plus the stage and dataset registries filled from its hooks."""
+    """A pluggy manager plus the stage, dataset, prior and metric registries filled from its hooks."""
 
     def __init__(self, load_entry_points: bool = True):
         self.pm = pluggy.PluginManager("stagegen")
@@ -100,6 +119,7 @@ class PluginManager:
         self._stages: Registry | None = None
         self._datasets: Registry | None = None
         self._priors: Registry | None = None
+        self._metrics: Registry | None = None
         if load_entry_points:
             self._load_entry_points()
 
@@ -130,12 +150,12 @@ class PluginManager:
             provider = Provider(name, package, str(version))
         self.pm.register(plugin, name=name)
         self._providers[id(plugin)] = provider
-        self._stages = self._datasets = self._priors = None  # rebuilt on next access
+        self._stages = self._datasets = self._priors = self._metrics = None  # rebuilt on next access
 
     def unregister(self, plugin: Any) -> None:
         self.pm.unregister(plugin)
         self._providers.pop(id(plugin), None)
-        self._stages = self._datasets = self._priors = None
+        self._stages = self._datasets = self._priors = self._metrics = None
 
     def _collect(self, hook_name: str, what: str, name_of: Callable[[Any], str]) -> Registry:
         registry = Registry(what)
@@ -175,6 +195,12 @@ class PluginManager:
             self._priors = self._collect("register_priors", "prior", lambda p: p.name)
         return self._priors
 
+    @property
+    def metrics(self) -> Registry:
+        if self._metrics is None:
+            self._metrics = self._collect("register_metrics", "metric", lambda m: m.name)
+        return self._metrics
+
 
 _manager: PluginManager | None = None
 
@@ -193,13 +219,17 @@ def reset_plugin_manager() -> None:
     _manager = None
 
 
-def get_stage_type(name: str) -> "StageType":
+def get_stage_type(name: str) -> StageType:
     return get_plugin_manager().stages.get(name)
 
 
-def get_dataset_type(name: str) -> "DatasetType":
+def get_dataset_type(name: str) -> DatasetType:
     return get_plugin_manager().datasets.get(name)
 
 
-def get_prior_type(name: str) -> "PriorType":
+def get_prior_type(name: str) -> PriorType:
     return get_plugin_manager().priors.get(name)
+
+
+def get_metric_type(name: str) -> MetricType:
+    return get_plugin_manager().metrics.get(name)

@@ -36,8 +36,11 @@ _CALIBRATED = {"recon_loss": "calibrated", "sigma_mode": "optimal", "kl_reductio
 
 def _sharp(image: dict, trunk: dict, refiner: dict, prior: dict, train: dict, data: str) -> dict[str, Any]:
     return {
-        "pipeline": {**image, "stages": [{"type": "vae", "options": {**trunk, **_CALIBRATED}},
-                                         {"type": "resnet-l1", "options": refiner}], "prior": prior},
+        "pipeline": {
+            **image,
+            "stages": [{"type": "vae", "options": {**trunk, **_CALIBRATED}}, {"type": "resnet-l1", "options": refiner}],
+            "prior": prior,
+        },
         "train": train,
         "data": {"name": data},
     }
@@ -56,22 +59,36 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "sharp-digits": (
         "the default: calibrated VAE trunk + l1 refiner + fitted mixture prior on the embedded 16x16 digits; "
         "1,500 steps, 2 to 3 minutes on an idle 2-core CPU (capped at 10 minutes)",
-        _sharp({"image_size": 16, "channels": 1}, {"widths": [32, 64, 128], "latent_dim": 32},
-               {"width": 32, "blocks": 3, "head_width": 64}, {"type": "gmm", "options": {"components": 10}},
-               {"steps": 1500, "batch_size": 64, "lr": 1e-3, "sample_every": 500, "checkpoint_every": 500,
-                "time_budget": 600}, "digits"),
+        _sharp(
+            {"image_size": 16, "channels": 1},
+            {"widths": [32, 64, 128], "latent_dim": 32},
+            {"width": 32, "blocks": 3, "head_width": 64},
+            {"type": "gmm", "options": {"components": 10}},
+            {"steps": 1500, "batch_size": 64, "lr": 1e-3, "sample_every": 500, "checkpoint_every": 500, "time_budget": 600},
+            "digits",
+        ),
     ),
     "sharp-mnist": (
         "calibrated VAE trunk + l1 refiner + 20-component fitted mixture prior on MNIST 28x28 (widths below the paper's)",
-        _sharp({"image_size": 28, "channels": 1}, {"widths": [32, 64, 128], "latent_dim": 32},
-               {"width": 32, "blocks": 3, "head_width": 64}, {"type": "gmm", "options": {"components": 20}},
-               {"steps": 6000, "batch_size": 64, "lr": 1e-3}, "mnist"),
+        _sharp(
+            {"image_size": 28, "channels": 1},
+            {"widths": [32, 64, 128], "latent_dim": 32},
+            {"width": 32, "blocks": 3, "head_width": 64},
+            {"type": "gmm", "options": {"components": 20}},
+            {"steps": 6000, "batch_size": 64, "lr": 1e-3},
+            "mnist",
+        ),
     ),
     "sharp-celeba64": (
         "calibrated VAE trunk + l1 refiner + 20-component fitted mixture prior on CelebA 64x64 RGB",
-        _sharp({"image_size": 64, "channels": 3}, {"widths": [32, 64, 128, 256], "latent_dim": 128},
-               {"width": 32, "blocks": 2, "head_width": 32}, {"type": "gmm", "options": {"components": 20}},
-               {"steps": 6000, "batch_size": 32, "lr": 5e-4}, "celeba"),
+        _sharp(
+            {"image_size": 64, "channels": 3},
+            {"widths": [32, 64, 128, 256], "latent_dim": 128},
+            {"width": 32, "blocks": 2, "head_width": 32},
+            {"type": "gmm", "options": {"components": 20}},
+            {"steps": 6000, "batch_size": 32, "lr": 5e-4},
+            "celeba",
+        ),
     ),
     "msvae-digits": (
         "the paper's two-stage model (vae,resnet-l1) with the authors' loss settings, scaled to the embedded 16x16 digits",
@@ -88,8 +105,10 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "data": {"name": "digits"},
         },
     ),
-    "vae-mnist": ("the paper's original VAE on MNIST 28x28, the authors' settings (l2 + KL mean, N(0, I) prior)",
-                  _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "vae")),
+    "vae-mnist": (
+        "the paper's original VAE on MNIST 28x28, the authors' settings (l2 + KL mean, N(0, I) prior)",
+        _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "vae"),
+    ),
     "resvae-mnist": (
         "the paper's deep residual VAE on MNIST, the authors' settings: trunk loss off, l2 + KL mean on the refined output",
         _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "resvae"),
@@ -98,9 +117,18 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "the paper's multi-stage VAE on MNIST, the authors' settings: l2 + KL mean on the coarse image, l1 on the refined one",
         _paper(_MNIST, _MNIST_TRUNK, _MNIST_TRAIN, "mnist", "msvae"),
     ),
-    "vae-celeba": ("the paper's original VAE on CelebA 128x128, the authors' settings", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "vae")),
-    "resvae-celeba": ("the paper's deep residual VAE on CelebA 128x128, the authors' settings", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "resvae")),
-    "msvae-celeba": ("the paper's multi-stage VAE on CelebA 128x128, the authors' settings", _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "msvae")),
+    "vae-celeba": (
+        "the paper's original VAE on CelebA 128x128, the authors' settings",
+        _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "vae"),
+    ),
+    "resvae-celeba": (
+        "the paper's deep residual VAE on CelebA 128x128, the authors' settings",
+        _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "resvae"),
+    ),
+    "msvae-celeba": (
+        "the paper's multi-stage VAE on CelebA 128x128, the authors' settings",
+        _paper(_CELEBA, _CELEBA_TRUNK, _CELEBA_TRAIN, "celeba", "msvae"),
+    ),
     "ladder-celeba": (
         "beyond the paper: a true coarse-to-fine ladder on CelebA: the trunk works at 32x32, an l1 refiner upsamples to 64, "
         "a perceptual SRResNet to 128, an adversarial refiner sharpens at 128",
@@ -169,7 +197,9 @@ def set_option(raw: dict[str, Any], assignment: str) -> None:
     ``1.detach_input=true``."""
     key, sep, text = assignment.partition("=")
     if not sep or "." not in key:
-        raise ValueError(f"option {assignment!r} must look like STAGE.OPTION=VALUE or train.FIELD=VALUE (e.g. resnet-l1.blocks=3)")
+        raise ValueError(
+            f"option {assignment!r} must look like STAGE.OPTION=VALUE or train.FIELD=VALUE (e.g. resnet-l1.blocks=3)"
+        )
     head, path = key.split(".", 1)
     value = parse_value(text)
     if head == "prior":  # prior.type=gmm, prior.components=20
@@ -182,27 +212,37 @@ def set_option(raw: dict[str, Any], assignment: str) -> None:
     if head in ("train", "data", "pipeline"):
         parts = path.split(".")
         if head == "pipeline" and parts[0] in ("stages", "prior") and len(parts) > 1:
-            raise ValueError(f"option {assignment!r}: set a stage's fields as STAGE.FIELD=VALUE (0.latent_dim=64, "
-                             "1.type=resnet-l2, resnet-l1.blocks=3) and the prior's as prior.FIELD=VALUE")
+            raise ValueError(
+                f"option {assignment!r}: set a stage's fields as STAGE.FIELD=VALUE (0.latent_dim=64, "
+                "1.type=resnet-l2, resnet-l1.blocks=3) and the prior's as prior.FIELD=VALUE"
+            )
         target = raw.setdefault(head, {})
         for depth, p in enumerate(parts[:-1]):
             target = target.setdefault(p, {})
             if not isinstance(target, dict):
                 where = ".".join([head, *parts[: depth + 1]])
-                raise ValueError(f"option {assignment!r}: {where} is a single value, not a section with fields; "
-                                 f"set it as {where}=VALUE")
+                raise ValueError(
+                    f"option {assignment!r}: {where} is a single value, not a section with fields; set it as {where}=VALUE"
+                )
         target[parts[-1]] = value
         return
     stages = raw.get("pipeline", {}).get("stages", [])
     if head.isdigit():
         index = int(head)
         if index >= len(stages):
-            raise ValueError(f"option {assignment!r}: there is no stage {index} (the chain has {len(stages)} stages, numbered from 0)")
+            raise ValueError(
+                f"option {assignment!r}: there is no stage {index} (the chain has {len(stages)} stages, numbered from 0)"
+            )
     else:
         matches = [i for i, s in enumerate(stages) if s.get("type") == head]
         if not matches:
             names = ", ".join(s.get("type", "?") for s in stages)
             raise ValueError(f"option {assignment!r}: no stage named {head!r} in the chain ({names}); use its name or index")
+        if len(matches) > 1:
+            raise ValueError(
+                f"option {assignment!r}: the chain has {len(matches)} {head!r} stages (at indices "
+                f"{', '.join(map(str, matches))}); name one by its index, e.g. {matches[-1]}.{path}=..."
+            )
         index = matches[0]
     if path in _SPEC_FIELDS:
         stages[index][path] = value

@@ -14,14 +14,26 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from .hookspecs import hookimpl
 from .options import StrictModel, validate_options
+
+__all__ = [
+    "LatentSet",
+    "NormalPrior",
+    "Prior",
+    "PriorContext",
+    "PriorOptions",
+    "PriorType",
+    "encode_dataset",
+    "fit_prior",
+]
 
 
 class PriorOptions(StrictModel):
@@ -45,7 +57,7 @@ class PriorType:
 
     name: str
     options: type[PriorOptions]
-    build: Callable[[Any, PriorContext], "Prior"]
+    build: Callable[[Any, PriorContext], Prior]
     description: str = ""
 
     def validate_options(self, raw: dict[str, Any] | None) -> PriorOptions:
@@ -75,6 +87,11 @@ class Prior(nn.Module, metaclass=abc.ABCMeta):
     def __init__(self, latent_shape: tuple[int, ...]):
         super().__init__()
         self.latent_shape = tuple(latent_shape)
+
+    @property
+    def latent_dim(self) -> int:
+        """The size of one flattened latent."""
+        return math.prod(self.latent_shape)
 
     @property
     def fitted(self) -> bool:
@@ -122,8 +139,14 @@ class NormalPrior(Prior):
 
 @hookimpl
 def register_priors(register):
-    register(PriorType(name="normal", options=NormalPriorOptions, build=lambda o, ctx: NormalPrior(ctx.latent_shape),
-                       description="N(0, I), as in the paper; needs no fitting"))
+    register(
+        PriorType(
+            name="normal",
+            options=NormalPriorOptions,
+            build=lambda o, ctx: NormalPrior(ctx.latent_shape),
+            description="N(0, I), as in the paper; needs no fitting",
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- fitting

@@ -9,8 +9,9 @@ Each stage computes its own loss terms; the engine only sums and logs them.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -18,7 +19,15 @@ from torch import nn
 from .options import StrictModel, validate_options
 
 __all__ = [
-    "BuildContext", "Kind", "LossContext", "Posterior", "Refiner", "Stage", "StageOptions", "StageType", "Trunk",
+    "BuildContext",
+    "Kind",
+    "LossContext",
+    "Posterior",
+    "Refiner",
+    "Stage",
+    "StageOptions",
+    "StageType",
+    "Trunk",
     "Upgrade",
 ]
 
@@ -77,7 +86,9 @@ class StageType:
         """The declared resolution factor for these options: a positive integer."""
         scale = 1 if self.scale is None else self.scale(options)
         if type(scale) is not int or scale < 1:
-            raise ValueError(f"stage type {self.name!r} declares scale {scale!r}; a scale must be a positive integer (1, 2, 4, ...)")
+            raise ValueError(
+                f"stage type {self.name!r} declares scale {scale!r}; a scale must be a positive integer (1, 2, 4, ...)"
+            )
         return scale
 
 
@@ -87,7 +98,7 @@ class LossContext:
 
     step: int
     input: torch.Tensor | None = None  # the stage's input image (None for a trunk)
-    posterior: "Posterior | None" = None  # the trunk's q(z|x)
+    posterior: Posterior | None = None  # the trunk's q(z|x)
     auxiliary: nn.Module | None = None  # the stage's extra module (a discriminator), if any
     #: numbers a stage reports for the log without adding them to the loss (ELBO, sigma, ...)
     diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)

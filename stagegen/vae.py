@@ -24,8 +24,12 @@ from .stages import BuildContext, LossContext, Posterior, StageOptions, StageTyp
 
 
 class VAEOptions(StageOptions):
-    widths: list[Annotated[int, Field(ge=1, le=4096)]] = Field([64, 128, 256], min_length=1, max_length=10, description="channels of each down block; resolution halves per block")
-    convs_per_block: Literal[1, 2] = Field(1, description="1: a stride-2 conv per block (paper, MNIST); 2: stride-1 then stride-2 (paper, CelebA)")
+    widths: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        [64, 128, 256], min_length=1, max_length=10, description="channels of each down block; resolution halves per block"
+    )
+    convs_per_block: Literal[1, 2] = Field(
+        1, description="1: a stride-2 conv per block (paper, MNIST); 2: stride-1 then stride-2 (paper, CelebA)"
+    )
     latent_dim: int = Field(128, ge=1, le=65536, description="size of the latent vector z")
     leaky_slope: float = Field(0.3, ge=0, description="negative slope of the leaky ReLUs")
     std_parameterization: Literal["sqrt4sigmoid", "exp"] = Field(
@@ -84,7 +88,9 @@ class VAETrunk(Trunk):
         flat = o.widths[-1] * sizes[-1] ** 2
         self.to_posterior = nn.Linear(flat, 2 * o.latent_dim)
 
-        self.from_latent = nn.Sequential(nn.Linear(o.latent_dim, flat, bias=False), nn.BatchNorm1d(flat), nn.LeakyReLU(o.leaky_slope, inplace=True))
+        self.from_latent = nn.Sequential(
+            nn.Linear(o.latent_dim, flat, bias=False), nn.BatchNorm1d(flat), nn.LeakyReLU(o.leaky_slope, inplace=True)
+        )
         up: list[nn.Module] = []
         widths_up = list(reversed(o.widths))
         for i, w in enumerate(widths_up):

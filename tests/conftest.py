@@ -29,8 +29,16 @@ def tiny_run_config(stages=("vae", "resnet-l1"), steps=6, **train):
     return RunConfig.model_validate(
         {
             "pipeline": tiny_pipeline_config(stages).model_dump(),
-            "train": {"steps": steps, "batch_size": 8, "log_every": 1, "sample_every": 0, "checkpoint_every": 0,
-                      "progress": False, "lr": 1e-3, **train},
+            "train": {
+                "steps": steps,
+                "batch_size": 8,
+                "log_every": 1,
+                "sample_every": 0,
+                "checkpoint_every": 0,
+                "progress": False,
+                "lr": 1e-3,
+                **train,
+            },
             "data": {"name": "digits"},
         }
     )

@@ -13,16 +13,35 @@ import stagegen
 
 def run(*args, cwd=None, check=True, env=None):
     proc = subprocess.run(
-        [sys.executable, "-m", "stagegen", *args], capture_output=True, text=True, cwd=cwd,
-        env={**os.environ, **(env or {})}, timeout=600,
+        [sys.executable, "-m", "stagegen", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=600,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"stagegen {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-SMALL = ["-O", "vae.widths=[16,32]", "-O", "vae.latent_dim=16", "-O", "resnet-l1.width=16", "-O", "resnet-l1.blocks=2",
-         "-O", "resnet-l1.head_width=16", "--batch-size", "32", "--no-progress", "-O", "train.log_every=20"]
+SMALL = [
+    "-O",
+    "vae.widths=[16,32]",
+    "-O",
+    "vae.latent_dim=16",
+    "-O",
+    "resnet-l1.width=16",
+    "-O",
+    "resnet-l1.blocks=2",
+    "-O",
+    "resnet-l1.head_width=16",
+    "--batch-size",
+    "32",
+    "--no-progress",
+    "-O",
+    "train.log_every=20",
+]
 
 
 @pytest.mark.slow
@@ -30,7 +49,7 @@ def test_train_on_embedded_data_then_load_and_sample(tmp_path):
     out = tmp_path / "run"
     proc = run("train", "--stages", "vae,resnet-l1", "--steps", "120", "--out", str(out), *SMALL)
     assert "pipeline:" in proc.stdout
-    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     lines = [r for r in records if "loss" in r]
     # the default trunk's loss is a Gaussian NLL per pixel: it falls below zero as sigma shrinks
     assert lines[-1]["loss"] < lines[0]["loss"] - 0.2 * abs(lines[0]["loss"]), "the loss did not fall"
@@ -57,10 +76,43 @@ def test_train_on_embedded_data_then_load_and_sample(tmp_path):
 @pytest.mark.slow
 def test_four_stage_chain_trains_saves_loads_and_samples_every_stage(tmp_path):
     out = tmp_path / "run"
-    run("train", "--stages", "vae,resnet-l1,srresnet-perceptual,adversarial", "--steps", "4", "--out", str(out),
-        "--image-size", "16", *SMALL[:4], "-O", "1.width=8", "-O", "1.blocks=1", "-O", "1.head_width=8",
-        "-O", "2.width=8", "-O", "2.blocks=1", "-O", "2.scale=2", "-O", "2.pretrained=false", "-O", "2.backbone=lpips-squeeze",
-        "-O", "3.width=8", "-O", "3.blocks=1", "-O", "3.disc_width=8", "--batch-size", "8", "--no-progress")
+    run(
+        "train",
+        "--stages",
+        "vae,resnet-l1,srresnet-perceptual,adversarial",
+        "--steps",
+        "4",
+        "--out",
+        str(out),
+        "--image-size",
+        "16",
+        *SMALL[:4],
+        "-O",
+        "1.width=8",
+        "-O",
+        "1.blocks=1",
+        "-O",
+        "1.head_width=8",
+        "-O",
+        "2.width=8",
+        "-O",
+        "2.blocks=1",
+        "-O",
+        "2.scale=2",
+        "-O",
+        "2.pretrained=false",
+        "-O",
+        "2.backbone=lpips-squeeze",
+        "-O",
+        "3.width=8",
+        "-O",
+        "3.blocks=1",
+        "-O",
+        "3.disc_width=8",
+        "--batch-size",
+        "8",
+        "--no-progress",
+    )
     pipe = stagegen.load(out / "pipeline.safetensors")
     stages = pipe.sample(2, seed=1, return_stages=True)
     assert [tuple(s.shape) for s in stages] == [(2, 1, 8, 8), (2, 1, 8, 8), (2, 1, 16, 16), (2, 1, 16, 16)]
@@ -87,9 +139,19 @@ def test_bad_option_is_named(tmp_path):
 
 def test_config_file_sets_stage_options(tmp_path):
     config = tmp_path / "c.json"
-    config.write_text(json.dumps({"pipeline": {"stages": [{"type": "vae", "options": {"latent_dim": 4, "widths": [8]}},
-                                                            {"type": "resnet-l2", "options": {"width": 4, "blocks": 0, "head_width": 4}}]},
-                                  "train": {"steps": 2, "batch_size": 8, "progress": False}}))
+    config.write_text(
+        json.dumps(
+            {
+                "pipeline": {
+                    "stages": [
+                        {"type": "vae", "options": {"latent_dim": 4, "widths": [8]}},
+                        {"type": "resnet-l2", "options": {"width": 4, "blocks": 0, "head_width": 4}},
+                    ]
+                },
+                "train": {"steps": 2, "batch_size": 8, "progress": False},
+            }
+        )
+    )
     run("train", "--config", str(config), "--out", str(tmp_path / "r"))
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["pipeline"]["stages"][1]["type"] == "resnet-l2"
@@ -137,8 +199,18 @@ def test_fit_prior_writes_a_new_file_that_samples_from_it(tmp_path):
     original = stagegen.load(out / "pipeline.safetensors")
     assert original.config.prior.type == "normal"
     fitted = tmp_path / "gmm.safetensors"
-    proc = run("fit-prior", str(out / "pipeline.safetensors"), "--prior", "gmm", "-O", "components=3",
-               "-O", "prior.covariance=diag", "-o", str(fitted))
+    proc = run(
+        "fit-prior",
+        str(out / "pipeline.safetensors"),
+        "--prior",
+        "gmm",
+        "-O",
+        "components=3",
+        "-O",
+        "prior.covariance=diag",
+        "-o",
+        str(fitted),
+    )
     assert "fitted a gmm prior to 1527 digits train images" in proc.stdout
     pipe = stagegen.load(fitted)
     assert pipe.config.prior.type == "gmm" and pipe.config.prior.options["components"] == 3
@@ -146,8 +218,17 @@ def test_fit_prior_writes_a_new_file_that_samples_from_it(tmp_path):
     x = torch.rand(2, 1, 16, 16)
     assert torch.equal(pipe.reconstruct(x), original.reconstruct(x))  # the networks are untouched
     run("sample", str(fitted), "-n", "4", "-o", str(tmp_path / "s.png"))
-    bad = run("fit-prior", str(out / "pipeline.safetensors"), "--prior", "gmm", "-O", "componentz=3", "-o",
-              str(tmp_path / "x.safetensors"), check=False)
+    bad = run(
+        "fit-prior",
+        str(out / "pipeline.safetensors"),
+        "--prior",
+        "gmm",
+        "-O",
+        "componentz=3",
+        "-o",
+        str(tmp_path / "x.safetensors"),
+        check=False,
+    )
     assert bad.returncode != 0 and "unknown option 'componentz'" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -83,7 +83,10 @@ def _cases():
         "resume config without train": (["train", "--resume", "{root}/no-train"], "no 'train' section"),
         "resume config not JSON": (["train", "--resume", "{root}/bad-json"], "not valid JSON"),
         "resume with --lr": (["train", "--resume", "{root}/no-train", "--lr", "0.1"], "--lr cannot be changed"),
-        "resume with --stages and -O": (["train", "--resume", "{root}/no-train", "--stages", "vae", "-O", "1.x=2"], "--stages, -O"),
+        "resume with --stages and -O": (
+            ["train", "--resume", "{root}/no-train", "--stages", "vae", "-O", "1.x=2"],
+            "--stages, -O",
+        ),
         "missing pipeline file": (["info", "{root}/nope.safetensors"], "does not exist"),
     }
 
@@ -134,8 +137,9 @@ def test_debug_shows_the_traceback_of_a_user_error_too(files):
 
 
 def test_info_escapes_control_characters_from_the_file(files, tmp_path):
-    path = edit_document(files["good"], tmp_path / "e.safetensors",
-                         lambda d: d["stages"][0].update(package="\x1b[2J\x1b]0;pwned\x07evil\u202e"))
+    path = edit_document(
+        files["good"], tmp_path / "e.safetensors", lambda d: d["stages"][0].update(package="\x1b[2J\x1b]0;pwned\x07evil\u202e")
+    )
     result = _invoke(["info", str(path)], files)
     assert result.exit_code == 0
     assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
@@ -183,5 +187,7 @@ def test_broken_pipe_ends_quietly(files):
     import subprocess
     import sys
 
-    proc = subprocess.run(f"{sys.executable} -m stagegen plugins | head -1", shell=True, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        f"{sys.executable} -m stagegen plugins | head -1", shell=True, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "Error" not in proc.stderr and "Traceback" not in proc.stderr

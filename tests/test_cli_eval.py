@@ -54,8 +54,19 @@ def test_eval_reports_every_stage(trained):
 @pytest.mark.slow
 def test_compare_writes_figures_and_tables(trained, tmp_path):
     out = tmp_path / "cmp.png"
-    run("compare", str(trained["vae"]), str(trained["msvae"]), "--names", "vae,msvae", "--metrics", "psnr,sharpness",
-        "--limit", "32", "-o", str(out))
+    run(
+        "compare",
+        str(trained["vae"]),
+        str(trained["msvae"]),
+        "--names",
+        "vae,msvae",
+        "--metrics",
+        "psnr,sharpness",
+        "--limit",
+        "32",
+        "-o",
+        str(out),
+    )
     assert out.is_file() and (tmp_path / "cmp-samples.png").is_file()
     tables = (tmp_path / "cmp.md").read_text()
     assert "**vae**" in tables and "**msvae**" in tables and "recon_psnr" in tables
@@ -65,8 +76,18 @@ def test_compare_writes_figures_and_tables(trained, tmp_path):
 
 def test_missing_inception_weights_message(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    proc = run("eval", str(trained["vae"]), "--metrics", "fid", "--fid-features", "inception", "--limit", "8", check=False,
-               env={"TORCH_HOME": str(tmp_path)})
+    proc = run(
+        "eval",
+        str(trained["vae"]),
+        "--metrics",
+        "fid",
+        "--fid-features",
+        "inception",
+        "--limit",
+        "8",
+        check=False,
+        env={"TORCH_HOME": str(tmp_path)},
+    )
     assert proc.returncode != 0
     assert "inception_v3_google-0cc3c7bd.pth" in proc.stderr and "--inception-weights" in proc.stderr
 
@@ -85,12 +106,14 @@ def test_eval_reports_recognisability_and_fid_with_the_digits_classifier(trained
 
 
 def test_mnist_classifier_reuses_the_data_root(monkeypatch, tmp_path):
-    from stagegen import cli
+    from stagegen.cli import evaluate as cli
     from stagegen.metrics import classifiers
 
     asked = []
-    monkeypatch.setattr(classifiers, "load_classifier", lambda name, root=None, progress=True: asked.append((name, root)) or (None, 0.99))
-    model, features = cli._measures(("fid", "recognisability"), "mnist", str(tmp_path), "auto", "auto", None, None)
+    monkeypatch.setattr(
+        classifiers, "load_classifier", lambda name, root=None, progress=True: asked.append((name, root)) or (None, 0.99)
+    )
+    model, features = cli._measures({"fid_features", "classifier"}, "mnist", str(tmp_path), "auto", "auto", None, None)
     assert asked == [("mnist", str(tmp_path))] and model.name == "mnist" and features.name == "mnist"
-    model, features = cli._measures(("recognisability",), "celeba", str(tmp_path), "auto", "auto", None, None)
+    model, features = cli._measures({"classifier"}, "celeba", str(tmp_path), "auto", "auto", None, None)
     assert model is None and features is None

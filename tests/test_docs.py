@@ -163,10 +163,11 @@ def test_every_code_block_runs_as_written(document, scratch):
     for language, code, excerpt, line in _blocks(document):
         where = f"{document.name}:{line}"
         if excerpt:
-            quoted = [l.strip() for l in code.splitlines() if l.strip()]
-            source = [l.strip() for l in (ROOT / excerpt).read_text().splitlines() if l.strip()]
-            assert any(source[i : i + len(quoted)] == quoted for i in range(len(source))), \
+            quoted = [line.strip() for line in code.splitlines() if line.strip()]
+            source = [line.strip() for line in (ROOT / excerpt).read_text().splitlines() if line.strip()]
+            assert any(source[i : i + len(quoted)] == quoted for i in range(len(source))), (
                 f"{where}: the excerpt is not in {excerpt} as written"
+            )
         elif language == "python":
             if "stagegen_edge" in code and not _edge_is_installed():
                 skipped.append((where, "the example plugin is not installed"))

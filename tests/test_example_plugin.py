@@ -24,9 +24,30 @@ def test_found_through_its_own_entry_point(plugin_manager):
 def test_trains_through_the_cli_and_loads(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "stagegen", "train", "--stages", "vae,edge-l1", "--steps", "30", "--batch-size", "16",
-         "--out", str(out), "--no-progress", "-O", "vae.widths=[16,32]", "-O", "vae.latent_dim=8", "-O", "train.log_every=10"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "stagegen",
+            "train",
+            "--stages",
+            "vae,edge-l1",
+            "--steps",
+            "30",
+            "--batch-size",
+            "16",
+            "--out",
+            str(out),
+            "--no-progress",
+            "-O",
+            "vae.widths=[16,32]",
+            "-O",
+            "vae.latent_dim=8",
+            "-O",
+            "train.log_every=10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     lines = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]

@@ -39,8 +39,12 @@ def _venv(tmp_path: Path, name: str) -> Path:
             for entry in packages.iterdir():
                 if not OURS.match(entry.name) and not entry.name.endswith(".pth") and not (mirror / entry.name).exists():
                     (mirror / entry.name).symlink_to(entry)
-    purelib = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(purelib, "heavy-dependencies.pth").write_text(str(mirror) + "\n")
     return venv
 
@@ -72,8 +76,15 @@ def test_readme_main_install_gives_every_builtin_plugin(tmp_path):
     # a regular (not editable) install: the built-in plugins in plugins/ must have been packaged
     listed = _sh("stagegen plugins", venv, tmp_path)
     assert listed.returncode == 0, listed.stderr
-    for name in ("vae (trunk)", "resnet-l1 (refiner)", "srresnet-perceptual (refiner)", "adversarial (refiner)",
-                 "normal (prior)", "gmm (prior)", "latent-vae (prior)"):
+    for name in (
+        "vae (trunk)",
+        "resnet-l1 (refiner)",
+        "srresnet-perceptual (refiner)",
+        "adversarial (refiner)",
+        "normal (prior)",
+        "gmm (prior)",
+        "latent-vae (prior)",
+    ):
         assert name in listed.stdout, name
     where = _sh("python -c 'import stagegen; print(stagegen.__file__)'", venv, tmp_path).stdout
     assert str(ROOT) not in where and "main-venv" in where

@@ -36,8 +36,10 @@ HOSTILE_CONFIGS = {
     "latent_dim 1e9": (_options(0, latent_dim=10**9), "latent_dim"),
     "image_size 1e6": (lambda d: d["config"].update(image_size=10**6), "image_size"),
     # within every option's bounds, but a network of terabytes for a file of kilobytes
-    "huge but valid": (lambda d: (d["config"].update(image_size=4096), _options(0, widths=[4096] * 3, latent_dim=65536)(d)),
-                       "MiB"),
+    "huge but valid": (
+        lambda d: (d["config"].update(image_size=4096), _options(0, widths=[4096] * 3, latent_dim=65536)(d)),
+        "MiB",
+    ),
     "wide refiner": (_options(1, width=4096, head_width=8192, blocks=256), "MiB"),
 }
 
@@ -73,8 +75,11 @@ def _resave(pipe, path, change):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.int8, torch.bool])
 def test_wrong_dtype_is_refused_by_name(saved, tmp_path, dtype):
     pipe, _ = saved
-    target = "stages.0.to_mu.weight" if "stages.0.to_mu.weight" in pipe.state_dict() else next(
-        k for k, v in pipe.state_dict().items() if v.is_floating_point())
+    target = (
+        "stages.0.to_mu.weight"
+        if "stages.0.to_mu.weight" in pipe.state_dict()
+        else next(k for k, v in pipe.state_dict().items() if v.is_floating_point())
+    )
     path = _resave(pipe, tmp_path / "d.safetensors", lambda k, v: v.to(dtype) if k == target else v)
     with pytest.raises(PipelineFileError, match=f"tensor {target} is stored as") as err:
         stagegen.load(path)

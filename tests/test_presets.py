@@ -7,8 +7,12 @@ from stagegen.presets import PRESETS, compose_run_config
 
 @pytest.mark.parametrize(
     "dataset, size, channels, preset",
-    [("digits", 16, 1, "sharp-digits"), ("mnist", 28, 1, "sharp-mnist"), ("celeba", 64, 3, "sharp-celeba64"),
-     ("folder", 64, 3, "sharp-celeba64")],
+    [
+        ("digits", 16, 1, "sharp-digits"),
+        ("mnist", 28, 1, "sharp-mnist"),
+        ("celeba", 64, 3, "sharp-celeba64"),
+        ("folder", 64, 3, "sharp-celeba64"),
+    ],
 )
 def test_a_dataset_brings_its_image_format_and_starting_preset(dataset, size, channels, preset):
     config = compose_run_config(data__name=dataset, data__root="somewhere")

@@ -6,11 +6,10 @@ import pytest
 import torch
 
 import stagegen
+from stagegen.config import PipelineConfig
 from stagegen.pipeline import Pipeline
 from stagegen.plugins import get_plugin_manager
 from stagegen.prior import LatentSet, fit_prior
-
-from stagegen.config import PipelineConfig
 
 from .conftest import tiny_pipeline_config
 

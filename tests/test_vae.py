@@ -5,16 +5,17 @@ import math
 import pytest
 import torch
 
-from stagegen.pipeline import Pipeline
 from stagegen.config import PipelineConfig
+from stagegen.pipeline import Pipeline
 from stagegen.stages import LossContext, Posterior
 
 from .conftest import TINY_TRUNK
 
 
 def _trunk(**options):
-    config = PipelineConfig.model_validate({"image_size": 16, "channels": 3,
-                                            "stages": [{"type": "vae", "options": {**TINY_TRUNK, **options}}]})
+    config = PipelineConfig.model_validate(
+        {"image_size": 16, "channels": 3, "stages": [{"type": "vae", "options": {**TINY_TRUNK, **options}}]}
+    )
     return Pipeline(config).trunk
 
 

@@ -17,8 +17,10 @@ from torch import nn
 
 import stagegen
 from stagegen.layers import PixelShuffleUpsampler, ResidualBlock
-from stagegen.losses import PatchDiscriminator, adaptive_weight, discriminator_loss, generator_loss, pixel_loss
+from stagegen.losses import adaptive_weight, discriminator_loss, generator_loss, pixel_loss
 from stagegen.stages import BuildContext, LossContext, Refiner, StageOptions, StageType
+
+from .discriminator import PatchDiscriminator
 
 __version__ = stagegen.__version__
 

@@ -14,7 +14,19 @@ __all__ = ["GMMOptions", "GMMPrior", "LatentVAEOptions", "LatentVAEPrior"]
 
 @hookimpl
 def register_priors(register):
-    register(PriorType(name="gmm", options=GMMOptions, build=lambda o, ctx: GMMPrior(o, ctx.latent_shape),
-                       description="Gaussian mixture fitted by EM to the training images' posterior means (Ghosh et al. 2020)"))
-    register(PriorType(name="latent-vae", options=LatentVAEOptions, build=lambda o, ctx: LatentVAEPrior(o, ctx.latent_shape),
-                       description="a second, small VAE trained on the trunk's latents (the Two-Stage VAE, Dai & Wipf 2019)"))
+    register(
+        PriorType(
+            name="gmm",
+            options=GMMOptions,
+            build=lambda o, ctx: GMMPrior(o, ctx.latent_shape),
+            description="Gaussian mixture fitted by EM to the training images' posterior means (Ghosh et al. 2020)",
+        )
+    )
+    register(
+        PriorType(
+            name="latent-vae",
+            options=LatentVAEOptions,
+            build=lambda o, ctx: LatentVAEPrior(o, ctx.latent_shape),
+            description="a second, small VAE trained on the trunk's latents (the Two-Stage VAE, Dai & Wipf 2019)",
+        )
+    )

@@ -60,7 +60,7 @@ class GMMPrior(Prior):
         means = _kmeans_plus_plus(x, k, generator)
         resp = torch.nn.functional.one_hot(torch.cdist(x, means).argmin(1), k).double()
         previous, loglik, iterations = -math.inf, -math.inf, 0
-        for iterations in range(1, o.iterations + 1):
+        for iterations in range(1, o.iterations + 1):  # noqa: B007  (the count is reported after the loop)
             weights, means, covs = _m_step(x, resp, reg, o.covariance)
             log_prob = _log_prob(x, weights, means, covs, o.covariance)
             norm = torch.logsumexp(log_prob, 1, keepdim=True)

@@ -98,4 +98,7 @@ class LatentVAEPrior(Prior):
         finally:
             self.requires_grad_(False)
         self.fitted_flag.fill_(1)
-        return {"prior_nelbo_per_latent": float(loss.detach()) / d + 0.5 * math.log(2 * math.pi), "prior_gamma": float(self.log_gamma.exp())}
+        return {
+            "prior_nelbo_per_latent": float(loss.detach()) / d + 0.5 * math.log(2 * math.pi),
+            "prior_gamma": float(self.log_gamma.exp()),
+        }

@@ -42,9 +42,12 @@ class ResNetRefiner(Refiner):
         self.skip_conv = nn.Conv2d(o.width, o.width, 3, padding=1)
         self.upsample = PixelShuffleUpsampler(o.width, o.scale, o.leaky_slope)
         self.tail = nn.Sequential(
-            nn.Conv2d(o.width, o.head_width, 3, padding=1), act(),
-            nn.Conv2d(o.head_width, o.width, 3, padding=1), act(),
-            nn.Conv2d(o.width, channels, 3, padding=1), nn.Tanh(),
+            nn.Conv2d(o.width, o.head_width, 3, padding=1),
+            act(),
+            nn.Conv2d(o.head_width, o.width, 3, padding=1),
+            act(),
+            nn.Conv2d(o.width, channels, 3, padding=1),
+            nn.Tanh(),
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

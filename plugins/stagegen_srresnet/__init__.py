@@ -32,15 +32,20 @@ class SRResNetOptions(StageOptions):
     perceptual_weight: float = Field(0.1, ge=0, description="weight of the perceptual loss")
     backbone: str = Field("lpips-vgg", description="perceptual features: lpips-vgg, lpips-alex, lpips-squeeze or timm:<model>")
     pretrained: bool = Field(True, description="use pretrained backbone weights (false: random weights, for tests)")
-    weights_path: str | None = Field(None, description="explicit backbone weights file (.pth or .safetensors) instead of the cache")
+    weights_path: str | None = Field(
+        None, description="explicit backbone weights file (.pth or .safetensors) instead of the cache"
+    )
 
 
 class _ResidualBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.PReLU(width),
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.PReLU(width),
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
         )
 
     def forward(self, x):
@@ -69,7 +74,13 @@ class SRResNetRefiner(Refiner):
     def loss(self, output, target, ctx: LossContext):
         o = self.options
         terms = {o.pixel_loss: o.pixel_weight * pixel_loss(o.pixel_loss, output, target)}
-        if self._loss_network:
+        if o.perceptual_weight > 0:
+            if not self._loss_network:  # built for inference (a loaded pipeline): training it would drop a term silently
+                raise RuntimeError(
+                    "this srresnet-perceptual stage was built for inference, without its perceptual network, so its "
+                    "loss cannot be computed; train from a run (stagegen train --resume) or build the pipeline with "
+                    "Pipeline(config) for training"
+                )
             net = self._loss_network[0]
             if next(net.parameters()).device != output.device:
                 net.to(output.device)

@@ -33,8 +33,8 @@ class _Errors(click.Group):
 
     def invoke(self, ctx):
         from ..data.registry import DataError
-        from ..losses import MissingWeightsError
         from ..plugins import PluginError
+        from ..weights import MissingWeightsError
 
         try:
             return super().invoke(ctx)
@@ -54,13 +54,17 @@ class _Errors(click.Group):
                 raise click.ClickException(_one_line(exc)) from None
             # the machine said no: a full disk, a permission, a folder where a file should be
             where = f" {exc.filename}:" if exc.filename else ""
-            raise click.ClickException(_one_line(f"cannot write or read{where} {exc.strerror or exc}; check the path, "
-                                                 "its permissions and the free space there")) from None
+            raise click.ClickException(
+                _one_line(
+                    f"cannot write or read{where} {exc.strerror or exc}; check the path, its permissions and the free space there"
+                )
+            ) from None
         except Exception as exc:
             if _debugging(ctx):
                 raise
-            raise click.ClickException(_one_line(f"unexpected {type(exc).__name__}: {exc} (a bug in stagegen or a plugin; "
-                                                 f"{DEBUG_HINT})")) from None
+            raise click.ClickException(
+                _one_line(f"unexpected {type(exc).__name__}: {exc} (a bug in stagegen or a plugin; {DEBUG_HINT})")
+            ) from None
 
 
 @click.group(cls=_Errors, context_settings={"help_option_names": ["-h", "--help"]})

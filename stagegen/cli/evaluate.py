@@ -7,7 +7,23 @@ from pathlib import Path
 
 import click
 
-from .app import SEED, data_options, grid_path, real_for, cli
+from .app import SEED, cli, data_options, grid_path, real_for
+
+
+def _chosen_metrics(text: str | None) -> tuple[tuple[str, ...], set[str]]:
+    """The requested metric names (default: those on by default) and the resources they need."""
+    from ..metrics import metric_names
+    from ..plugins import get_plugin_manager
+
+    names = tuple(m.strip() for m in text.split(",") if m.strip()) if text else metric_names(defaults_only=True)
+    registry = get_plugin_manager().metrics
+    unknown = [m for m in names if m not in registry]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown metric(s) {', '.join(unknown)}; registered: {', '.join(registry.names())}", param_hint="--metrics"
+        )
+    return names, {need for m in names for need in registry.get(m).needs}
+
 
 def _classifier_name(choice: str, data_name: str) -> str | None:
     """auto: the digit classifier of a digit dataset; nothing for other images."""
@@ -16,22 +32,24 @@ def _classifier_name(choice: str, data_name: str) -> str | None:
     return None if choice == "none" else choice
 
 
-def _measures(metrics, data_name, data_root, classifier, fid_features, mnist_root, inception_weights):
-    """(classifier for recognisability, FID feature extractor) for these metrics and data.
+def _measures(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights):
+    """(classifier, FID feature extractor) where the chosen metrics need them, for this data.
     One trained classifier serves both where they agree; the MNIST files default to the data root."""
     from ..metrics.classifiers import Classifier
     from ..metrics.fid import ClassifierFeatures, InceptionFeatures
 
     mnist_root = mnist_root or (data_root if data_name == "mnist" else None)
     name = _classifier_name(classifier, data_name)
-    model = Classifier(name, mnist_root) if name and "recognisability" in metrics else None
+    model = Classifier(name, mnist_root) if name and "classifier" in needs else None
     features = None
-    if "fid" in metrics:
+    if "fid_features" in needs:
         fid_name = _classifier_name(fid_features, data_name) if fid_features == "auto" else fid_features
         if fid_name in ("mnist", "digits"):
-            features = ClassifierFeatures(classifier=model if model is not None and model.name == fid_name else Classifier(fid_name, mnist_root))
+            features = ClassifierFeatures(
+                classifier=model if model is not None and model.name == fid_name else Classifier(fid_name, mnist_root)
+            )
         elif fid_name == "inception" or fid_features == "auto":
-            from ..losses import MissingWeightsError
+            from ..weights import MissingWeightsError
 
             try:
                 features = InceptionFeatures(inception_weights)
@@ -42,8 +60,8 @@ def _measures(metrics, data_name, data_root, classifier, fid_features, mnist_roo
     return model, features
 
 
-def _lpips(metrics):
-    if "lpips" not in metrics:
+def _lpips(needs):
+    if "lpips" not in needs:
         return None
     from ..losses import LPIPSFeatures
 
@@ -51,16 +69,35 @@ def _lpips(metrics):
 
 
 def _eval_options(f):
-    f = click.option("--metrics", default="psnr,ssim,sharpness,swd,fid,recognisability", show_default=True,
-                     help="comma-separated: psnr, ssim, sharpness, swd, fid, recognisability, lpips")(f)
-    f = click.option("--samples", "n_samples", type=click.IntRange(min=1), help="prior samples per stage (default: as many as real images)")(f)
-    f = click.option("--limit", type=click.IntRange(min=1), default=2000, show_default=True, help="real images used (a seeded subset)")(f)
-    f = click.option("--fid-features", type=click.Choice(["auto", "mnist", "digits", "inception"]), default="auto", show_default=True,
-                     help="auto: the digit classifier for mnist/digits data, Inception (where its weights are) for other images")(f)
-    f = click.option("--classifier", type=click.Choice(["auto", "mnist", "digits", "none"]), default="auto", show_default=True,
-                     help="digit classifier for recognisability (auto: the one matching --data)")(f)
+    f = click.option(
+        "--metrics",
+        help="comma-separated metric names (default: psnr, ssim, sharpness, swd, fid, "
+        "recognisability and any plugin metric on by default; `stagegen plugins` lists them all, lpips too)",
+    )(f)
+    f = click.option(
+        "--samples", "n_samples", type=click.IntRange(min=1), help="prior samples per stage (default: as many as real images)"
+    )(f)
+    f = click.option(
+        "--limit", type=click.IntRange(min=1), default=2000, show_default=True, help="real images used (a seeded subset)"
+    )(f)
+    f = click.option(
+        "--fid-features",
+        type=click.Choice(["auto", "mnist", "digits", "inception"]),
+        default="auto",
+        show_default=True,
+        help="auto: the digit classifier for mnist/digits data, Inception (where its weights are) for other images",
+    )(f)
+    f = click.option(
+        "--classifier",
+        type=click.Choice(["auto", "mnist", "digits", "none"]),
+        default="auto",
+        show_default=True,
+        help="digit classifier for recognisability (auto: the one matching --data)",
+    )(f)
     f = click.option("--temperature", type=float, default=1.0, show_default=True, help="prior temperature of the samples")(f)
-    f = click.option("--mnist-root", type=click.Path(), help="MNIST files for the mnist classifier (default: --data-root of mnist data)")(f)
+    f = click.option(
+        "--mnist-root", type=click.Path(), help="MNIST files for the mnist classifier (default: --data-root of mnist data)"
+    )(f)
     f = click.option("--inception-weights", type=click.Path(), help="Inception-v3 weights file for --fid-features inception")(f)
     f = click.option("--seed", type=SEED, default=0, show_default=True)(f)
     f = click.option("--device", default="cpu", show_default=True)(f)
@@ -72,17 +109,33 @@ def _eval_options(f):
 @data_options
 @_eval_options
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def eval_(pipeline, data_name, data_root, split, metrics, n_samples, limit, fid_features, classifier, temperature, mnist_root,
-          inception_weights, seed, device, as_json):
-    """Metrics per stage: PSNR/SSIM of reconstructions; sharpness, SWD, FID and recognisability of samples."""
+def eval_(
+    pipeline,
+    data_name,
+    data_root,
+    split,
+    metrics,
+    n_samples,
+    limit,
+    fid_features,
+    classifier,
+    temperature,
+    mnist_root,
+    inception_weights,
+    seed,
+    device,
+    as_json,
+):
+    """Metrics per stage: PSNR/SSIM of reconstructions; sharpness, SWD, FID and recognisability of
+    samples; and any metric a plugin registers."""
     from .. import load
     from ..metrics import evaluate, format_table
 
-    metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    metrics, needs = _chosen_metrics(metrics)
     pipe = load(pipeline, device=device)
     real = real_for(pipe, data_name, data_root, split, limit, seed)
-    model, features = _measures(metrics, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
-    report = evaluate(pipe, real, metrics, n_samples, seed, features, _lpips(metrics), classifier=model, temperature=temperature)
+    model, features = _measures(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
+    report = evaluate(pipe, real, metrics, n_samples, seed, features, _lpips(needs), classifier=model, temperature=temperature)
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
 
 
@@ -90,10 +143,28 @@ def eval_(pipeline, data_name, data_root, split, metrics, n_samples, limit, fid_
 @click.argument("pipelines", nargs=-1, required=True, type=click.Path(exists=True))
 @data_options
 @_eval_options
-@click.option("-o", "--out", required=True, type=click.Path(), callback=grid_path, help="figure .png (also writes -samples.png, .md, .json)")
+@click.option(
+    "-o", "--out", required=True, type=click.Path(), callback=grid_path, help="figure .png (also writes -samples.png, .md, .json)"
+)
 @click.option("--names", help="comma-separated labels for the pipelines")
-def compare_cmd(pipelines, data_name, data_root, split, metrics, n_samples, limit, fid_features, classifier, temperature,
-                mnist_root, inception_weights, seed, device, out, names):
+def compare_cmd(
+    pipelines,
+    data_name,
+    data_root,
+    split,
+    metrics,
+    n_samples,
+    limit,
+    fid_features,
+    classifier,
+    temperature,
+    mnist_root,
+    inception_weights,
+    seed,
+    device,
+    out,
+    names,
+):
     """Compare pipelines: reconstruction and sample figures plus a metrics table."""
     from .. import load
     from ..compare import compare
@@ -104,8 +175,18 @@ def compare_cmd(pipelines, data_name, data_root, split, metrics, n_samples, limi
     loaded = {label: load(p, device=device) for label, p in zip(labels, pipelines)}
     first = next(iter(loaded.values()))
     real = real_for(first, data_name, data_root, split, limit, seed)
-    metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())
-    model, features = _measures(metrics, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
-    compare(loaded, real, out, seed=seed, metrics=metrics, n_samples=n_samples, fid_features=features,
-            lpips_network=_lpips(metrics), classifier=model, temperature=temperature)
+    metrics, needs = _chosen_metrics(metrics)
+    model, features = _measures(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
+    compare(
+        loaded,
+        real,
+        out,
+        seed=seed,
+        metrics=metrics,
+        n_samples=n_samples,
+        fid_features=features,
+        lpips_network=_lpips(needs),
+        classifier=model,
+        temperature=temperature,
+    )
     click.echo(Path(out).with_suffix(".md").read_text())

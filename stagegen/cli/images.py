@@ -6,12 +6,19 @@ from pathlib import Path
 
 import click
 
-from .app import SEED, data_options, grid_path, real_for, cli
+from .app import SEED, cli, data_options, grid_path, real_for
+
 
 @cli.command()
 @click.argument("pipeline", type=click.Path(exists=True))
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), default=16, show_default=True, help="number of images")
-@click.option("-o", "--out", required=True, type=click.Path(), help="a grid image (.png, .jpg, .webp, ...), or a folder (no suffix) for one file per image")
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="a grid image (.png, .jpg, .webp, ...), or a folder (no suffix) for one file per image",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="scale of the prior latents")
 @click.option("--all-stages", is_flag=True, help="one grid row per stage (coarse to fine)")
@@ -25,8 +32,10 @@ def sample(pipeline, n, out, seed, temperature, all_stages, device):
     if out.suffix:
         image_format(out)  # an unwritable name fails before the work, not after it
     elif out.exists() and not out.is_dir():
-        raise click.BadParameter(f"{out} is a file; give a folder (no suffix) for one image per file, or a grid name such as {out}.png",
-                                 param_hint="-o")
+        raise click.BadParameter(
+            f"{out} is a file; give a folder (no suffix) for one image per file, or a grid name such as {out}.png",
+            param_hint="-o",
+        )
     pipe = load(pipeline, device=device)
     stages = pipe.sample(n, seed=seed, temperature=temperature, return_stages=True)
     if out.suffix:  # a grid, in the format the suffix names
@@ -46,7 +55,14 @@ def sample(pipeline, n, out, seed, temperature, all_stages, device):
 @click.argument("pipeline", type=click.Path(exists=True))
 @data_options
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), default=10, show_default=True, help="images to reconstruct")
-@click.option("-o", "--out", required=True, type=click.Path(), callback=grid_path, help="output image (.png, ...): input row, then one row per stage")
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(),
+    callback=grid_path,
+    help="output image (.png, ...): input row, then one row per stage",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="which images (a seeded subset)")
 @click.option("--device", default="cpu", show_default=True)
 def reconstruct(pipeline, data_name, data_root, split, n, out, seed, device):

@@ -9,6 +9,7 @@ import click
 from ..text import safe_text
 from .app import cli
 
+
 @cli.command()
 @click.argument("pipeline", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="print the raw header document")
@@ -25,17 +26,24 @@ def info(pipeline, as_json):
     say = lambda line: click.echo(safe_text(line))  # noqa: E731  the text comes from the file: never let it drive the terminal
     cfg = doc["config"]
     size = cfg.get("image_size", "?")
-    say(f"{pipeline}: stagegen pipeline, format {doc['format_version']}, written by stagegen {doc.get('stagegen_version', '?')} "
-        f"on {doc.get('created', '?')}")
+    say(
+        f"{pipeline}: stagegen pipeline, format {doc['format_version']}, written by stagegen {doc.get('stagegen_version', '?')} "
+        f"on {doc.get('created', '?')}"
+    )
     say(f"images: {cfg.get('channels', '?')} channel(s), {size}x{size}; {len(tensors)} tensors")
     specs = cfg.get("stages") if isinstance(cfg.get("stages"), list) else []
     for rec, spec in zip(doc["stages"], specs):
         spec = spec if isinstance(spec, dict) else {}
-        extra = "" if rec["index"] == 0 else (f", loss weight {spec.get('loss_weight', '?')}, "
-                                              f"{'detached' if spec.get('detach_input') else 'joint'}")
+        extra = (
+            ""
+            if rec["index"] == 0
+            else (f", loss weight {spec.get('loss_weight', '?')}, {'detached' if spec.get('detach_input') else 'joint'}")
+        )
         r = rec.get("resolution", "?")
-        say(f"  stage {rec['index']}: {rec.get('type', '?')} ({rec.get('kind', '?')}) at {r}x{r} from {rec.get('package', '?')} "
-            f"{rec.get('package_version', '')}{extra}")
+        say(
+            f"  stage {rec['index']}: {rec.get('type', '?')} ({rec.get('kind', '?')}) at {r}x{r} from {rec.get('package', '?')} "
+            f"{rec.get('package_version', '')}{extra}"
+        )
         options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
         for k, v in options.items():
             say(f"      {k} = {json.dumps(v)}")
@@ -50,21 +58,32 @@ def info(pipeline, as_json):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
 def plugins(as_json):
-    """List every registered stage type and prior with its kind, provider, version and options."""
+    """List every registered stage type, prior and metric with its kind, provider, version and options."""
     from ..plugins import get_plugin_manager
 
     manager = get_plugin_manager()
     rows = []
-    for registry, kind_of in ((manager.stages, lambda t: t.kind), (manager.priors, lambda t: "prior")):
+    kinds = ((manager.stages, lambda t: t.kind), (manager.priors, lambda t: "prior"), (manager.metrics, lambda t: "metric"))
+    for registry, kind_of in kinds:
         for name in registry.names():
             st = registry.get(name)
             p = registry.provider(name)
+            fields = st.options.model_fields if hasattr(st, "options") else {}
             opts = {
                 k: {"default": f.get_default(call_default_factory=True), "description": f.description or ""}
-                for k, f in st.options.model_fields.items()
+                for k, f in fields.items()
             }
-            rows.append({"name": name, "kind": kind_of(st), "package": p.package, "version": p.version, "plugin": p.plugin,
-                         "description": st.description, "options": opts})
+            rows.append(
+                {
+                    "name": name,
+                    "kind": kind_of(st),
+                    "package": p.package,
+                    "version": p.version,
+                    "plugin": p.plugin,
+                    "description": st.description,
+                    "options": opts,
+                }
+            )
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return

@@ -11,16 +11,51 @@ def register_datasets(register):
     from .folder import FolderOptions, build_folder
     from .mnist import MNISTOptions, build_mnist
 
-    register(DatasetType(name="digits", build=build_digits, options=DigitsOptions,
-                         description="scikit-learn's bundled 8x8 handwritten digits (1,797 images), resized; needs no files",
-                         image_size=16, channels=1, default_preset="sharp-digits"))
-    register(DatasetType(name="mnist", build=build_mnist, options=MNISTOptions,
-                         description="MNIST from the four official idx files (.gz or not), flat or in MNIST/raw/", needs_root=True,
-                         image_size=28, channels=1, default_preset="sharp-mnist"))
-    register(DatasetType(name="celeba", build=build_celeba, options=CelebAOptions,
-                         description="CelebA aligned faces from img_align_celeba.zip (read in place) or its folder; official split",
-                         needs_root=True, image_size=64, channels=3, default_preset="sharp-celeba64"))
-    register(DatasetType(name="folder", build=build_folder, options=FolderOptions,
-                         description="any folder or .zip of images (recursive: PNG, JPEG, WebP, ...), deterministic split; "
-                         "trains RGB at 64x64 unless --image-size/--channels say otherwise",
-                         needs_root=True, image_size=64, channels=3, default_preset="sharp-celeba64"))
+    register(
+        DatasetType(
+            name="digits",
+            build=build_digits,
+            options=DigitsOptions,
+            description="scikit-learn's bundled 8x8 handwritten digits (1,797 images), resized; needs no files",
+            image_size=16,
+            channels=1,
+            default_preset="sharp-digits",
+        )
+    )
+    register(
+        DatasetType(
+            name="mnist",
+            build=build_mnist,
+            options=MNISTOptions,
+            description="MNIST from the four official idx files (.gz or not), flat or in MNIST/raw/",
+            needs_root=True,
+            image_size=28,
+            channels=1,
+            default_preset="sharp-mnist",
+        )
+    )
+    register(
+        DatasetType(
+            name="celeba",
+            build=build_celeba,
+            options=CelebAOptions,
+            description="CelebA aligned faces from img_align_celeba.zip (read in place) or its folder; official split",
+            needs_root=True,
+            image_size=64,
+            channels=3,
+            default_preset="sharp-celeba64",
+        )
+    )
+    register(
+        DatasetType(
+            name="folder",
+            build=build_folder,
+            options=FolderOptions,
+            description="any folder or .zip of images (recursive: PNG, JPEG, WebP, ...), deterministic split; "
+            "trains RGB at 64x64 unless --image-size/--channels say otherwise",
+            needs_root=True,
+            image_size=64,
+            channels=3,
+            default_preset="sharp-celeba64",
+        )
+    )

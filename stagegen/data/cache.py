@@ -12,15 +12,17 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..io import atomic_write
+from .decode import ImageTransform, decode_image
 from .registry import DataError
+from .sources import ImageSource
 from .tensors import TensorImages
 
 CACHE_FORMAT = 2  # 2: the sidecar holds the data file's size and SHA-256
@@ -103,8 +105,11 @@ def materialize(
         except OSError as exc:  # a full disk or a read-only cache folder costs the cache, not the run
             for leftover in (meta_path, data_path):
                 leftover.unlink(missing_ok=True)
-            warnings.warn(f"{what}: could not write the decoded cache in {cache_dir} ({exc.strerror or exc}); "
-                          "continuing with the images in memory, and the next run decodes them again", stacklevel=2)
+            warnings.warn(
+                f"{what}: could not write the decoded cache in {cache_dir} ({exc.strerror or exc}); "
+                "continuing with the images in memory, and the next run decodes them again",
+                stacklevel=2,
+            )
             return TensorImages(torch.from_numpy(images), kept)
         written = _read_cache(data_path, meta_path, key, shape)  # serve from the map, not a second copy
         if written is not None:
@@ -133,8 +138,16 @@ def _write_cache(data_path: Path, meta_path: Path, images: np.ndarray, names: li
             f.write(memoryview(images).cast("B"))
 
     atomic_write(data_path, write)
-    meta = {"format": CACHE_FORMAT, "key": key, "count": len(names), "shape": list(images.shape[1:]), "names": names,
-            "skipped": [n for n, _ in bad], "bytes": images.nbytes, "sha256": sha256_of(images)}
+    meta = {
+        "format": CACHE_FORMAT,
+        "key": key,
+        "count": len(names),
+        "shape": list(images.shape[1:]),
+        "names": names,
+        "skipped": [n for n, _ in bad],
+        "bytes": images.nbytes,
+        "sha256": sha256_of(images),
+    }
     # the sidecar is written last: a data file without it is never trusted
     atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
 
@@ -153,7 +166,12 @@ def _read_cache(data_path: Path, meta_path: Path, key: dict, shape: tuple[int, i
         meta = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
-    if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT or meta.get("key") != key or meta.get("shape") != list(shape):
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != CACHE_FORMAT
+        or meta.get("key") != key
+        or meta.get("shape") != list(shape)
+    ):
         return None
     count, names = meta.get("count"), meta.get("names")
     if type(count) is not int or count < 1 or not isinstance(names, list) or len(names) != count:
@@ -167,3 +185,23 @@ def _read_cache(data_path: Path, meta_path: Path, key: dict, shape: tuple[int, i
     dataset = TensorImages(torch.from_numpy(array), names)
     dataset.cache_hit = True
     return dataset
+
+
+def load_images(
+    what: str,
+    source: ImageSource,
+    names: list[str],
+    transform: ImageTransform,
+    cache_dir: str | None,
+    fail_on_bad: bool,
+    workers: int,
+) -> TensorImages:
+    """Decode ``names`` from ``source`` through ``transform`` once, cached (see cache.materialize)."""
+    key = {
+        "source": source.fingerprint(),
+        "names": hashlib.sha256(json.dumps(names).encode()).hexdigest(),
+        "transform": transform.key(),
+    }
+    shape = (transform.channels, transform.image_size, transform.image_size)
+    load = lambda name: decode_image(source.read(name), transform)  # noqa: E731
+    return materialize(what, names, load, shape, key, cache_dir, fail_on_bad, workers)

@@ -9,10 +9,11 @@ from typing import Literal
 
 from pydantic import Field
 
+from .cache import load_images
 from .decode import ImageTransform
-from .folder import load_images, split_of
 from .registry import DataError, DataRequest, DatasetOptions
 from .sources import FolderSource, ImageSource, ZipSource
+from .splits import split_of
 from .tensors import TensorImages
 
 ZIP_NAME = "img_align_celeba.zip"
@@ -23,7 +24,8 @@ SPLIT_CODES = {"0": "train", "1": "val", "2": "test"}
 
 class CelebAOptions(DatasetOptions):
     crop: int | Literal["auto"] = Field(
-        "auto", description="center square crop before resizing: auto = 128 at image size 128 (the paper), else 148 (common 64x64)"
+        "auto",
+        description="center square crop before resizing: auto = 128 at image size 128 (the paper), else 148 (common 64x64)",
     )
     fail_on_bad: bool = Field(False, description="stop on the first unreadable image instead of skipping it")
     workers: int = Field(0, ge=0, description="processes that decode images on the first pass")

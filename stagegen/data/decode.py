@@ -51,7 +51,9 @@ def decode_image(data: bytes, transform: ImageTransform) -> torch.Tensor:
             left, top = (w - side) // 2, (h - side) // 2
             image = image.crop((left, top, left + side, top + side))
         if image.size != (transform.image_size, transform.image_size):
-            image = image.resize((transform.image_size, transform.image_size), Image.BICUBIC if side < transform.image_size else Image.LANCZOS)
+            image = image.resize(
+                (transform.image_size, transform.image_size), Image.BICUBIC if side < transform.image_size else Image.LANCZOS
+            )
         array = np.asarray(image, dtype=np.uint8)
     if array.ndim == 2:
         array = array[:, :, None]

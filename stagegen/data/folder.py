@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from .cache import materialize
-from .decode import IMAGE_SUFFIXES, ImageTransform, decode_image
+from .cache import load_images
+from .decode import IMAGE_SUFFIXES, ImageTransform
 from .registry import DataError, DataRequest, DatasetOptions
 from .sources import FolderSource, ImageSource, ZipSource
+from .splits import split_of
 from .tensors import TensorImages
 
 
 class FolderOptions(DatasetOptions):
-    crop: Literal["center", "none"] = Field("center", description="center: largest centered square, then resize; none: resize the whole image (aspect changes)")
+    crop: Literal["center", "none"] = Field(
+        "center", description="center: largest centered square, then resize; none: resize the whole image (aspect changes)"
+    )
     val_fraction: float = Field(0.05, ge=0, lt=1, description="share of images in the val split")
     test_fraction: float = Field(0.05, ge=0, lt=1, description="share of images in the test split")
     split_seed: int = Field(0, description="seed of the deterministic split (by file name, stable when images are added)")
@@ -42,32 +43,14 @@ def open_source(root: Path) -> ImageSource:
     return source
 
 
-def split_of(name: str, val_fraction: float, test_fraction: float, seed: int) -> str:
-    """A name's split from a hash of it: deterministic, and stable when other files come and go."""
-    u = int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "big") / 2**64
-    if u < test_fraction:
-        return "test"
-    if u < test_fraction + val_fraction:
-        return "val"
-    return "train"
-
-
 def build_folder(request: DataRequest) -> TensorImages:
     o: FolderOptions = request.options
     root = Path(request.root)
     source = open_source(root)
     names = [n for n in source.names if split_of(n, o.val_fraction, o.test_fraction, o.split_seed) == request.split]
     if not names:
-        raise DataError(f"split {request.split!r} of {root} has no images ({len(source.names)} in all); change val_fraction/test_fraction")
+        raise DataError(
+            f"split {request.split!r} of {root} has no images ({len(source.names)} in all); change val_fraction/test_fraction"
+        )
     transform = ImageTransform(request.image_size, request.channels, squash=o.crop == "none")
     return load_images(f"folder {root} [{request.split}]", source, names, transform, request.cache_dir, o.fail_on_bad, o.workers)
-
-
-def load_images(what: str, source: ImageSource, names: list[str], transform: ImageTransform, cache_dir: str | None,
-                fail_on_bad: bool, workers: int) -> TensorImages:
-    """Decode ``names`` from ``source`` through ``transform`` once, cached (see cache.materialize)."""
-    key = {"source": source.fingerprint(), "names": hashlib.sha256(json.dumps(names).encode()).hexdigest(),
-           "transform": transform.key()}
-    shape = (transform.channels, transform.image_size, transform.image_size)
-    load = lambda name: decode_image(source.read(name), transform)  # noqa: E731
-    return materialize(what, names, load, shape, key, cache_dir, fail_on_bad, workers)

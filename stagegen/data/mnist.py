@@ -88,7 +88,7 @@ def download(root: Path) -> None:
             if hashlib.md5(data).hexdigest() != md5:
                 last_error = ValueError(f"md5 mismatch for {target.name} from {mirror}")
                 continue
-            atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
+            atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
             break
         else:
             raise DataError(f"could not download {target.name} ({last_error}); put the official file in {root} by hand")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..options import StrictModel, validate_options
 
@@ -39,7 +40,7 @@ class DatasetType:
     """A registered dataset. ``build(request)`` returns a map-style Dataset of uint8 C x H x W tensors."""
 
     name: str
-    build: Callable[[DataRequest], "Dataset"]
+    build: Callable[[DataRequest], Dataset]
     options: type[DatasetOptions] = DatasetOptions
     description: str = ""
     needs_root: bool = False

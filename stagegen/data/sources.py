@@ -76,7 +76,9 @@ class ZipSource(ImageSource):
         archive = self._handle()
         info = archive.getinfo(name)
         if info.file_size > MAX_FILE_BYTES:  # the directory's claim, checked before a byte is inflated
-            raise ImageTooLarge(f"a zip entry of {info.file_size:,} bytes uncompressed, more than the {MAX_FILE_BYTES:,} read per image")
+            raise ImageTooLarge(
+                f"a zip entry of {info.file_size:,} bytes uncompressed, more than the {MAX_FILE_BYTES:,} read per image"
+            )
         with archive.open(info) as entry:
             data = entry.read(MAX_FILE_BYTES + 1)  # and bounded again, should the directory lie
         if len(data) > MAX_FILE_BYTES:

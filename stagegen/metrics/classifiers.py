@@ -13,9 +13,9 @@ import hashlib
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,9 +33,19 @@ class DigitClassifier(nn.Module):
         super().__init__()
         self.size, self.mean, self.std = size, mean, std
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, 128), nn.ReLU(),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * (size // 4) ** 2, 128),
+            nn.ReLU(),
         )
         self.head = nn.Linear(128, 10)
 
@@ -121,7 +131,9 @@ def _shift(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Te
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
 
-def train_classifier(name: str, root: str | Path | None = None, seed: int = 0, progress: bool = True) -> tuple[DigitClassifier, float]:
+def train_classifier(
+    name: str, root: str | Path | None = None, seed: int = 0, progress: bool = True
+) -> tuple[DigitClassifier, float]:
     """Train the named classifier; returns it (eval mode) and its test accuracy."""
     from tqdm import tqdm
 
@@ -137,8 +149,14 @@ def train_classifier(name: str, root: str | Path | None = None, seed: int = 0, p
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     model.train()
-    bar = tqdm(total=steps, desc=f"training the {name} classifier (once; cached)", unit="step", file=sys.stderr,
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=steps,
+        desc=f"training the {name} classifier (once; cached)",
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
     for _ in range(recipe.epochs):
         order = torch.randperm(len(data.train_x), generator=generator)
         for i in range(per_epoch):
@@ -189,7 +207,9 @@ def load_classifier(name: str, root: str | Path | None = None, progress: bool = 
         return model.eval(), accuracy
     model, accuracy = train_classifier(name, root, progress=progress)
     if accuracy <= recipe.min_accuracy:
-        raise RuntimeError(f"the {name} classifier reached only {accuracy:.2%} test accuracy (needs > {recipe.min_accuracy:.0%}); not cached")
+        raise RuntimeError(
+            f"the {name} classifier reached only {accuracy:.2%} test accuracy (needs > {recipe.min_accuracy:.0%}); not cached"
+        )
     path = pattern
     if name == "mnist":
         tag = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]

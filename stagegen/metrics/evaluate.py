@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from ..pipeline import resize_to
-from .classifiers import Classifier, recognisability
-from .fid import FeatureExtractor, frechet_distance
-from .image import finite_mean, psnr, sharpness_ratio, ssim
-from .swd import swd
+from ..plugins import get_plugin_manager
+from .fid import FeatureExtractor
+from .registry import MetricContext
 
-ALL_METRICS = ("psnr", "ssim", "sharpness", "swd", "fid", "recognisability", "lpips")
-DEFAULT_METRICS = ("psnr", "ssim", "sharpness", "swd", "fid", "recognisability")
+
+def metric_names(defaults_only: bool = False) -> tuple[str, ...]:
+    """The registered metrics (built-in and from plugins), or those on by default."""
+    registry = get_plugin_manager().metrics
+    return tuple(n for n in registry.in_order() if not defaults_only or registry.get(n).default)
 
 
 def _chunks(fn, n: int, batch: int) -> list[torch.Tensor]:
@@ -37,76 +38,76 @@ def reconstruct_all(pipeline, real: torch.Tensor, batch: int = 256) -> list[torc
 def evaluate(
     pipeline,
     real: torch.Tensor,
-    metrics: tuple[str, ...] = DEFAULT_METRICS,
+    metrics: tuple[str, ...] | None = None,
     n_samples: int | None = None,
     seed: int = 0,
     fid_features: FeatureExtractor | None = None,
     lpips_network=None,
     batch: int = 256,
-    classifier: Classifier | None = None,
+    classifier=None,
     temperature: float = 1.0,
 ) -> dict[str, Any]:
-    """Per-stage metrics of reconstructions (of ``real``) and of prior samples.
+    """Per-stage values of every requested metric (default: the registered ones on by default),
+    from reconstructions of ``real`` and from prior samples at ``temperature``.
 
     ``real``: float images in [0, 1], N x C x H x W at the pipeline's resolution (a held-out split).
-    ``classifier``: a digit classifier for recognisability (skipped without one); samples
-    come from the pipeline's own prior at ``temperature``.
+    A metric that needs a resource not given here (``fid_features``, ``classifier``,
+    ``lpips_network``) is left out of the report.
     """
-    unknown = set(metrics) - set(ALL_METRICS)
+    registry = get_plugin_manager().metrics
+    metrics = tuple(metrics) if metrics is not None else metric_names(defaults_only=True)
+    unknown = [m for m in metrics if m not in registry]
     if unknown:
-        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {', '.join(ALL_METRICS)}")
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(registry.names())} (see `stagegen plugins`)")
+    resources = {"fid_features": fid_features, "classifier": classifier, "lpips": lpips_network}
+    chosen = [registry.get(m) for m in metrics]
+    chosen = [m for m in chosen if all(resources.get(need, True) is not None for need in m.needs)]
+    needs = {need for m in chosen for need in m.needs}
     n_samples = n_samples or len(real)
     real = real.float()
-    recon = reconstruct_all(pipeline, real, batch) if {"psnr", "ssim", "sharpness", "lpips"} & set(metrics) else None
-    recognise = classifier if "recognisability" in metrics else None
-    wants_samples = {"sharpness", "swd", "fid"} & set(metrics) or recognise is not None
-    samples = generate(pipeline, n_samples, seed, temperature, batch=batch) if wants_samples else None
-    real_features = fid_features(real) if ("fid" in metrics and fid_features is not None) else None
+    recon = reconstruct_all(pipeline, real, batch) if "reconstructions" in needs else None
+    samples = generate(pipeline, n_samples, seed, temperature, batch=batch) if "samples" in needs else None
+    real_features = fid_features(real) if "fid_features" in needs else None
 
     rows = []
+    cache: dict[str, Any] = {}
     for k, spec in enumerate(pipeline.specs):
         res = pipeline.resolutions[k]
-        target = resize_to(real, res).clamp(0, 1)
         row: dict[str, Any] = {"stage": k, "type": spec.type, "resolution": res}
-        if recon is not None:
-            if "psnr" in metrics:
-                row["recon_psnr"] = finite_mean(psnr(recon[k], target))
-            if "ssim" in metrics:
-                row["recon_ssim"] = float(ssim(recon[k], target).mean()) if res > 10 else math.nan
-            if "sharpness" in metrics:
-                row["recon_sharpness"] = sharpness_ratio(recon[k], target)
-            if "lpips" in metrics and lpips_network is not None:
-                with torch.inference_mode():
-                    row["recon_lpips"] = float(lpips_network(recon[k] * 2 - 1, target * 2 - 1))
-        if samples is not None:
-            if "sharpness" in metrics:
-                row["sample_sharpness"] = sharpness_ratio(samples[k], target)
-            if "swd" in metrics:
-                m = min(len(samples[k]), len(target))
-                row["sample_swd"] = [round(v, 3) for v in swd(samples[k][:m], target[:m], seed=seed)]
-            if real_features is not None:
-                row["sample_fid"] = frechet_distance(fid_features(samples[k]), real_features)
-            if recognise is not None:
-                row["sample_confident"], row["sample_coverage"] = recognisability(recognise.probabilities(samples[k]))
+        ctx = MetricContext(
+            stage=k,
+            resolution=res,
+            real=resize_to(real, res).clamp(0, 1),
+            reconstructions=recon[k] if recon is not None else None,
+            samples=samples[k] if samples is not None else None,
+            seed=seed,
+            fid_features=fid_features,
+            real_features=real_features,
+            classifier=classifier,
+            lpips=lpips_network,
+            cache=cache,
+        )
+        for metric in chosen:
+            row.update(metric.compute(ctx))
         rows.append(row)
-    report: dict[str, Any] = {"stages": rows, "n_real": len(real), "n_samples": n_samples,
-                              "prior": pipeline.config.prior.type, "temperature": temperature}
-    if recognise is not None:
-        report["classifier"] = recognise.name
-        report["classifier_test_accuracy"] = recognise.accuracy
-        report["real_confident"], report["real_coverage"] = recognisability(recognise.probabilities(real))
-    if fid_features is not None and "fid" in metrics:
-        report["fid_features"] = fid_features.name
-        if hasattr(fid_features, "accuracy"):
-            report["fid_classifier_test_accuracy"] = fid_features.accuracy
+    report: dict[str, Any] = {
+        "stages": rows,
+        "n_real": len(real),
+        "n_samples": n_samples,
+        "prior": pipeline.config.prior.type,
+        "temperature": temperature,
+    }
+    for metric in chosen:
+        if metric.summary is not None:
+            report.update(metric.summary(real, resources))
     return report
 
 
 def format_table(report: dict[str, Any], title: str | None = None) -> str:
     """A markdown table of a report (one row per stage)."""
-    columns = [c for c in ("recon_psnr", "recon_ssim", "recon_lpips", "recon_sharpness", "sample_sharpness", "sample_swd",
-                           "sample_fid", "sample_confident", "sample_coverage")
-               if any(c in r for r in report["stages"])]
+    columns: list[str] = []  # in the order the metrics filled them
+    for r in report["stages"]:
+        columns += [c for c in r if c not in ("stage", "type", "resolution") and c not in columns]
     head = ["stage", "type", "res", *columns]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import MissingWeightsError
+from ..weights import MissingWeightsError
 from .classifiers import Classifier
 
 

@@ -55,8 +55,16 @@ def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int, gener
     return float((pa - pb).abs().mean())
 
 
-def swd(a: torch.Tensor, b: torch.Tensor, levels: int | None = None, patches_per_image: int = 16,
-        patch_size: int = 7, directions: int = 256, repeats: int = 4, seed: int = 0) -> list[float]:
+def swd(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    levels: int | None = None,
+    patches_per_image: int = 16,
+    patch_size: int = 7,
+    directions: int = 256,
+    repeats: int = 4,
+    seed: int = 0,
+) -> list[float]:
     """Per-level SWD between image sets a and b (N x C x H x W in [0, 1]; same N, same size)."""
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(f"SWD compares sets of the same image shape, got {tuple(a.shape[1:])} and {tuple(b.shape[1:])}")

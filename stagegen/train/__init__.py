@@ -3,9 +3,17 @@
 from .run import RESUMABLE_OVERRIDES, resume, train
 from .state import TrainState
 from .step import StepOutcome, train_step
-from .trainer import TrainingInterrupted, TrainingStopped, TrainResult, Trainer
+from .trainer import Trainer, TrainingInterrupted, TrainingStopped, TrainResult
 
 __all__ = [
-    "RESUMABLE_OVERRIDES", "StepOutcome", "TrainResult", "TrainState", "Trainer", "TrainingInterrupted", "TrainingStopped",
-    "resume", "train", "train_step",
+    "RESUMABLE_OVERRIDES",
+    "StepOutcome",
+    "TrainResult",
+    "TrainState",
+    "Trainer",
+    "TrainingInterrupted",
+    "TrainingStopped",
+    "resume",
+    "train",
+    "train_step",
 ]

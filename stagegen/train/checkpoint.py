@@ -42,7 +42,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
     np.random.set_state(
-        ("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], state["numpy_gauss"][0], state["numpy_gauss"][1])
+        (
+            "MT19937",
+            state["numpy"].numpy().astype(np.uint32),
+            state["numpy_pos"],
+            state["numpy_gauss"][0],
+            state["numpy_gauss"][1],
+        )
     )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -64,7 +70,9 @@ def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
 def load_checkpoint(directory: Path) -> dict[str, Any]:
     path = Path(directory) / CHECKPOINT_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: the run stopped before its first checkpoint, or this is not a run directory")
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: the run stopped before its first checkpoint, or this is not a run directory"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -83,10 +91,14 @@ def checkpoint_note(directory: Path) -> str:
     except (ValueError, KeyError, AttributeError, TypeError):
         return f"The checkpoint {path} cannot be read back, so there is nothing to resume: {advice} and start again."
     if not finite:
-        return (f"The checkpoint {path} (step {state.get('step')}) already holds non-finite weights, so resuming it "
-                f"would fail the same way: {advice} and start again.")
-    return (f"The last checkpoint ({path}, step {state.get('step')}) is intact and finite: --resume continues "
-            f"from it; if the same steps fail again, start a new run and {advice}.")
+        return (
+            f"The checkpoint {path} (step {state.get('step')}) already holds non-finite weights, so resuming it "
+            f"would fail the same way: {advice} and start again."
+        )
+    return (
+        f"The last checkpoint ({path}, step {state.get('step')}) is intact and finite: --resume continues "
+        f"from it; if the same steps fail again, start a new run and {advice}."
+    )
 
 
 def gather_rng(dist) -> list[dict[str, Any]]:
@@ -133,5 +145,7 @@ def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory:
         return checkpoint["rng"]
     except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, json.JSONDecodeError) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:300]
-        raise ValueError(f"the checkpoint in {directory} does not fit this run ({detail}); it was altered or "
-                         "written by another version of the run: restore it, or start a new run") from None
+        raise ValueError(
+            f"the checkpoint in {directory} does not fit this run ({detail}); it was altered or "
+            "written by another version of the run: restore it, or start a new run"
+        ) from None

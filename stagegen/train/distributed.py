@@ -168,6 +168,12 @@ def lr_scale_note(world_size: int, batch_size: int, accumulate: int) -> str:
 
 
 __all__ = [
-    "DistInfo", "init_distributed", "shutdown_distributed", "ResumableSampler", "convert_sync_batchnorm",
-    "average_gradients", "broadcast_flag", "lr_scale_note",
+    "DistInfo",
+    "init_distributed",
+    "shutdown_distributed",
+    "ResumableSampler",
+    "convert_sync_batchnorm",
+    "average_gradients",
+    "broadcast_flag",
+    "lr_scale_note",
 ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -53,8 +54,13 @@ def fit_run_prior(state: TrainState, dataset, max_images: int, seed: int) -> dic
     state.pipeline.load_state_dict(fitted, strict=False)
     if state.ema is not None:
         state.ema.load_state_dict(fitted)
-    return {"step": state.step, "event": "prior_fit", "prior": state.pipeline.config.prior.type, **stats,
-            "seconds": time.perf_counter() - start}
+    return {
+        "step": state.step,
+        "event": "prior_fit",
+        "prior": state.pipeline.config.prior.type,
+        **stats,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def grid_latents(state: TrainState, seed: int) -> torch.Tensor:
@@ -67,8 +73,15 @@ def grid_latents(state: TrainState, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def write_grids(state: TrainState, path: Path, seed: int, inputs: torch.Tensor, prepare: Callable[[torch.Tensor], torch.Tensor],
-                log: MetricsLog | None = None, recon_path: Path | None = None) -> None:
+def write_grids(
+    state: TrainState,
+    path: Path,
+    seed: int,
+    inputs: torch.Tensor,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    log: MetricsLog | None = None,
+    recon_path: Path | None = None,
+) -> None:
     """Samples from a fixed latent batch (one row per stage) and, with ``recon_path``, a
     reconstruction grid of ``inputs`` (input row, then each stage)."""
     with generator_weights(state) as pipeline:

@@ -49,8 +49,10 @@ def resume(run_dir: str | Path, steps: int | None = None, dataset: Dataset | Non
     run_dir = Path(run_dir)
     refused = sorted(set(train_overrides) - set(RESUMABLE_OVERRIDES))
     if refused:
-        raise ValueError(f"cannot change {', '.join(refused)} when resuming: the run continues with its own settings "
-                         f"(only steps, {', '.join(RESUMABLE_OVERRIDES)} may change); start a new run to change them")
+        raise ValueError(
+            f"cannot change {', '.join(refused)} when resuming: the run continues with its own settings "
+            f"(only steps, {', '.join(RESUMABLE_OVERRIDES)} may change); start a new run to change them"
+        )
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
@@ -70,8 +72,10 @@ def resume(run_dir: str | Path, steps: int | None = None, dataset: Dataset | Non
         if trainer.step > target or (trainer.step == target and _pipeline_steps(trainer.pipeline_path) == target):
             shutdown_distributed(trainer.dist)
             where = "past" if trainer.step > target else "at"
-            raise ValueError(f"the run in {run_dir} is already {where} step {target} (its checkpoint is at step {trainer.step}); "
-                             f"give --steps larger than {trainer.step} to train further")
+            raise ValueError(
+                f"the run in {run_dir} is already {where} step {target} (its checkpoint is at step {trainer.step}); "
+                f"give --steps larger than {trainer.step} to train further"
+            )
         return _fit(trainer)
 
 

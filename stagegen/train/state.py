@@ -49,7 +49,7 @@ class TrainState:
     nonfinite_total: int = 0
 
     @classmethod
-    def create(cls, pipeline: Pipeline, auxiliaries: dict[int, nn.Module], config: TrainConfig) -> "TrainState":
+    def create(cls, pipeline: Pipeline, auxiliaries: dict[int, nn.Module], config: TrainConfig) -> TrainState:
         """Optimisers for the stages' parameters (the prior is fitted after training, by its own
         ``fit``), their schedules, each extra module's optimiser, and EMA when configured."""
         stages = pipeline.stages

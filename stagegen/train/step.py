@@ -4,8 +4,9 @@ extra module's (a discriminator's) own update. What a step does, not when it hap
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Iterator
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ def train_step(
     *,
     model: nn.Module | None = None,
     prepare: Callable[[torch.Tensor], torch.Tensor] = lambda batch: batch,
-    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+    autocast: Callable[[], AbstractContextManager] = contextlib.nullcontext,
     distributed: bool = False,
 ) -> StepOutcome:
     """Take ``config.accumulate`` batches, update the generator unless a loss term or the
@@ -53,7 +54,7 @@ def train_step(
     for micro in range(config.accumulate):
         x = prepare(next(batches))
         sync = micro == config.accumulate - 1 or not distributed
-        with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
+        with contextlib.nullcontext() if sync else model.no_sync(), autocast():
             out = model(x)
             diagnostics: dict[str, torch.Tensor] = {}
             terms = pipeline.losses(x, out, state.step, state.auxiliaries, diagnostics)

@@ -17,9 +17,10 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,13 +32,20 @@ from ..devices import check_memory, resolve_device
 from ..io import atomic_write
 from ..pipeline import Pipeline, to_model_range
 from .checkpoint import (
-    checkpoint_document, checkpoint_note, gather_rng, load_checkpoint, restore_state, save_checkpoint, set_rng_state,
+    checkpoint_document,
+    checkpoint_note,
+    gather_rng,
+    load_checkpoint,
+    restore_state,
+    save_checkpoint,
+    set_rng_state,
 )
 from .distributed import DistInfo, ResumableSampler, broadcast_flag, convert_sync_batchnorm, init_distributed, lr_scale_note
 from .logging import MetricsLog, MetricsWindow, Progress, truncate_metrics
 from .outputs import GRID_IMAGES, fit_run_prior, save_run_pipeline, write_grids
 from .state import TrainState
 from .step import StepOutcome, train_step
+
 
 class TrainingStopped(RuntimeError):
     """Training stopped on purpose (too many non-finite steps); the message says what is left."""
@@ -114,8 +122,13 @@ class Trainer:
         self._check_dataset()
         self.sampler = ResumableSampler(len(dataset), t.batch_size, t.seed, self.dist.rank, self.dist.world_size)
         self.loader = DataLoader(
-            dataset, batch_size=t.batch_size, sampler=self.sampler, num_workers=t.num_workers, drop_last=True,
-            pin_memory=self.device.type == "cuda", persistent_workers=t.num_workers > 0,
+            dataset,
+            batch_size=t.batch_size,
+            sampler=self.sampler,
+            num_workers=t.num_workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=t.num_workers > 0,
             # its own generator: creating an iterator must not draw from the global RNG, or a
             # resumed run (which creates one more iterator) would get different noise
             generator=torch.Generator().manual_seed(t.seed),
@@ -190,8 +203,15 @@ class Trainer:
 
     def train_step(self, batches: Iterator[torch.Tensor]) -> StepOutcome:
         """One step of :func:`stagegen.train.step.train_step` as this run takes it."""
-        return train_step(self.state, batches, self.config.train, model=self.model, prepare=self.prepare,
-                          autocast=self._autocast, distributed=self.dist.enabled)
+        return train_step(
+            self.state,
+            batches,
+            self.config.train,
+            model=self.model,
+            prepare=self.prepare,
+            autocast=self._autocast,
+            distributed=self.dist.enabled,
+        )
 
     # ------------------------------------------------------------------ the loop
 
@@ -266,8 +286,10 @@ class Trainer:
                     )
                 # every rank must stop at the same step: the clocks differ, so they agree through a collective
                 if deadline is not None and broadcast_flag(time.monotonic() >= deadline, self.dist, self.device):
-                    progress.write(f"time budget of {t.time_budget:.0f} s reached at step {self.step} of {t.steps}: "
-                                   "finishing the run here (continue it with --resume DIR --steps N)")
+                    progress.write(
+                        f"time budget of {t.time_budget:.0f} s reached at step {self.step} of {t.steps}: "
+                        "finishing the run here (continue it with --resume DIR --steps N)"
+                    )
                     result.stopped_by_budget = True
                     break
             if window.steps:  # steps since the last metrics line (a run the time budget ended)
@@ -278,8 +300,10 @@ class Trainer:
                 if self.pipeline.prior.needs_fit:
                     record = fit_run_prior(state, self.dataset, t.prior_fit_images, t.seed)
                     log.write(record)
-                    _say(f"fitted the {self.config.pipeline.prior.type} prior to {int(record['prior_fit_images'])} training "
-                         f"images' posteriors in {record['seconds']:.1f} s")
+                    _say(
+                        f"fitted the {self.config.pipeline.prior.type} prior to {int(record['prior_fit_images'])} training "
+                        f"images' posteriors in {record['seconds']:.1f} s"
+                    )
                 result.pipeline_path = save_run_pipeline(state, self.pipeline_path, self.config.data.name)
                 self._grids(self.run_dir / "samples.png", log, recon_path=self.run_dir / "reconstructions.png")
         finally:
@@ -323,8 +347,10 @@ class Trainer:
             f"stagegen: training {chain} ({params / 1e6:.2f} M parameters), {p.channels} channel(s), prior {p.prior.type}",
             f"data: {data.name} {data.split} split, {len(self.dataset)} images at {p.image_size}x{p.image_size}"
             + (f" from {data.root}" if data.root else ""),
-            f"device: {self.device}" + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
-            + f"; {t.steps} steps of batch {t.batch_size}" + (f", resuming from step {self.step}" if resumed else ""),
+            f"device: {self.device}"
+            + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
+            + f"; {t.steps} steps of batch {t.batch_size}"
+            + (f", resuming from step {self.step}" if resumed else ""),
         ]
 
     # ------------------------------------------------------------------ checkpoints
@@ -333,7 +359,9 @@ class Trainer:
         """The state plus every process's random generators (gathered to rank 0, which writes)."""
         rngs = gather_rng(self.dist)
         if self.dist.is_main:
-            save_checkpoint(checkpoint_document(self.state, rngs, self.dist.world_size, self.config.pipeline), self.checkpoint_dir)
+            save_checkpoint(
+                checkpoint_document(self.state, rngs, self.dist.world_size, self.config.pipeline), self.checkpoint_dir
+            )
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         rngs = restore_state(self.state, checkpoint, self.config.pipeline, self.checkpoint_dir)

@@ -29,8 +29,15 @@ def _folder(tmp_path, n=6):
 
 
 def _open(root, cache=None, **options):
-    return open_dataset("folder", str(root), "train", 8, 1, {"val_fraction": 0, "test_fraction": 0, **options},
-                        cache_dir=str(cache) if cache else "off")
+    return open_dataset(
+        "folder",
+        str(root),
+        "train",
+        8,
+        1,
+        {"val_fraction": 0, "test_fraction": 0, **options},
+        cache_dir=str(cache) if cache else "off",
+    )
 
 
 def test_zip_bomb_entry_is_skipped_and_named_without_being_inflated(tmp_path):
@@ -110,8 +117,15 @@ def _decode_mean(image, channels=1):
     "name,make,expected",
     [
         ("16-bit grey PNG (I;16)", lambda: Image.fromarray(np.full((8, 8), 32768, np.uint16)), 128),
-        ("16-bit big-endian TIFF (I;16B)", lambda: Image.fromarray(np.full((8, 8), 32768, np.uint16)).convert("I").convert("I;16B")
-         if False else Image.frombytes("I;16B", (8, 8), np.full((8, 8), 32768, ">u2").tobytes()), 128),
+        (
+            "16-bit big-endian TIFF (I;16B)",
+            lambda: (
+                Image.fromarray(np.full((8, 8), 32768, np.uint16)).convert("I").convert("I;16B")
+                if False
+                else Image.frombytes("I;16B", (8, 8), np.full((8, 8), 32768, ">u2").tobytes())
+            ),
+            128,
+        ),
         ("32-bit integer holding 16-bit values (I)", lambda: Image.fromarray(np.full((8, 8), 16384, np.int32)), 64),
         ("32-bit integer full range (I)", lambda: Image.fromarray(np.full((8, 8), 2**30, np.int32)), 128),
         ("float in [0, 1] (F)", lambda: Image.fromarray(np.full((8, 8), 0.25, np.float32)), 64),

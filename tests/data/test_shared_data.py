@@ -13,7 +13,9 @@ MNIST = SHARED / "mnist"
 CELEBA = SHARED / "celeba"
 
 needs_mnist = pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").is_file(), reason=f"real MNIST not found at {MNIST}")
-needs_celeba = pytest.mark.skipif(not (CELEBA / "img_align_celeba.zip").is_file(), reason=f"real CelebA subset not found at {CELEBA}")
+needs_celeba = pytest.mark.skipif(
+    not (CELEBA / "img_align_celeba.zip").is_file(), reason=f"real CelebA subset not found at {CELEBA}"
+)
 
 MD5 = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",

@@ -44,8 +44,13 @@ def test_ssim_matches_scikit_image(channels):
     ours = ssim(a, b)
     for i in range(2):
         ref = skimage.structural_similarity(
-            a[i].permute(1, 2, 0).double().numpy(), b[i].permute(1, 2, 0).double().numpy(),
-            gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=2,
+            a[i].permute(1, 2, 0).double().numpy(),
+            b[i].permute(1, 2, 0).double().numpy(),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=2,
         )
         assert abs(ours[i].item() - ref) < 1e-3
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from stagegen.losses import MissingWeightsError, TimmFeatures
+from stagegen.losses import TimmFeatures
 from stagegen.pipeline import Pipeline
+from stagegen.weights import MissingWeightsError
 
 from ..conftest import tiny_pipeline_config
 

@@ -17,8 +17,7 @@ def _free_port() -> int:
 
 
 def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     import torch.distributed as dist
 
@@ -33,7 +32,10 @@ def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
         real_replace, real_save = os.replace, torch.save
         os.replace = lambda *a, **k: (writes.append(a), real_replace(*a, **k))[1]
         # all_gather_object pickles through torch.save into memory: only files count
-        torch.save = lambda obj, f, *a, **k: (writes.append(f) if isinstance(f, (str, os.PathLike)) else None, real_save(obj, f, *a, **k))[1]
+        torch.save = lambda obj, f, *a, **k: (
+            writes.append(f) if isinstance(f, (str, os.PathLike)) else None,
+            real_save(obj, f, *a, **k),
+        )[1]
     layout = "contiguous" if deterministic else "channels_last"
     trainer = Trainer(tiny_run_config(steps=steps, batch_size=batch, checkpoint_every=2, memory_format=layout), run_dir)
     mismatches = []
@@ -61,8 +63,12 @@ def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
 
 def _run(world, tmp_path, name, batch, steps=4, deterministic=False):
     out_file = tmp_path / f"{name}.pt"
-    mp.spawn(_worker, args=(world, _free_port(), str(tmp_path / name), str(out_file), batch, steps, deterministic),
-             nprocs=world, join=True)
+    mp.spawn(
+        _worker,
+        args=(world, _free_port(), str(tmp_path / name), str(out_file), batch, steps, deterministic),
+        nprocs=world,
+        join=True,
+    )
     return torch.load(out_file, weights_only=True)
 
 

@@ -29,7 +29,7 @@ def _stopped_run(path, at=3, steps=8, **train_fields):
 
 
 def _steps(path):
-    return [json.loads(l)["step"] for l in (path / "metrics.jsonl").read_text().splitlines() if "loss" in json.loads(l)]
+    return [json.loads(line)["step"] for line in (path / "metrics.jsonl").read_text().splitlines() if "loss" in json.loads(line)]
 
 
 # ---------------------------------------------------------------------------- resume flags
@@ -81,8 +81,12 @@ def test_sigkill_then_resume_keeps_each_step_once(tmp_path):
     proc.wait(timeout=60)
     checkpoint = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"]
     logged = max(_steps(out))
-    result = subprocess.run([sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--steps", str(logged + 3),
-                             "--no-progress"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--steps", str(logged + 3), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     steps = _steps(out)
     assert steps == sorted(set(steps)), f"duplicate steps after resuming from {checkpoint} (logged to {logged}): {steps}"
@@ -104,9 +108,17 @@ def test_second_training_in_the_same_directory_is_refused_with_the_holder(tmp_pa
 
 def test_lock_of_a_killed_process_is_released(tmp_path):
     run = tmp_path / "r"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from stagegen.train.lock import run_lock\n"
-                               "with run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)", str(run)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from stagegen.train.lock import run_lock\n"
+            "with run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(RunLocked, match=f"pid {holder.pid}"):
         with run_lock(run):
@@ -175,7 +187,7 @@ def test_full_disk_during_checkpointing_keeps_the_previous_checkpoint(tmp_path, 
     fill(small_filesystem, run.parent, leave=64 * 1024)  # room for config and metrics, not for a checkpoint
     result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--steps", "4"])
     assert result.exit_code == 1, result.output
-    errors = [l for l in result.stderr.splitlines() if l.startswith("Error:")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "No space left on device" in errors[0] and "last.pt" in errors[0], result.stderr
     assert "Traceback" not in result.output
     assert (run / "checkpoints" / "last.pt").read_bytes() == before

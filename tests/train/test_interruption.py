@@ -13,14 +13,31 @@ import torch
 
 import stagegen
 
-TINY = ["-O", "vae.widths=[8,16]", "-O", "vae.latent_dim=8", "-O", "resnet-l1.width=8", "-O", "resnet-l1.blocks=1",
-        "-O", "resnet-l1.head_width=8", "--batch-size", "8", "--no-progress", "-O", "train.log_every=1"]
+TINY = [
+    "-O",
+    "vae.widths=[8,16]",
+    "-O",
+    "vae.latent_dim=8",
+    "-O",
+    "resnet-l1.width=8",
+    "-O",
+    "resnet-l1.blocks=1",
+    "-O",
+    "resnet-l1.head_width=8",
+    "--batch-size",
+    "8",
+    "--no-progress",
+    "-O",
+    "train.log_every=1",
+]
 
 
 def _start(out: Path, steps: int, *extra):
     return subprocess.Popen(
         [sys.executable, "-m", "stagegen", "train", "--steps", str(steps), "--out", str(out), *TINY, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -47,11 +64,15 @@ def test_sigterm_checkpoints_then_resume_finishes_the_same_run(tmp_path):
     state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     stopped_at = state["step"]
     assert stopped_at >= 3
-    proc = subprocess.run([sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--steps", str(stopped_at + 5),
-                           "--no-progress"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--steps", str(stopped_at + 5), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"resuming from step {stopped_at}" in proc.stderr  # the run says where it continues
-    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records if "loss" in r]  # the last line is the prior's fit, not a step
     assert steps[-5:] == list(range(stopped_at + 1, stopped_at + 6)), "the resumed run did not continue from its step"
     assert stagegen.load(out / "pipeline.safetensors").file_metadata["extra"]["train_steps"] == stopped_at + 5
@@ -62,9 +83,16 @@ def test_sigkill_during_checkpointing_never_leaves_a_broken_checkpoint(tmp_path)
     out = tmp_path / "run"
     last_step = 0
     for attempt, delay in enumerate([0.3, 0.55, 0.8, 1.1]):
-        proc = _start(out, 100_000, "-O", "train.checkpoint_every=1") if attempt == 0 else subprocess.Popen(
-            [sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--no-progress"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = (
+            _start(out, 100_000, "-O", "train.checkpoint_every=1")
+            if attempt == 0
+            else subprocess.Popen(
+                [sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--no-progress"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
         _wait_for_lines(out / "metrics.jsonl", last_step + 2, proc)
         time.sleep(delay)  # checkpoints are written every step: the kill lands at a random point of one
         proc.send_signal(signal.SIGKILL)
@@ -74,6 +102,10 @@ def test_sigkill_during_checkpointing_never_leaves_a_broken_checkpoint(tmp_path)
         last_step = state["step"]
     assert last_step > 0
     # a later run of the same directory clears the temporary files the kills left behind
-    subprocess.run([sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--steps", str(last_step + 1),
-                    "--no-progress"], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "stagegen", "train", "--resume", str(out), "--steps", str(last_step + 1), "--no-progress"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert not list((out / "checkpoints").glob(".*.tmp"))

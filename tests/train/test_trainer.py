@@ -20,12 +20,18 @@ def _params(pipeline):
 def test_loss_falls_and_run_directory_is_complete(tmp_path):
     config = tiny_run_config(steps=60, log_every=10, sample_every=30, checkpoint_every=30)
     result = train(config, tmp_path / "run")
-    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines] == [1, 10, 20, 30, 40, 50, 60]  # the first step too, for an early look
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in lines] == [1, 10, 20, 30, 40, 50, 60]  # the first step too, for an early look
     assert lines[-1]["loss"] < lines[0]["loss"]
     assert {"stage0/l2", "stage0/kl", "stage1/l1", "images_per_second"} <= set(lines[0])
-    for name in ("pipeline.safetensors", "samples.png", "reconstructions.png", "config.json", "checkpoints/last.pt",
-                 "samples/step_0000030.png"):
+    for name in (
+        "pipeline.safetensors",
+        "samples.png",
+        "reconstructions.png",
+        "config.json",
+        "checkpoints/last.pt",
+        "samples/step_0000030.png",
+    ):
         assert (tmp_path / "run" / name).is_file(), name
     assert result.steps == 60
     pipe = stagegen.load(result.pipeline_path)
@@ -113,7 +119,7 @@ def test_nan_guard_skips_counts_and_stops(tmp_path):
     with pytest.raises(TrainingStopped, match=r"4 steps in a row .*stage1/broken.*last checkpoint .* is intact"):
         trainer.fit()
     assert trainer.step == 2 and trainer.nonfinite_total == 4
-    events = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     nonfinite = [e for e in events if e.get("event") == "nonfinite"]
     assert len(nonfinite) == 4 and nonfinite[0]["terms"] == ["stage1/broken"]
     # the checkpoint holds the last good step and only finite weights
@@ -138,9 +144,11 @@ def test_prior_is_fitted_at_the_end_into_the_file_with_ema(tmp_path):
     config["pipeline"]["prior"] = {"type": "latent-vae", "options": {"width": 16, "steps": 20}}
     trainer = Trainer(validate_run_config(config), tmp_path / "run")
     prior_params = {id(p) for p in trainer.pipeline.prior.parameters()}
-    assert prior_params and not any(id(p) in prior_params for o in trainer.optimizers for g in o.param_groups for p in g["params"])
+    assert prior_params and not any(
+        id(p) in prior_params for o in trainer.optimizers for g in o.param_groups for p in g["params"]
+    )
     result = trainer.fit()
-    events = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert events[-1]["event"] == "prior_fit" and events[-1]["prior_fit_images"] == len(trainer.dataset)
     pipe = stagegen.load(result.pipeline_path, channels_last=False)
     assert pipe.prior.fitted and pipe.config.prior.type == "latent-vae"

@@ -1,0 +1,195 @@
+"""Loading a pipeline file without trusting it.
+
+Nothing is allocated before the file is known to match: the network its config describes is
+first built on the meta device and compared with the file's tensors (names, shapes, dtypes)
+and size; stages written by another version of their plugin pass through its upgrade hook;
+non-finite weights are refused by name. The file format itself is in :mod:`.pipeline_file`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from .config import PipelineConfig
+from .devices import resolve_device
+from .options import describe_validation_error
+from .pipeline_file import DTYPE_NAMES, PipelineFileError, read_header
+from .plugins import get_plugin_manager
+
+__all__ = ["load_pipeline"]
+
+#: the weights a file may make us allocate beyond its own tensor bytes (non-persistent buffers, slack)
+ALLOCATION_SLACK_BYTES = 64 * 1024 * 1024
+ALLOCATION_FACTOR = 1.5
+
+
+def _version_note(config: PipelineConfig, doc: dict[str, Any]) -> str:
+    """Which stages were written by another version of their plugin than the installed one."""
+    registry = get_plugin_manager().stages
+    recorded = {r["index"]: r for r in doc["stages"]}
+    changed = []
+    for i, spec in enumerate(config.stages):
+        written_by = recorded.get(i, {}).get("package_version")
+        installed = registry.provider(spec.type).version
+        if written_by is not None and written_by != installed:
+            changed.append(
+                f"stage {i} ({spec.type}) was written by {recorded[i].get('package', '?')} {written_by}, {installed} is installed"
+            )
+    if not changed:
+        return ""
+    return (
+        " (" + "; ".join(changed) + ": a plugin that renamed options or layers gives its stage type an upgrade "
+        "hook, or install the version that wrote the file)"
+    )
+
+
+def _build(build, config: PipelineConfig, doc: dict[str, Any], path: Path, device: str | torch.device):
+    try:
+        with torch.device(device):
+            return build(config)
+    except (ValueError, TypeError) as exc:
+        raise PipelineFileError(
+            f"{path}: cannot rebuild the pipeline from its config: {exc}{_version_note(config, doc)}"
+        ) from None
+
+
+def _tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _upgrade(config: PipelineConfig, doc: dict[str, Any], path: Path) -> tuple[PipelineConfig, dict[str, torch.Tensor]]:
+    """Options and tensors of stages written by another version of their plugin, passed through
+    that stage type's ``upgrade`` hook. Returns the new config and the stages' upgraded tensors
+    (full names); the file's other tensors are untouched. Reading a stage's tensors costs at most
+    the file's size."""
+    from safetensors import safe_open
+
+    registry = get_plugin_manager().stages
+    recorded = {r["index"]: r for r in doc["stages"]}
+    specs, replaced = list(config.stages), {}
+    for i, spec in enumerate(specs):
+        stage_type = registry.get(spec.type)
+        written_by = str(recorded.get(i, {}).get("package_version", ""))
+        if stage_type.upgrade is None or written_by == registry.provider(spec.type).version:
+            continue
+        prefix = f"stages.{i}."
+        names = [k for k in doc["_tensors"] if k.startswith(prefix)]
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                tensors = {k[len(prefix) :]: f.get_tensor(k) for k in names}
+        except Exception as exc:
+            raise PipelineFileError(f"{path}: the tensor data is damaged or truncated ({exc})") from None
+        try:
+            options, tensors = stage_type.upgrade(dict(spec.options), tensors, written_by)
+        except Exception as exc:  # a plugin's migration failing must name the plugin and the versions
+            raise PipelineFileError(
+                f"{path}: stage {i} ({spec.type}) was written by version {written_by or 'unknown'} of its plugin and its "
+                f"upgrade to {registry.provider(spec.type).version} failed: {exc}"
+            ) from None
+        specs[i] = spec.model_copy(update={"options": options})
+        replaced.update({prefix + k: v for k, v in tensors.items()})
+        doc["_tensors"] = {k: v for k, v in doc["_tensors"].items() if not k.startswith(prefix)}
+        doc["_tensors"].update(
+            {prefix + k: {"shape": list(v.shape), "dtype": DTYPE_NAMES.get(v.dtype, str(v.dtype))} for k, v in tensors.items()}
+        )
+    return config.model_copy(update={"stages": specs}), replaced
+
+
+def _check_against_file(skeleton, doc: dict[str, Any], path: Path) -> None:
+    """Compare the network the config describes (built on the meta device: no memory) with the
+    file's tensors, name by name, shape by shape, dtype by dtype, and bound what it would allocate."""
+    file_bytes = path.stat().st_size
+    needed = _tensor_bytes([*skeleton.parameters(), *skeleton.buffers()])
+    budget = ALLOCATION_FACTOR * file_bytes + ALLOCATION_SLACK_BYTES
+    if needed > budget:
+        raise PipelineFileError(
+            f"{path}: its config describes a network of {needed / 2**20:,.0f} MiB but the file holds only "
+            f"{file_bytes / 2**20:,.1f} MiB of data (at most {budget / 2**20:,.0f} MiB would be allocated for it); "
+            "refusing to build it: the file's config was altered or crafted"
+        )
+    expected = skeleton.state_dict()
+    stored = doc["_tensors"]
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise PipelineFileError(
+            f"{path}: the tensors do not match the pipeline its config describes: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    for key, tensor in expected.items():
+        shape = stored[key]["shape"]
+        if shape != list(tensor.shape):
+            raise PipelineFileError(
+                f"{path}: tensor {key} has shape {shape} in the file but {list(tensor.shape)} in the pipeline"
+            )
+        want = DTYPE_NAMES.get(tensor.dtype, str(tensor.dtype))
+        if stored[key]["dtype"] != want:
+            raise PipelineFileError(
+                f"{path}: tensor {key} is stored as {stored[key]['dtype']} but the pipeline holds {want}; "
+                "the file was altered or written by a different network"
+            )
+
+
+def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", channels_last: bool = True):
+    """Rebuild the pipeline with ``build(config)`` (``Pipeline.load`` passes the class, built for
+    inference) and load its tensors strictly; eval mode.
+
+    Nothing is allocated before the file is known to match: the network its config describes is
+    first built on the meta device and compared with the file's tensors (names, shapes, dtypes)
+    and size. Non-finite weights are refused by name. ``channels_last`` lays the weights out for
+    faster convolutions (oneDNN, cuDNN); outputs then differ from the contiguous layout's in the
+    last bits only."""
+    from safetensors import safe_open
+
+    device = resolve_device(device)
+    doc = read_header(path)
+    path = Path(doc["_path"])
+    try:
+        config = PipelineConfig.model_validate(doc["config"])
+    except ValidationError as exc:
+        raise PipelineFileError(f"{path}: " + describe_validation_error("pipeline config in the file", exc)) from None
+
+    registry = get_plugin_manager().stages
+    recorded = {s.get("index"): s for s in doc["stages"]}
+    for i, spec in enumerate(config.stages):
+        if spec.type not in registry:
+            rec = recorded.get(i, {})
+            package = rec.get("package", "unknown package")
+            raise PipelineFileError(
+                f"{path}: stage {i} is of type {spec.type!r}, which no installed plugin provides "
+                f"(the file was written with it from {package} {rec.get('package_version', '')}). "
+                f"Install that plugin package, then load again. {registry.installed_note()}"
+            )
+    config, upgraded = _upgrade(config, doc, path)
+    try:
+        skeleton = _build(build, config, doc, path, "meta")
+    except (RuntimeError, NotImplementedError):
+        skeleton = None  # a plugin whose constructor computes with its tensors cannot be built on meta
+    if skeleton is not None:
+        _check_against_file(skeleton, doc, path)
+    pipeline = _build(build, config, doc, path, "cpu")
+    if skeleton is None:
+        _check_against_file(pipeline, doc, path)  # the same checks, after allocating (docs/security.md)
+    expected = pipeline.state_dict()
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            state = {key: upgraded[key] if key in upgraded else f.get_tensor(key) for key in expected}
+    except Exception as exc:  # safetensors reports truncated or overlapping data this way
+        raise PipelineFileError(f"{path}: the tensor data is damaged or truncated ({exc})") from None
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise PipelineFileError(
+                f"{path}: tensor {key} holds {bad} NaN or infinite value(s) of {tensor.numel()}; "
+                "the weights are unusable (retrain, or load an earlier checkpoint's pipeline)"
+            )
+    pipeline.load_state_dict(state, strict=True)
+    pipeline.file_metadata = {k: v for k, v in doc.items() if not k.startswith("_")}
+    pipeline = pipeline.to(device).eval()
+    if channels_last:
+        pipeline.to(memory_format=torch.channels_last)
+    return pipeline

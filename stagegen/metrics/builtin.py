@@ -1,0 +1,132 @@
+"""The built-in metrics, registered through the same hook a third-party package uses."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..hookspecs import hookimpl
+from .classifiers import recognisability
+from .fid import frechet_distance
+from .image import finite_mean, psnr, sharpness_ratio, ssim
+from .registry import MetricContext, MetricType
+from .swd import swd
+
+
+def _psnr(ctx: MetricContext) -> dict:
+    return {"recon_psnr": finite_mean(psnr(ctx.reconstructions, ctx.real))}
+
+
+def _ssim(ctx: MetricContext) -> dict:
+    return {"recon_ssim": float(ssim(ctx.reconstructions, ctx.real).mean()) if ctx.resolution > 10 else math.nan}
+
+
+def _lpips(ctx: MetricContext) -> dict:
+    with torch.inference_mode():
+        return {"recon_lpips": float(ctx.lpips(ctx.reconstructions * 2 - 1, ctx.real * 2 - 1))}
+
+
+def _sharpness(ctx: MetricContext) -> dict:
+    values = {}
+    if ctx.reconstructions is not None:
+        values["recon_sharpness"] = sharpness_ratio(ctx.reconstructions, ctx.real)
+    if ctx.samples is not None:
+        values["sample_sharpness"] = sharpness_ratio(ctx.samples, ctx.real)
+    return values
+
+
+def _swd(ctx: MetricContext) -> dict:
+    m = min(len(ctx.samples), len(ctx.real))
+    return {"sample_swd": [round(v, 3) for v in swd(ctx.samples[:m], ctx.real[:m], seed=ctx.seed)]}
+
+
+def _fid(ctx: MetricContext) -> dict:
+    return {"sample_fid": frechet_distance(ctx.fid_features(ctx.samples), ctx.real_features)}
+
+
+def _fid_summary(real, resources) -> dict:
+    features = resources["fid_features"]
+    summary = {"fid_features": features.name}
+    if hasattr(features, "accuracy"):
+        summary["fid_classifier_test_accuracy"] = features.accuracy
+    return summary
+
+
+def _recognisability(ctx: MetricContext) -> dict:
+    confident, coverage = recognisability(ctx.classifier.probabilities(ctx.samples))
+    return {"sample_confident": confident, "sample_coverage": coverage}
+
+
+def _recognisability_summary(real, resources) -> dict:
+    classifier = resources["classifier"]
+    confident, coverage = recognisability(classifier.probabilities(real))
+    return {
+        "classifier": classifier.name,
+        "classifier_test_accuracy": classifier.accuracy,
+        "real_confident": confident,
+        "real_coverage": coverage,
+    }
+
+
+@hookimpl
+def register_metrics(register):
+    register(
+        MetricType(
+            name="psnr",
+            needs=("reconstructions",),
+            compute=_psnr,
+            description="PSNR of reconstructions against the real images, dB",
+        )
+    )
+    register(
+        MetricType(
+            name="ssim",
+            needs=("reconstructions",),
+            compute=_ssim,
+            description="SSIM of reconstructions (stages over 10x10 pixels)",
+        )
+    )
+    register(
+        MetricType(
+            name="sharpness",
+            needs=("reconstructions", "samples"),
+            compute=_sharpness,
+            description="gradient energy of reconstructions and samples over the real images' (1 = as sharp)",
+        )
+    )
+    register(
+        MetricType(
+            name="swd",
+            needs=("samples",),
+            compute=_swd,
+            description="sliced Wasserstein distance per Laplacian-pyramid level, samples against real",
+        )
+    )
+    register(
+        MetricType(
+            name="fid",
+            needs=("samples", "fid_features"),
+            compute=_fid,
+            summary=_fid_summary,
+            description="Frechet distance of sample features to the real images' (digit classifier or Inception)",
+        )
+    )
+    register(
+        MetricType(
+            name="recognisability",
+            needs=("samples", "classifier"),
+            compute=_recognisability,
+            summary=_recognisability_summary,
+            description="share of samples a digit classifier is confident about, and how many classes they cover",
+        )
+    )
+    register(
+        MetricType(
+            name="lpips",
+            needs=("reconstructions", "lpips"),
+            compute=_lpips,
+            default=False,
+            description="LPIPS distance of reconstructions (needs the LPIPS weights)",
+        )
+    )

@@ -1,0 +1,82 @@
+"""Metrics come from the registry: a plugin's metric is computed and reported by `stagegen eval`
+like a built-in one, and the built-ins register through the same hook."""
+
+import json
+import types
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import stagegen
+from stagegen.cli import cli
+from stagegen.metrics import MetricType, evaluate, metric_names
+from stagegen.pipeline import Pipeline
+from stagegen.plugins import get_plugin_manager
+
+from ..conftest import tiny_pipeline_config
+
+
+def _register_brightness_plugin():
+    module = types.ModuleType("brightness_metric")
+
+    @stagegen.hookimpl
+    def register_metrics(register):
+        register(
+            MetricType(
+                name="brightness",
+                needs=("samples",),
+                default=False,
+                compute=lambda ctx: {"sample_brightness": float(ctx.samples.mean()), "real_brightness": float(ctx.real.mean())},
+                description="mean pixel value of the samples (a test metric)",
+            )
+        )
+
+    module.register_metrics = register_metrics
+    get_plugin_manager().register(module)
+
+
+@pytest.fixture
+def pipeline_file(tmp_path):
+    return Pipeline(tiny_pipeline_config(("vae", "resnet-l1"))).eval().save(tmp_path / "p.safetensors")
+
+
+def test_builtin_metrics_are_registered_through_the_hook():
+    registry = get_plugin_manager().metrics
+    assert {"psnr", "ssim", "sharpness", "swd", "fid", "recognisability", "lpips"} <= set(registry.names())
+    assert registry.provider("psnr").plugin == "metrics"  # the entry point, as a third-party plugin would have
+    assert "lpips" not in metric_names(defaults_only=True)  # needs downloaded weights: opt-in
+
+
+def test_a_plugin_metric_is_reported_by_stagegen_eval(pipeline_file):
+    _register_brightness_plugin()
+    result = CliRunner().invoke(cli, ["eval", str(pipeline_file), "--metrics", "psnr,brightness", "--limit", "32", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for row in report["stages"]:
+        assert 0 <= row["sample_brightness"] <= 1 and "recon_psnr" in row
+    table = CliRunner().invoke(cli, ["eval", str(pipeline_file), "--metrics", "brightness", "--limit", "16"])
+    assert "sample_brightness" in table.stdout.splitlines()[2]
+
+
+def test_metric_values_match_a_direct_computation(pipeline_file):
+    _register_brightness_plugin()
+    pipe = stagegen.load(pipeline_file)
+    real = torch.rand(20, 1, 16, 16)
+    report = evaluate(pipe, real, ("brightness",), n_samples=12, seed=3)
+    samples = pipe.sample(12, seed=3, return_stages=True)
+    for row, stage_samples in zip(report["stages"], samples):
+        assert row["sample_brightness"] == pytest.approx(float(stage_samples.mean()), abs=1e-6)
+        assert row["real_brightness"] == pytest.approx(float(real.mean()), abs=1e-6)
+
+
+def test_unknown_metric_and_unknown_need_are_named(pipeline_file):
+    result = CliRunner().invoke(cli, ["eval", str(pipeline_file), "--metrics", "psnr,nope"])
+    assert result.exit_code == 2 and "unknown metric(s) nope" in result.stderr
+    with pytest.raises(ValueError, match="needs \\['weather'\\]"):
+        MetricType(name="bad", needs=("weather",), compute=lambda ctx: {})
+
+
+def test_plugins_lists_metrics():
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert "swd (metric) from stagegen" in result.stdout
