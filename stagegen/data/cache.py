@@ -111,7 +111,8 @@ def materialize(
                 stacklevel=2,
             )
             return TensorImages(torch.from_numpy(images), kept)
-        written = _read_cache(data_path, meta_path, key, shape)  # serve from the map, not a second copy
+        # serve from the map, not a second copy; its checksum was just computed from these very bytes
+        written = _read_cache(data_path, meta_path, key, shape, verify=False)
         if written is not None:
             written.cache_hit = False
             return written
@@ -156,10 +157,13 @@ def _write_cache(data_path: Path, meta_path: Path, images: np.ndarray, names: li
 MAX_SIDECAR_BYTES = 256 * 2**20
 
 
-def _read_cache(data_path: Path, meta_path: Path, key: dict, shape: tuple[int, int, int]) -> TensorImages | None:
+def _read_cache(
+    data_path: Path, meta_path: Path, key: dict, shape: tuple[int, int, int], verify: bool = True
+) -> TensorImages | None:
     """The cached split, or None (then it is rebuilt) when anything disagrees: the sidecar's
     format, key or shape, the count against the names and the file's size, or the file's bytes
-    against the checksum the sidecar recorded (one read of the file, which training reads anyway)."""
+    against the checksum the sidecar recorded (one read of the file, which training reads anyway;
+    skipped with ``verify=False`` right after writing, when the checksum was taken from the same bytes)."""
     if not (data_path.is_file() and meta_path.is_file()) or meta_path.stat().st_size > MAX_SIDECAR_BYTES:
         return None
     try:
@@ -179,7 +183,7 @@ def _read_cache(data_path: Path, meta_path: Path, key: dict, shape: tuple[int, i
     size = count * int(np.prod(shape))
     if meta.get("bytes") != size or data_path.stat().st_size != size:
         return None  # torn or foreign file: rebuild
-    if meta.get("sha256") != sha256_of(data_path):
+    if verify and meta.get("sha256") != sha256_of(data_path):
         return None  # altered in place: rebuild
     array = np.memmap(data_path, dtype=np.uint8, mode="c", shape=(count, *shape))
     dataset = TensorImages(torch.from_numpy(array), names)
