@@ -53,22 +53,32 @@ SETTINGS = {
         "components": 20,
         "classifier": "mnist",
         "curve_every": 250,
-        "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv",
+        # the sharp-mnist preset's refiner
+        "gan": {"width": 32, "blocks": 2, "weight": 0.02, "disc_width": 32, "train_from": 0},
+        "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv,sharp-gan",
     },
     "celeba": {
         "data": {"name": "celeba", "root": str(SHARED / "celeba")},
         "image_size": 64,
         "channels": 3,
-        "steps": 1500,
+        # equal wall-clock: every model trains for 15 minutes (the step count is only a cap)
+        "steps": 20_000,
+        "time_budget": 900,
         "batch": 32,
         "lr": 5e-4,
         "trunk": {"widths": [32, 64, 128, 256], "latent_dim": 128},
         "refiner": {"width": 32, "blocks": 2, "head_width": 32},
+        # the sharp-celeba64 preset's refiner and trunk (the ladder); the full-resolution chain's
+        # refiner joins after about the same five minutes of trunk-only training
+        "gan": {"width": 32, "blocks": 2, "weight": 0.015, "disc_width": 16, "train_from": 2000},
+        "gan_full": {"train_from": 1000},
+        "ladder_trunk": {"widths": [64, 128, 256], "latent_dim": 128},
+        "sample_path_batch": 16,
         # no digit classifier for faces, and no Inception weights on this machine: no FID
         "components": 20,
         "classifier": None,
         "curve_every": 0,
-        "models": "vae,resvae,msvae,cal-vae,sharp,ladder",
+        "models": "cal-vae,msvae,sharp,sharp-gan,ladder",
     },
 }
 
@@ -77,6 +87,8 @@ CALIBRATED = {"recon_loss": "calibrated", "kl_reduction": "elbo"}
 
 
 def models(s: dict) -> dict[str, list[dict]]:
+    from stagegen_presets import gan_refiner
+
     trunk, ref = s["trunk"], s["refiner"]
     adv = {
         "width": ref["width"],
@@ -87,7 +99,7 @@ def models(s: dict) -> dict[str, list[dict]]:
         "start_step": s["steps"] // 3,
     }
     cal = {**trunk, **CALIBRATED}
-    return {
+    chains = {
         # the paper's three models with the authors' settings
         "vae": [{"type": "vae", "options": {**trunk, **PAPER}}],
         "resvae": [{"type": "vae", "options": {**trunk, "recon_loss": "none"}}, {"type": "resnet-l2", "options": ref}],
@@ -100,8 +112,18 @@ def models(s: dict) -> dict[str, list[dict]]:
             {"type": "resnet-l1", "options": ref},
             {"type": "adversarial", "options": adv},
         ],
-        # a true coarse-to-fine ladder: the calibrated trunk at half the resolution, the l1 refiner upsamples x2
-        "ladder": [{"type": "vae", "options": cal}, {"type": "resnet-l1", "options": {**ref, "scale": 2}}],
+    }
+    if "gan" not in s:
+        return chains
+    return {
+        **chains,
+        # refiners that add detail: l1 + a realism loss on reconstructions and prior samples (presets.gan_refiner)
+        "sharp-gan": [{"type": "vae", "options": cal}, gan_refiner(**{**s["gan"], **s.get("gan_full", {})}, scale=1)],
+        # the coarse-to-fine ladder: the calibrated trunk at half the resolution, that refiner upsamples x2
+        "ladder": [
+            {"type": "vae", "options": {**s.get("ladder_trunk", trunk), **CALIBRATED}},
+            gan_refiner(**s["gan"], scale=2),
+        ],
     }
 
 
@@ -122,6 +144,8 @@ def _config(s: dict, stages: list[dict], steps: int) -> dict:
             "log_every": 100,
             "sample_every": 0,
             "checkpoint_every": 0,
+            "time_budget": s.get("time_budget"),
+            "sample_path_batch": s.get("sample_path_batch"),
         },
         "data": {**s["data"], "split": "train"},
     }
@@ -153,7 +177,6 @@ def run_dataset(name: str, args, figures: Path) -> dict:
     from stagegen import load
     from stagegen.compare import real_images
     from stagegen.data import open_dataset
-    from stagegen.images import save_grid
     from stagegen.metrics import evaluate
     from stagegen.metrics.classifiers import Classifier, recognisability
     from stagegen.metrics.fid import ClassifierFeatures
@@ -175,7 +198,7 @@ def run_dataset(name: str, args, figures: Path) -> dict:
         return {"recognised": confident, "coverage": coverage}
 
     wanted = (args.models or s["models"]).split(",")
-    reports, pipelines, timings, curve = {}, {}, {}, []
+    reports, pipelines, timings, curve, trained_steps = {}, {}, {}, [], {}
     for model, stages in models(s).items():
         if model not in wanted:
             continue
@@ -197,6 +220,7 @@ def run_dataset(name: str, args, figures: Path) -> dict:
                 pipe.set_prior({"type": "gmm", "options": {"components": s["components"]}})
                 pipe.prior.load_state_dict(fitted)
             timings[label] = saved["seconds"]
+            trained_steps[label] = pipe.file_metadata.get("extra", {}).get("train_steps")
             reports[label] = evaluate(pipe, real, n_samples=args.eval_images, seed=0, fid_features=fid, classifier=classifier)
             pipelines[label] = load(run_dir / "pipeline.safetensors")
             if prior == "normal":
@@ -209,7 +233,26 @@ def run_dataset(name: str, args, figures: Path) -> dict:
         start = time.perf_counter()
         fit_prior(pipe, train_set, seed=0)
         fit_seconds = time.perf_counter() - start
-    # generated images only: the dataset's own images are never written into this repository
+    write_figures(name, pipelines, real, figures)
+    return {
+        "settings": s,
+        "reports": reports,
+        "seconds": timings,
+        "steps": trained_steps,
+        "models": list(pipelines),
+        "curve": curve,
+        "prior_fit_seconds": fit_seconds,
+    }
+
+
+STAGE_FIGURES = ("msvae", "sharp", "sharp-adv", "sharp-gan", "ladder")
+
+
+def write_figures(name: str, pipelines: dict, real: torch.Tensor, figures: Path) -> None:
+    """Sample grids per prior, reconstructions, and each multi-stage model's stage grid.
+    Generated images only: the dataset's own images are never written into this repository."""
+    from stagegen.images import save_grid
+
     for prior in ("normal", "gmm"):
         rows = [p.sample(10, seed=1) for label, p in pipelines.items() if label.endswith("+" + prior)]
         save_grid(rows, figures / f"results-{name}-samples-{prior}.png")
@@ -217,19 +260,32 @@ def run_dataset(name: str, args, figures: Path) -> dict:
         [p.reconstruct(real[:10]) for label, p in pipelines.items() if label.endswith("+gmm")],
         figures / f"results-{name}-reconstructions.png",
     )
-    for model in ("msvae", "sharp", "sharp-adv"):
+    for model in STAGE_FIGURES:
         if f"{model}+gmm" in pipelines:
             save_grid(
                 pipelines[f"{model}+gmm"].sample(10, seed=1, return_stages=True), figures / f"results-{name}-{model}-stages.png"
             )
-    return {
-        "settings": s,
-        "reports": reports,
-        "seconds": timings,
-        "models": list(pipelines),
-        "curve": curve,
-        "prior_fit_seconds": fit_seconds,
-    }
+
+
+def rerender(results: dict, args) -> None:
+    """Figures and results.md again from the trained pipelines and saved reports (no training, no
+    evaluation): after a change to how results are shown."""
+    from stagegen import load
+    from stagegen.compare import real_images
+
+    for name, r in results.items():
+        s, out = r["settings"], Path(args.runs) / name
+        pipelines = {}
+        for label in r["models"]:
+            model, _, prior = label.rpartition("+")
+            pipe = load(out / model / "pipeline.safetensors")
+            r.setdefault("steps", {})[label] = pipe.file_metadata.get("extra", {}).get("train_steps")
+            if prior == "normal":
+                pipe.set_prior({"type": "normal"})
+            pipelines[label] = pipe
+        real = real_images(s["data"]["name"], s["data"]["root"], "test", s["image_size"], s["channels"], args.eval_images)
+        write_figures(name, pipelines, real, args.out.parent)
+    write_markdown(results, args.out)
 
 
 HAND_WRITTEN = "<!-- written by hand below; benchmarks/quality.py keeps this part -->"
@@ -242,7 +298,7 @@ def _cell(value, digits=2):
 def write_markdown(results: dict, path: Path) -> None:
     from stagegen.metrics import format_table
 
-    lines = [
+    header = [
         "# Results: sample quality per model and per stage",
         "",
         "Produced by `python benchmarks/quality.py` (see its docstring); every number below comes from that run,",
@@ -251,19 +307,27 @@ def write_markdown(results: dict, path: Path) -> None:
         "",
         "Models: `vae`, `resvae`, `msvae` are the paper's three with the authors' losses (l2 + KL averaged over",
         "latent elements); `cal-vae` is the VAE with stagegen's calibrated trunk (Gaussian decoder with sigma^2 = the",
-        "batch MSE, KL summed per image); `sharp` is that trunk plus the l1 refiner (the `sharp-*` presets);",
-        "`sharp-adv` adds an adversarial third stage; `ladder` runs the calibrated trunk at half the resolution",
-        "and lets the l1 refiner upsample x2 (a coarse-to-fine chain in the literal sense).",
+        "batch MSE, KL summed per image); `sharp` is that trunk plus the l1 refiner (`sharp-digits`, `sharp-mnist`);",
+        "`sharp-adv` adds an adversarial third stage; `sharp-gan` is the calibrated trunk plus a refiner trained with",
+        "l1 and an adversarial loss on reconstructions and prior samples (the sample path); `ladder` runs the",
+        "calibrated trunk at half the resolution and lets that refiner upsample x2 (the `sharp-celeba64` preset).",
         "`+normal` samples z ~ N(0, I) as the paper does; `+gmm` samples the same trained weights from a Gaussian",
-        "mixture fitted to the training images' posterior means after training.",
+        "mixture fitted to the training images' posterior means after training. `realism` is the held-out accuracy",
+        "of a small classifier trained to tell samples from test images (0.5: indistinguishable; docs/evaluation.md).",
         "",
     ]
+    sections = _existing_sections(path)
     for name, r in results.items():
         s = r["settings"]
-        lines += [
+        length = (
+            f"{s['time_budget'] / 60:.0f} minutes of training each (equal wall-clock)"
+            if s.get("time_budget")
+            else f"{s['steps']} steps"
+        )
+        lines = [
             f"## {name}",
             "",
-            f"{s['image_size']}x{s['image_size']}, {s['steps']} steps, batch {s['batch']}, Adam lr {s['lr']} (beta1 0.5), seed 0; "
+            f"{s['image_size']}x{s['image_size']}, {length}, batch {s['batch']}, Adam lr {s['lr']} (beta1 0.5), seed 0; "
             f"trunk widths {s['trunk']['widths']}, latent {s['trunk']['latent_dim']}; refiners width {s['refiner']['width']}, "
             f"{s['refiner']['blocks']} residual blocks; mixture of {s['components']} full-covariance Gaussians. "
             f"Evaluated on {r['reports'][r['models'][0]]['n_real']} test images and {r['reports'][r['models'][0]]['n_samples']} "
@@ -273,9 +337,12 @@ def write_markdown(results: dict, path: Path) -> None:
         rep0 = r["reports"][r["models"][0]]
         has_cls = "classifier" in rep0
         head = ["model", "stages", "recon PSNR", "recon sharpness", "sample sharpness", "sample SWD (fine ... coarse)"]
+        has_realism = "sample_realism" in rep0["stages"][-1]
+        if has_realism:
+            head.append("realism")
         if has_cls:
             head += ["sample FID", "recognised", "coverage"]
-        head.append("train s")
+        head += ["steps", "train s"]
         lines += ["Final stage of each model:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for label in r["models"]:
             rep = r["reports"][label]
@@ -288,9 +355,11 @@ def write_markdown(results: dict, path: Path) -> None:
                 _cell(f["sample_sharpness"]),
                 " / ".join(f"{v:.2f}" for v in f["sample_swd"]),
             ]
+            if has_realism:
+                cells.append(_cell(f.get("sample_realism")))
             if has_cls:
                 cells += [_cell(f.get("sample_fid"), 1), _cell(f.get("sample_confident")), _cell(f.get("sample_coverage"))]
-            cells.append(f"{r['seconds'][label]:.0f}")
+            cells += [str(r.get("steps", {}).get(label, "")), f"{r['seconds'][label]:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
         if has_cls:
             lines += [
@@ -332,7 +401,7 @@ def write_markdown(results: dict, path: Path) -> None:
             f"Reconstructions of ten test images (inputs not shown): {order}.",
             "",
         ]
-        for model in ("msvae", "sharp", "sharp-adv"):
+        for model in ("msvae", "sharp", "sharp-adv", "sharp-gan", "ladder"):
             if f"{model}+gmm" in r["models"]:
                 lines += [
                     f"![{model} stages](results-{name}-{model}-stages.png)",
@@ -343,12 +412,35 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += ["Per-stage tables:", ""]
         for label in r["models"]:
             lines += [format_table(r["reports"][label], title=label), ""]
+        sections[name] = "\n".join(lines)
     kept = (
         path.read_text().split(HAND_WRITTEN, 1)[1]
         if path.is_file() and HAND_WRITTEN in path.read_text()
         else "\n## Reading the numbers\n\n(to be written after looking at the run)\n"
     )
-    path.write_text("\n".join(lines) + "\n" + HAND_WRITTEN + kept)
+    body = "\n".join(header) + "\n" + "\n".join(sections[name] for name in _ordered(sections))
+    path.write_text(body + "\n" + HAND_WRITTEN + kept)
+
+
+def _existing_sections(path: Path) -> dict[str, str]:
+    """The generated ``## <dataset>`` sections of an earlier results.md, by dataset: a run of
+    some datasets rewrites theirs and keeps the others as they were."""
+    if not path.is_file():
+        return {}
+    generated = path.read_text().split(HAND_WRITTEN, 1)[0]
+    sections, name = {}, None
+    for line in generated.splitlines():
+        if line.startswith("## "):
+            name = line[3:].strip()
+            sections[name] = []
+        if name is not None:
+            sections[name].append(line)
+    return {k: "\n".join(v).rstrip() + "\n" for k, v in sections.items()}
+
+
+def _ordered(sections: dict[str, str]) -> list[str]:
+    known = [name for name in SETTINGS if name in sections]
+    return known + [name for name in sections if name not in known]
 
 
 def main(argv=None):
@@ -360,11 +452,18 @@ def main(argv=None):
     p.add_argument("--runs", default=str(ROOT / "runs" / "quality"), help="where the trained pipelines go")
     p.add_argument("--retrain", action="store_true", help="train again even where a pipeline exists")
     p.add_argument("--out", type=Path, default=DOCS / "results.md")
+    p.add_argument(
+        "--rerender", action="store_true", help="only figures and markdown again, from the runs' saved pipelines and reports"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     # a run of some datasets keeps the others' results from an earlier run (same --runs folder)
     saved = Path(args.runs) / "results.json"
     results = json.loads(saved.read_text()) if saved.is_file() else {}
+    if args.rerender:
+        rerender({name: results[name] for name in args.datasets.split(",") if name in results}, args)
+        print(f"wrote {args.out}")
+        return
     for name in args.datasets.split(","):
         results[name] = run_dataset(name, args, args.out.parent)
         Path(args.runs).mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,15 @@
 the same modules and losses (the floor), and pythae's trainer on the VAE-only model.
 
     python benchmarks/train_speed.py                       # CPU: msvae-mnist and vae-mnist, batch 64
+    python benchmarks/train_speed.py --presets sharp-mnist,sharp-celeba64 --batch 32
     python benchmarks/train_speed.py --presets msvae-celeba --image-size 128 --batch 32 --device cuda --precision bf16
+
+The plain loop computes what the preset's stages compute: the trunk's loss (l2 + KL, or the
+calibrated Gaussian NLL + KL per image), the refiners' pixel losses and, for an adversarial
+loss, the discriminator's judgement of the refiner's outputs on the batch and on latents from
+the prior (the sample path, here drawn from N(0, I)), feature matching, and the
+discriminator's own update with its R1 penalty. Refiners that join late (``train_from``) are
+timed as they train once they have joined.
 
 Each measurement runs in its own process (so its peak memory is its own), on the same
 in-memory images, with the same batch, precision and model; warm-up steps are excluded and the
@@ -39,32 +47,97 @@ def _config(args):
         train__progress=False,
         train__sample_every=0,
         train__checkpoint_every=0,
+        # the sample path draws from N(0, I) in both loops: a fitted prior's refits (every few hundred steps) are not timed
+        pipeline__prior={"type": "normal"},
     )
 
 
 # ------------------------------------------------------------------ the plain loop (the floor)
 
 
+def _joined(pipeline_config):
+    """Every refiner training from the first step (a preset's ``train_from`` would time the
+    trunk alone), and losses starting at once (a late ``start_step`` likewise)."""
+    stages = []
+    for spec in pipeline_config.stages:
+        losses = spec.losses
+        if losses is not None:
+            losses = [
+                loss.model_copy(update={"options": {**loss.options, "start_step": 0}}) if "start_step" in loss.options else loss
+                for loss in losses
+            ]
+        stages.append(spec.model_copy(update={"train_from": 0, "losses": losses}))
+    return pipeline_config.model_copy(update={"stages": stages})
+
+
 def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=torch.contiguous_format, compile=False):
     """What a user would write by hand for the same modules and losses."""
+    from stagegen.losses import adaptive_weight, r1_penalty
+    from stagegen.pipeline import resize_to
+
     trunk, refiners = pipeline.stages[0], list(pipeline.stages[1:])
     specs = pipeline.config.stages
     trunk_loss = specs[0].options["recon_loss"]
     kl_mean = specs[0].options["kl_reduction"] == "mean"
+    pixels = [[loss.type for loss in spec.losses if loss.type in ("l1", "l2")] for spec in specs[1:]]
+    gans = []  # per refiner: (discriminator, its optimiser, options) or None
+    for spec in specs[1:]:
+        adversarial = next((loss for loss in spec.losses if loss.type == "adversarial"), None)
+        if adversarial is None:
+            gans.append(None)
+            continue
+        o = adversarial.options
+        disc = _discriminator(pipeline.config.channels, o).to(device).to(memory_format=memory_format)
+        o = {**o, "weight": adversarial.weight}
+        gans.append((disc, torch.optim.Adam(disc.parameters(), lr=o["disc_lr"], betas=tuple(o["disc_betas"])), o))
+    sampled = any(g is not None and g[2]["judge"] != "reconstructions" for g in gans)
+    latent_shape = tuple(trunk.latent_shape)
+    step_count = [0]
 
-    def compute_loss(x):
+    def compute_loss(x, z_prior):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            posterior = trunk.encode(x)
+            x0 = resize_to(x, pipeline.resolutions[0])
+            posterior = trunk.encode(x0)
             z = posterior.mean + posterior.std * torch.randn_like(posterior.mean)
             y = trunk.decode(z)
-            loss = posterior.kl().mean() if kl_mean else posterior.kl().sum(1).mean()
+            kl = posterior.kl()
+            loss = kl.mean() if kl_mean else kl.sum(1).mean() / (1 if trunk_loss == "l2" else y[0].numel())
             if trunk_loss == "l2":
-                loss = loss + F.mse_loss(y.float(), x)
-            for spec, refiner in zip(specs[1:], refiners):
+                loss = loss + F.mse_loss(y.float(), x0)
+            elif trunk_loss == "calibrated":
+                squared = (y.float() - x0).square()
+                log_sigma = (0.5 * squared.mean().clamp_min(1e-12).log()).clamp_min(-6.0)
+                loss = loss + (0.5 * squared * torch.exp(-2 * log_sigma) + log_sigma).mean()
+            ys = [y]
+            samples = None
+            if z_prior is not None:
+                with torch.no_grad():
+                    trunk.eval()
+                    samples = trunk.decode(z_prior)
+                    trunk.train()
+            for i, refiner in enumerate(refiners):
                 y = refiner(y)
-                kind = spec.type.rsplit("-", 1)[-1]
-                loss = loss + (F.l1_loss(y.float(), x) if kind == "l1" else F.mse_loss(y.float(), x))
-        return loss
+                ys.append(y)
+                target = resize_to(x, pipeline.resolutions[i + 1])
+                pixel = sum(F.l1_loss(y.float(), target) if kind == "l1" else F.mse_loss(y.float(), target) for kind in pixels[i])
+                loss = loss + pixel
+                if samples is not None:
+                    samples = refiner(samples)
+                if gans[i] is not None:
+                    disc, _, o = gans[i]
+                    disc.requires_grad_(False)
+                    logits, features = disc.forward_with_features(y)
+                    adversarial = -logits.float().mean()
+                    if samples is not None:
+                        adversarial = 0.5 * (adversarial - disc(samples).float().mean())
+                    if o["feature_matching"]:
+                        with torch.no_grad():
+                            _, real_features = disc.forward_with_features(target)
+                        fm = torch.stack([F.l1_loss(a, b) for a, b in zip(features, real_features)]).mean()
+                        loss = loss + o["feature_matching"] * fm
+                    weight = adaptive_weight(pixel, adversarial, refiner.last_layer) if o["adaptive"] else 1.0
+                    loss = loss + o["weight"] * weight * adversarial
+        return loss, ys, samples
 
     if compile:
         compute_loss = torch.compile(compute_loss)
@@ -72,13 +145,36 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=to
     def step(batch_uint8):
         x = batch_uint8.to(device, non_blocking=True).float().div_(255).mul_(2).sub_(1)
         x = x.contiguous(memory_format=memory_format)
+        z_prior = torch.randn(x.shape[0], *latent_shape, device=device) if sampled else None
         optimizer.zero_grad(set_to_none=True)
-        loss = compute_loss(x)
+        loss, ys, samples = compute_loss(x, z_prior)
         loss.backward()
         optimizer.step()
+        for i, gan in enumerate(gans):  # each discriminator's own update
+            if gan is None:
+                continue
+            disc, disc_optimizer, o = gan
+            disc.requires_grad_(True)
+            disc_optimizer.zero_grad(set_to_none=True)
+            penalise = o["r1"] > 0 and step_count[0] % o["r1_every"] == 0
+            real = resize_to(x, pipeline.resolutions[i + 1]).detach().requires_grad_(penalise)
+            real_logits = disc(real)
+            fakes = [ys[i + 1].detach()] + ([samples.detach()] if samples is not None else [])
+            d_loss = sum(F.relu(1 - real_logits).mean() + F.relu(1 + disc(f)).mean() for f in fakes) / len(fakes)
+            if penalise:
+                d_loss = d_loss + 0.5 * o["r1"] * o["r1_every"] * r1_penalty(real_logits, real)
+            d_loss.backward()
+            disc_optimizer.step()
+        step_count[0] += 1
         return loss
 
     return step
+
+
+def _discriminator(channels: int, options: dict):
+    from stagegen_adversarial import PatchDiscriminator
+
+    return PatchDiscriminator(channels, options["disc_width"], options["disc_layers"], options["spectral_norm"])
 
 
 def worker_plain(args, memory_format=torch.contiguous_format) -> dict:
@@ -88,7 +184,7 @@ def worker_plain(args, memory_format=torch.contiguous_format) -> dict:
     config = _config(args)
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    pipeline = Pipeline(config.pipeline).to(device).train().to(memory_format=memory_format)
+    pipeline = Pipeline(_joined(config.pipeline)).to(device).train().to(memory_format=memory_format)
     optimizer = torch.optim.Adam(pipeline.parameters(), lr=1e-3, betas=(0.5, 0.999), foreach=True)
     bf16 = args.precision == "bf16"
     images = images_in_memory(config.pipeline.image_size, config.pipeline.channels)
@@ -122,7 +218,12 @@ def worker_stagegen(args) -> dict:
 
     config = _config(args)
     total = args.warmup + args.reps * args.steps
-    config = config.model_copy(update={"train": config.train.model_copy(update={"steps": total, "log_every": args.steps})})
+    config = config.model_copy(
+        update={
+            "pipeline": _joined(config.pipeline),
+            "train": config.train.model_copy(update={"steps": total, "log_every": args.steps, "time_budget": None}),
+        }
+    )
     images = images_in_memory(config.pipeline.image_size, config.pipeline.channels)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, run_dir, dataset=TensorImages(images))

@@ -4,7 +4,7 @@ A VAE trunk makes a coarse image; a chain of refiner plugins, each with its own 
 it sharp (Cai, Gao, Ji, 2017). Load a trained pipeline with :func:`load`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .hookspecs import hookimpl  # noqa: E402  (plugins import the marker from here)
 

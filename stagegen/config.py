@@ -16,16 +16,52 @@ from .options import StrictModel as _Strict
 from .options import describe_validation_error
 
 
-class StageSpec(_Strict):
-    """One stage of the chain: which registered type, its options, and how it trains."""
+class LossSpec(_Strict):
+    """One loss term of a stage: a registered loss type, its weight and its options."""
 
-    type: str = Field(description="registered stage type, e.g. 'vae' or 'resnet-l1'")
-    options: dict[str, Any] = Field(default_factory=dict, description="options of that stage type")
+    type: str = Field(description="registered loss type, e.g. 'l1', 'perceptual', 'adversarial'")
+    name: str | None = Field(
+        None, min_length=1, max_length=64, description="the name its terms are logged under (default: the type)"
+    )
+    weight: float = Field(1.0, ge=0, le=1e6, description="multiplies the loss's terms")
+    options: dict[str, Any] = Field(default_factory=dict, description="options of that loss type")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+
+class AugmentSpec(_Strict):
+    """Conditioning augmentation of a refiner's input in training (cascaded generators): the
+    previous stage's output is corrupted a little, so the refiner tolerates the errors that
+    stage makes on latents it was never trained on."""
+
+    noise: float = Field(0.0, ge=0, le=1, description="Gaussian noise on the input; its std is drawn per image from U(0, noise)")
+    blur: float = Field(
+        0.0, ge=0, le=8, description="Gaussian blur of the input; its sigma is drawn per image from U(0, blur), in pixels"
+    )
+
+
+class StageSpec(_Strict):
+    """One stage of the chain: which registered type, its options, its losses, and how it trains."""
+
+    type: str = Field(description="registered stage type or network, e.g. 'vae', 'resnet-l1' or 'resnet'")
+    options: dict[str, Any] = Field(default_factory=dict, description="options of that stage type (its network's)")
+    losses: list[LossSpec] | None = Field(
+        None, max_length=32, description="the stage's loss terms; None: the stage type's defaults"
+    )
     loss_weight: float = Field(1.0, ge=0, description="multiplies every loss term of this stage")
     detach_input: bool = Field(
         False,
         description="refiners only: train on a detached input, so this stage's loss does not "
         "reach earlier stages (default: joint training, as in the paper)",
+    )
+    augment: AugmentSpec = Field(default_factory=AugmentSpec, description="refiners only: input corruption in training")
+    train_from: int = Field(
+        0,
+        ge=0,
+        description="refiners only: the step at which this stage joins training; before it the chain is trained without "
+        "it (and the stages after it), so the earlier stages train alone, faster (progressive training)",
     )
 
 
@@ -59,8 +95,18 @@ class PipelineConfig(_Strict):
         return [s.type for s in self.stages]
 
 
+#: marks a training field a resumed run may change (how long, where and how it runs, not what it
+#: trains): the CLI's resume check, `stagegen.train.resume` and their messages read it
+RESUMABLE = {"resumable": True}
+
+
+def resumable_fields() -> list[str]:
+    """The TrainConfig fields a resumed run may change."""
+    return [name for name, f in TrainConfig.model_fields.items() if (f.json_schema_extra or {}).get("resumable")]
+
+
 class TrainConfig(_Strict):
-    steps: int = Field(1500, ge=1, description="optimiser steps")
+    steps: int = Field(1500, ge=1, description="optimiser steps", json_schema_extra=RESUMABLE)
     batch_size: int = Field(64, ge=1, description="images per step and process")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas (the authors use beta1 = 0.5)")
@@ -72,34 +118,58 @@ class TrainConfig(_Strict):
     grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
     accumulate: int = Field(1, ge=1, description="gradient accumulation: micro-batches per step")
     ema_decay: float | None = Field(
-        None, gt=0, lt=1, description="EMA of generator weights; the pipeline file holds the EMA weights"
+        None,
+        gt=0,
+        lt=1,
+        description="decay of an exponential moving average of the generator's weights, e.g. 0.999; the pipeline file "
+        "holds the averaged weights",
     )
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="seeds every random number generator")
-    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    seed: int = Field(
+        0, ge=0, le=2**63 - 1, description="seeds every random number generator (a CPU run is repeatable bit for bit)"
+    )
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...", json_schema_extra=RESUMABLE)
     log_every: int = Field(50, ge=1, description="steps between metrics.jsonl lines")
     sample_every: int = Field(500, ge=0, description="steps between sample grids (0: only at the end)")
     checkpoint_every: int = Field(500, ge=0, description="steps between checkpoints (0: only at the end)")
     max_nonfinite: int = Field(20, ge=1, description="stop after this many non-finite steps in a row")
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes", json_schema_extra=RESUMABLE)
     compile: bool = Field(False, description="torch.compile the pipeline")
     memory_format: Literal["channels_last", "contiguous"] = Field(
         "channels_last",
         description="layout of images and conv weights in training; channels_last is faster with oneDNN (CPU) and cuDNN",
     )
-    progress: bool = Field(True, description="show a progress bar")
+    progress: bool = Field(True, description="show a progress bar", json_schema_extra=RESUMABLE)
     time_budget: float | None = Field(
-        None, gt=0, description="seconds of training after which the run finishes early (checkpoint, prior, pipeline, grids)"
+        None,
+        gt=0,
+        description="seconds of training after which the run finishes early (checkpoint, prior, pipeline, grids); "
+        "on the command line also 90s, 2m, 1.5h",
+        json_schema_extra=RESUMABLE,
     )
     prior_fit_images: int = Field(
         20_000, ge=1, description="training images whose posteriors the prior is fitted to (a seeded subset)"
     )
+    sample_path_every: int = Field(
+        1,
+        ge=0,
+        description="steps between passes of the sample path (the chain run from prior latents, judged by the losses "
+        "that read samples, such as adversarial); 0: never. Only runs when some loss reads samples",
+    )
+    sample_path_batch: int | None = Field(None, ge=1, description="latents per sample-path pass (default: batch_size)")
+    sample_path_temperature: float = Field(1.0, ge=0, le=10, description="temperature of the sample path's latents")
+    sample_prior_refit_every: int = Field(
+        250, ge=1, description="steps between refits of the sample path's prior to the latest posterior means"
+    )
+    sample_prior_latents: int = Field(
+        4096, ge=64, le=1_000_000, description="recent posterior means the sample path's prior is fitted to"
+    )
 
 
 class DataConfig(_Strict):
-    name: str = Field("digits", description="registered dataset name")
+    name: str = Field("digits", description="registered dataset name (`stagegen datasets`); default: the embedded digits")
     root: str | None = Field(None, description="where the dataset's files are")
-    split: str = Field("train", description="train, val or test")
+    split: str = Field("train", description="the split to train on: train, val or test")
     options: dict[str, Any] = Field(default_factory=dict, description="options of that dataset")
     cache_dir: str | None = Field(None, description="decoded-image cache folder (None: no cache)")
 

@@ -13,7 +13,18 @@ hookimpl = pluggy.HookimplMarker("stagegen")
 
 @hookspec
 def register_stages(register):
-    """Register stage types: call ``register(StageType(...))`` once per stage type."""
+    """Register stage types (self-contained, or compositions of a network and losses): call
+    ``register(StageType(...))`` once per stage type."""
+
+
+@hookspec
+def register_networks(register):
+    """Register refiner networks: call ``register(NetworkType(...))`` once per network."""
+
+
+@hookspec
+def register_losses(register):
+    """Register loss types: call ``register(LossType(...))`` once per loss."""
 
 
 @hookspec
@@ -29,3 +40,14 @@ def register_priors(register):
 @hookspec
 def register_metrics(register):
     """Register evaluation metrics: call ``register(MetricType(...))`` once per metric."""
+
+
+@hookspec
+def register_presets(register):
+    """Register presets (named starting configurations): call ``register(Preset(...))`` once per preset."""
+
+
+@hookspec
+def register_callbacks(register):
+    """Register training callbacks: call ``register(CallbackType(...))`` once per callback;
+    every run builds each (its ``build(config)`` may return None to stay out of a run)."""

@@ -1,4 +1,5 @@
-"""Image grids and files: what the trainer and the CLI write for people to look at."""
+"""Images: the one resize stagegen uses, and the grids and files the trainer and the CLI write
+for people to look at."""
 
 from __future__ import annotations
 
@@ -6,6 +7,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+
+def resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Float images N x C x H x W at ``size`` (square when an int): bilinear, antialiased when
+    shrinking, so a smaller image averages the pixels it covers instead of sampling them (a
+    stage's target, a metric's reference, a dataset's images, a classifier's input)."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", antialias=shrink, align_corners=False)
 
 
 def to_pil(image: torch.Tensor):

@@ -18,14 +18,16 @@ def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, slope: fl
 
 
 class ResidualBlock(nn.Module):
-    """conv-BN-lrelu-conv-BN, add the input, ReLU: the block of the paper's refiner."""
+    """conv-BN-lrelu-conv-BN, add the input, ReLU: the block of the paper's refiner. With
+    ``prelu`` the inner activation is a PReLU per channel, and without ``post_activation`` the
+    sum is returned as it is: SRResNet's block."""
 
-    def __init__(self, width: int, slope: float = 0.3, post_activation: bool = True):
+    def __init__(self, width: int, slope: float = 0.3, post_activation: bool = True, prelu: bool = False):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(width, width, 3, padding=1, bias=False),
             nn.BatchNorm2d(width),
-            nn.LeakyReLU(slope, inplace=True),
+            nn.PReLU(width) if prelu else nn.LeakyReLU(slope, inplace=True),
             nn.Conv2d(width, width, 3, padding=1, bias=False),
             nn.BatchNorm2d(width),
         )

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .config import PipelineConfig
 from .devices import resolve_device
 from .options import describe_validation_error
-from .pipeline_file import DTYPE_NAMES, PipelineFileError, read_header
+from .pipeline_file import DTYPE_NAMES, PipelineFileError, PipelineHeader, read_header
 from .plugins import get_plugin_manager
 
 __all__ = ["load_pipeline"]
@@ -27,10 +27,10 @@ ALLOCATION_SLACK_BYTES = 64 * 1024 * 1024
 ALLOCATION_FACTOR = 1.5
 
 
-def _version_note(config: PipelineConfig, doc: dict[str, Any]) -> str:
+def _version_note(config: PipelineConfig, header: PipelineHeader) -> str:
     """Which stages were written by another version of their plugin than the installed one."""
     registry = get_plugin_manager().stages
-    recorded = {r["index"]: r for r in doc["stages"]}
+    recorded = {r["index"]: r for r in header.document["stages"]}
     changed = []
     for i, spec in enumerate(config.stages):
         written_by = recorded.get(i, {}).get("package_version")
@@ -47,13 +47,13 @@ def _version_note(config: PipelineConfig, doc: dict[str, Any]) -> str:
     )
 
 
-def _build(build, config: PipelineConfig, doc: dict[str, Any], path: Path, device: str | torch.device):
+def _build(build, config: PipelineConfig, header: PipelineHeader, device: str | torch.device):
     try:
         with torch.device(device):
             return build(config)
     except (ValueError, TypeError) as exc:
         raise PipelineFileError(
-            f"{path}: cannot rebuild the pipeline from its config: {exc}{_version_note(config, doc)}"
+            f"{header.path}: cannot rebuild the pipeline from its config: {exc}{_version_note(config, header)}"
         ) from None
 
 
@@ -61,45 +61,101 @@ def _tensor_bytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _upgrade(config: PipelineConfig, doc: dict[str, Any], path: Path) -> tuple[PipelineConfig, dict[str, torch.Tensor]]:
-    """Options and tensors of stages written by another version of their plugin, passed through
-    that stage type's ``upgrade`` hook. Returns the new config and the stages' upgraded tensors
-    (full names); the file's other tensors are untouched. Reading a stage's tensors costs at most
-    the file's size."""
-    from safetensors import safe_open
-
+def upgrade_stage_tensors(
+    config: PipelineConfig, versions: dict[int, str], tensors: dict[str, torch.Tensor], where: str
+) -> tuple[PipelineConfig, dict[str, torch.Tensor]]:
+    """Pass each stage written by another version of its plugin (``versions``: stage index ->
+    the version that wrote it, "" when unknown) through its stage type's ``upgrade`` hook.
+    ``tensors`` is keyed by full names (``stages.1.head.0.weight``); returns the new config and
+    ``tensors`` with the upgraded stages' entries replaced. Used for pipeline files and training
+    checkpoints alike."""
     registry = get_plugin_manager().stages
-    recorded = {r["index"]: r for r in doc["stages"]}
-    specs, replaced = list(config.stages), {}
+    specs, tensors = list(config.stages), dict(tensors)
     for i, spec in enumerate(specs):
         stage_type = registry.get(spec.type)
-        written_by = str(recorded.get(i, {}).get("package_version", ""))
-        if stage_type.upgrade is None or written_by == registry.provider(spec.type).version:
+        written_by = versions.get(i, "")
+        installed = registry.provider(spec.type).version
+        if stage_type.upgrade is None or written_by == installed:
             continue
         prefix = f"stages.{i}."
-        names = [k for k in doc["_tensors"] if k.startswith(prefix)]
+        own = {k[len(prefix) :]: tensors.pop(k) for k in [k for k in tensors if k.startswith(prefix)]}
         try:
-            with safe_open(str(path), framework="pt", device="cpu") as f:
-                tensors = {k[len(prefix) :]: f.get_tensor(k) for k in names}
-        except Exception as exc:
-            raise PipelineFileError(f"{path}: the tensor data is damaged or truncated ({exc})") from None
-        try:
-            options, tensors = stage_type.upgrade(dict(spec.options), tensors, written_by)
+            options, own = stage_type.upgrade(dict(spec.options), own, written_by)
         except Exception as exc:  # a plugin's migration failing must name the plugin and the versions
             raise PipelineFileError(
-                f"{path}: stage {i} ({spec.type}) was written by version {written_by or 'unknown'} of its plugin and its "
-                f"upgrade to {registry.provider(spec.type).version} failed: {exc}"
+                f"{where}: stage {i} ({spec.type}) was written by version {written_by or 'unknown'} of its plugin and its "
+                f"upgrade to {installed} failed: {exc}"
             ) from None
         specs[i] = spec.model_copy(update={"options": options})
-        replaced.update({prefix + k: v for k, v in tensors.items()})
-        doc["_tensors"] = {k: v for k, v in doc["_tensors"].items() if not k.startswith(prefix)}
-        doc["_tensors"].update(
-            {prefix + k: {"shape": list(v.shape), "dtype": DTYPE_NAMES.get(v.dtype, str(v.dtype))} for k, v in tensors.items()}
-        )
-    return config.model_copy(update={"stages": specs}), replaced
+        tensors.update({prefix + k: v for k, v in own.items()})
+    return config.model_copy(update={"stages": specs}), tensors
 
 
-def _check_against_file(skeleton, doc: dict[str, Any], path: Path) -> None:
+def upgrade_prior_tensors(
+    config: PipelineConfig, version: str, tensors: dict[str, torch.Tensor], where: str
+) -> tuple[PipelineConfig, dict[str, torch.Tensor]]:
+    """The prior's options and tensors (``prior.*`` in ``tensors``) through its prior type's
+    ``upgrade`` hook when ``version`` (who wrote them; "" when unknown) is not the installed one."""
+    registry = get_plugin_manager().priors
+    spec = config.prior
+    prior_type, installed = registry.get(spec.type), registry.provider(spec.type).version
+    if prior_type.upgrade is None or version == installed:
+        return config, tensors
+    tensors = dict(tensors)
+    own = {k[len("prior.") :]: tensors.pop(k) for k in [k for k in tensors if k.startswith("prior.")]}
+    try:
+        options, own = prior_type.upgrade(dict(spec.options), own, version)
+    except Exception as exc:  # a plugin's migration failing must name the plugin and the versions
+        raise PipelineFileError(
+            f"{where}: the {spec.type} prior was written by version {version or 'unknown'} of its plugin and its upgrade "
+            f"to {installed} failed: {exc}"
+        ) from None
+    tensors.update({"prior." + k: v for k, v in own.items()})
+    return config.model_copy(update={"prior": spec.model_copy(update={"options": options})}), tensors
+
+
+def _prior_is_stale(config: PipelineConfig, version: str) -> bool:
+    registry = get_plugin_manager().priors
+    return registry.get(config.prior.type).upgrade is not None and version != registry.provider(config.prior.type).version
+
+
+def _upgrade(
+    config: PipelineConfig, header: PipelineHeader
+) -> tuple[PipelineConfig, dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
+    """Options and tensors of stages (and of the prior) written by another version of their
+    plugin, through their type's ``upgrade`` hook. Returns the new config, the upgraded tensors
+    and the tensor table they make (the header's, with theirs in place). Reading their tensors
+    costs at most the file's size."""
+    from safetensors import safe_open
+
+    path = header.path
+    registry = get_plugin_manager().stages
+    versions = header.stage_versions()
+    stale = [
+        i
+        for i, spec in enumerate(config.stages)
+        if registry.get(spec.type).upgrade is not None and versions.get(i, "") != registry.provider(spec.type).version
+    ]
+    prior_version = header.prior_version
+    prior_stale = config.prior.type in get_plugin_manager().priors and _prior_is_stale(config, prior_version)
+    if not stale and not prior_stale:
+        return config, {}, header.tensors
+    prefixes = tuple(f"stages.{i}." for i in stale) + (("prior.",) if prior_stale else ())
+    names = [k for k in header.tensors if k.startswith(prefixes)]
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {k: f.get_tensor(k) for k in names}
+    except Exception as exc:
+        raise PipelineFileError(f"{path}: the tensor data is damaged or truncated ({exc})") from None
+    config, replaced = upgrade_stage_tensors(config, {i: versions.get(i, "") for i in stale}, tensors, str(path))
+    if prior_stale:
+        config, replaced = upgrade_prior_tensors(config, prior_version, replaced, str(path))
+    table = {k: v for k, v in header.tensors.items() if not k.startswith(prefixes)}
+    table.update({k: {"shape": list(v.shape), "dtype": DTYPE_NAMES.get(v.dtype, str(v.dtype))} for k, v in replaced.items()})
+    return config, replaced, table
+
+
+def _check_against_file(skeleton, stored: dict[str, dict[str, Any]], path: Path) -> None:
     """Compare the network the config describes (built on the meta device: no memory) with the
     file's tensors, name by name, shape by shape, dtype by dtype, and bound what it would allocate."""
     file_bytes = path.stat().st_size
@@ -112,7 +168,6 @@ def _check_against_file(skeleton, doc: dict[str, Any], path: Path) -> None:
             "refusing to build it: the file's config was altered or crafted"
         )
     expected = skeleton.state_dict()
-    stored = doc["_tensors"]
     missing = sorted(set(expected) - set(stored))
     unexpected = sorted(set(stored) - set(expected))
     if missing or unexpected:
@@ -146,8 +201,8 @@ def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", c
     from safetensors import safe_open
 
     device = resolve_device(device)
-    doc = read_header(path)
-    path = Path(doc["_path"])
+    header = read_header(path)
+    path, doc = header.path, header.document
     try:
         config = PipelineConfig.model_validate(doc["config"])
     except ValidationError as exc:
@@ -164,16 +219,16 @@ def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", c
                 f"(the file was written with it from {package} {rec.get('package_version', '')}). "
                 f"Install that plugin package, then load again. {registry.installed_note()}"
             )
-    config, upgraded = _upgrade(config, doc, path)
+    config, upgraded, table = _upgrade(config, header)
     try:
-        skeleton = _build(build, config, doc, path, "meta")
+        skeleton = _build(build, config, header, "meta")
     except (RuntimeError, NotImplementedError):
         skeleton = None  # a plugin whose constructor computes with its tensors cannot be built on meta
     if skeleton is not None:
-        _check_against_file(skeleton, doc, path)
-    pipeline = _build(build, config, doc, path, "cpu")
+        _check_against_file(skeleton, table, path)
+    pipeline = _build(build, config, header, "cpu")
     if skeleton is None:
-        _check_against_file(pipeline, doc, path)  # the same checks, after allocating (docs/security.md)
+        _check_against_file(pipeline, table, path)  # the same checks, after allocating (docs/security.md)
     expected = pipeline.state_dict()
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -188,7 +243,7 @@ def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", c
                 "the weights are unusable (retrain, or load an earlier checkpoint's pipeline)"
             )
     pipeline.load_state_dict(state, strict=True)
-    pipeline.file_metadata = {k: v for k, v in doc.items() if not k.startswith("_")}
+    pipeline.file_metadata = doc
     pipeline = pipeline.to(device).eval()
     if channels_last:
         pipeline.to(memory_format=torch.channels_last)

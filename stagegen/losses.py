@@ -24,9 +24,11 @@ __all__ = [
     "TimmFeatures",
     "adaptive_weight",
     "discriminator_loss",
+    "feature_matching",
     "generator_loss",
     "perceptual_network",
     "pixel_loss",
+    "r1_penalty",
 ]
 
 PixelLoss = Literal["l1", "l2", "charbonnier"]
@@ -210,3 +212,20 @@ def adaptive_weight(
     adv_grad = torch.autograd.grad(adversarial, last_layer, retain_graph=True)[0].float()
     weight = rec_grad.norm() / (adv_grad.norm() + 1e-4)
     return torch.nan_to_num(weight, nan=0.0, posinf=max_weight).clamp(0.0, max_weight).detach()
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mescheder et al. 2018: the squared norm of the discriminator's gradient at real images,
+    per image, averaged (``real`` must require grad). Keeps the discriminator from growing steep
+    where the data is, the usual cause of a GAN that oscillates or collapses. Float32."""
+    (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
+
+
+def feature_matching(fake_features: list[torch.Tensor], real_features: list[torch.Tensor]) -> torch.Tensor:
+    """Larsen et al. 2016 ("a learned similarity metric"): the l1 distance between the
+    discriminator's hidden features of output and target, averaged over layers."""
+    if not fake_features:
+        raise ValueError("feature matching needs at least one hidden layer of the discriminator")
+    distances = [F.l1_loss(a.float(), b.float()) for a, b in zip(fake_features, real_features)]
+    return torch.stack(distances).mean()

@@ -2,6 +2,12 @@
 
 Images cross the public API as float tensors in [0, 1], N x C x H x W. Inside, the networks
 work in [-1, 1] (tanh outputs); the mapping is recorded in the config (``normalization``).
+Built for training, each stage also gets its losses (:mod:`.composition`), kept outside the
+module tree so that they are never saved with the generator.
+
+(Over 300 lines for one reason: building the chain, its training forward with the sample path,
+and the public API are one ``nn.Module``, the one object DistributedDataParallel and
+torch.compile wrap; what a loss term is lives in :mod:`.composition`, the step in :mod:`.train`.)
 """
 
 from __future__ import annotations
@@ -11,27 +17,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .augment import augment_input
+from .composition import BoundLoss, build_losses, resolve_spec, stage_terms, validated_losses
 from .config import PipelineConfig, PriorSpec, StageSpec
+from .images import resize
 from .loading import load_pipeline
 from .pipeline_file import save_pipeline
 from .plugins import get_prior_type, get_stage_type
 from .prior import Prior, PriorContext
 from .stages import BuildContext, LossContext, Posterior, Refiner, Trunk
 
-#: the label segment of terms from an extra module's own update (see Pipeline.term_label)
-AUXILIARY = "aux"
+
+def term_label(stage: int, name: str, auxiliary: bool = False) -> str:
+    """How a stage's loss term is logged: ``stage1/l1``; an extra module's (a discriminator's)
+    under ``stage3/aux/d_loss``, apart from the generator's loss. The one place labels are made."""
+    return f"stage{stage}/{'aux/' if auxiliary else ''}{name}"
 
 
 @dataclass
 class ChainOutput:
-    """Every stage's image (in [-1, 1]) plus the posterior and latent used."""
+    """Every stage's image (in [-1, 1]) plus the posterior and latent used; in training, with
+    a sample path, every stage's image from latents drawn from the prior too."""
 
     images: list[torch.Tensor]
     posterior: Posterior | None
     latent: torch.Tensor
+    samples: list[torch.Tensor] | None = None
 
 
 def to_model_range(x: torch.Tensor) -> torch.Tensor:
@@ -43,12 +56,8 @@ def to_unit_range(y: torch.Tensor) -> torch.Tensor:
 
 
 def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """A stage's target: the input resized to that stage's resolution (antialiased area)."""
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    if size < x.shape[-1]:
-        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    """A stage's target: the input resized to that stage's resolution (antialiased when shrinking)."""
+    return resize(x, size)
 
 
 class Pipeline(nn.Module):
@@ -58,14 +67,16 @@ class Pipeline(nn.Module):
         super().__init__()
         specs = config.stages
         types = [get_stage_type(s.type) for s in specs]
+        # a renamed type is stored under its current name
+        specs = [resolve_spec(spec, t).model_copy(update={"type": t.name}) for spec, t in zip(specs, types)]
         if types[0].kind != "trunk":
             raise ValueError(f"the first stage must be a trunk; {specs[0].type!r} is a {types[0].kind}")
         for spec, stage_type in zip(specs[1:], types[1:]):
             if stage_type.kind != "refiner":
                 raise ValueError(f"only the first stage may be a trunk; {spec.type!r} is a {stage_type.kind}")
         options = [t.validate_options(s.options) for t, s in zip(types, specs)]
-        if specs[0].detach_input:
-            raise ValueError("detach_input applies to refiners only, not to the trunk")
+        if specs[0].detach_input or specs[0].augment.noise or specs[0].augment.blur or specs[0].train_from:
+            raise ValueError("detach_input, augment and train_from apply to refiners only, not to the trunk")
 
         # Resolutions: the trunk works at image_size / (product of refiner scales).
         scales = []
@@ -82,18 +93,26 @@ class Pipeline(nn.Module):
             resolutions.append(resolutions[-1] * s)
 
         stages: list[nn.Module] = []
-        for i, (stage_type, opts) in enumerate(zip(types, options)):
+        #: each stage's losses; a plain list, so they are neither trained nor saved with the generator.
+        #: A pipeline loaded for sampling has none (its losses' plugins need not be installed).
+        self.stage_losses: list[list[BoundLoss]] = []
+        for i, (stage_type, opts, spec) in enumerate(zip(types, options, specs)):
             ctx = BuildContext(config.channels, resolutions[i - 1] if i else 0, resolutions[i], i, for_training)
             stage = stage_type.build(opts, ctx)
             expected = Trunk if stage_type.kind == "trunk" else Refiner
             if not isinstance(stage, expected):
                 raise TypeError(f"stage type {stage_type.name!r} built a {type(stage).__name__}, not a {expected.__name__}")
             stages.append(stage)
+            self.stage_losses.append(build_losses(spec, ctx) if for_training else [])
 
         # The stored config holds every option with its validated value, defaults included.
-        self.config = config.model_copy(
-            update={"stages": [s.model_copy(update={"options": o.model_dump(mode="json")}) for s, o in zip(specs, options)]}
-        )
+        stored = []
+        for spec, opts in zip(specs, options):
+            update: dict = {"options": opts.model_dump(mode="json")}
+            if for_training:
+                update["losses"] = validated_losses(spec)
+            stored.append(StageSpec.model_validate({**spec.model_dump(mode="json"), **update}))
+        self.config = config.model_copy(update={"stages": stored})
         self.stage_types = types
         self.resolutions = resolutions
         self.stages = nn.ModuleList(stages)
@@ -105,7 +124,8 @@ class Pipeline(nn.Module):
         prior = prior_type.build(options, PriorContext(tuple(self.trunk.latent_shape)))
         if not isinstance(prior, Prior):
             raise TypeError(f"prior type {spec.type!r} built a {type(prior).__name__}, not a stagegen.prior.Prior")
-        self.config = self.config.model_copy(update={"prior": PriorSpec(type=spec.type, options=options.model_dump(mode="json"))})
+        current = PriorSpec(type=prior_type.name, options=options.model_dump(mode="json"))  # a renamed type: its current name
+        self.config = self.config.model_copy(update={"prior": current})
         return prior
 
     def set_prior(self, spec: PriorSpec | dict) -> Prior:
@@ -133,17 +153,12 @@ class Pipeline(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def stage_label(self, index: int) -> str:
-        return f"stage{index}"
-
-    def term_label(self, index: int, name: str, auxiliary: bool = False) -> str:
-        """How a stage's loss term is logged: ``stage1/l1``; an extra module's (a discriminator's)
-        under ``stage3/aux/d_loss``, so it is never summed into the generator's loss."""
-        return f"{self.stage_label(index)}/{AUXILIARY + '/' if auxiliary else ''}{name}"
-
-    @staticmethod
-    def is_auxiliary_label(label: str) -> bool:
-        return label.split("/")[1:2] == [AUXILIARY]
+    def _apply(self, fn, recurse=True):
+        # .to(device), .float(), ...: the losses (kept outside the module tree) follow the generator
+        super()._apply(fn, recurse)
+        for bound in (b for stage in self.stage_losses for b in stage):
+            bound.loss._apply(fn, recurse)
+        return self
 
     def loss_context(
         self, index: int, out: ChainOutput, step: int, auxiliary: nn.Module | None = None, detach: bool = False
@@ -151,27 +166,69 @@ class Pipeline(nn.Module):
         """What stage ``index`` sees beside its output and target when its loss is computed
         (``detach``: for an extra module's own update, which must not reach the generator)."""
         previous = out.images[index - 1] if index else None
+        samples = out.samples[index] if (out.samples is not None and index > 0) else None
         return LossContext(
             step=step,
             input=previous.detach() if (detach and previous is not None) else previous,
             posterior=out.posterior if index == 0 and not detach else None,
             auxiliary=auxiliary,
+            samples=samples.detach() if (detach and samples is not None) else samples,
+            last_layer=None if detach else getattr(self.stages[index], "last_layer", None),
         )
 
     # ------------------------------------------------------------------ the chain
 
-    def run_chain(self, z: torch.Tensor, posterior: Posterior | None = None, stop_gradients: bool = True) -> ChainOutput:
-        """Decode z and refine it through every stage; honours each refiner's detach_input."""
+    def active_stages(self, step: int | None) -> int:
+        """How many stages train at ``step``: up to the first refiner whose ``train_from`` is later."""
+        if step is None:
+            return len(self.stages)
+        return next((i for i, spec in enumerate(self.specs) if spec.train_from > step), len(self.stages))
+
+    def run_chain(
+        self, z: torch.Tensor, posterior: Posterior | None = None, stop_gradients: bool = True, stages: int | None = None
+    ) -> ChainOutput:
+        """Decode z and refine it through every stage (the first ``stages`` of them); honours each
+        refiner's detach_input and, in training, its input augmentation."""
         images = [self.trunk.decode(z)]
-        for spec, refiner in zip(self.specs[1:], self.stages[1:]):
+        for spec, refiner in zip(self.specs[1:stages], self.stages[1:stages]):
             prev = images[-1].detach() if (spec.detach_input and stop_gradients) else images[-1]
+            if self.training:
+                prev = augment_input(prev, spec.augment)
             images.append(refiner(prev))
         return ChainOutput(images, posterior, z)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ChainOutput:
-        """x in [-1, 1] -> every stage's output (training-time reparameterised forward)."""
+    def sample_path(self, z: torch.Tensor, stages: int | None = None) -> list[torch.Tensor]:
+        """Every stage's image from prior latents as sampling makes them: the trunk decodes in
+        eval mode without gradient (the sample path trains the refiners, not the trunk), the
+        refiners run as in training, without input augmentation (these are the real inputs)."""
+        was_training = self.trunk.training
+        self.trunk.eval()
+        try:
+            with torch.no_grad():
+                images = [self.trunk.decode(z)]
+        finally:
+            self.trunk.train(was_training)
+        for spec, refiner in zip(self.specs[1:stages], self.stages[1:stages]):
+            prev = images[-1].detach() if spec.detach_input else images[-1]
+            images.append(refiner(prev))
+        return images
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        prior_latents: torch.Tensor | None = None,
+        stages: int | None = None,
+    ) -> ChainOutput:
+        """x in [-1, 1] -> every stage's output (training-time reparameterised forward); with
+        ``prior_latents``, the sample path's outputs too (one forward, so DistributedDataParallel
+        sees every parameter the step's loss uses). With ``stages``, only the first ones run (the
+        trainer passes :meth:`active_stages`: refiners that join later are left out)."""
         posterior = self.trunk.encode(resize_to(x, self.resolutions[0]) if self._trunk_sees_small() else x)
-        return self.run_chain(posterior.sample(generator), posterior)
+        out = self.run_chain(posterior.sample(generator), posterior, stages=stages)
+        if prior_latents is not None:
+            out.samples = self.sample_path(prior_latents, stages)
+        return out
 
     def _trunk_sees_small(self) -> bool:
         # The encoder reads the image at the trunk's own resolution (a ladder's trunk is small).
@@ -180,31 +237,63 @@ class Pipeline(nn.Module):
     def targets(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [resize_to(x, r) for r in self.resolutions]
 
-    def losses(
+    @property
+    def uses_samples(self) -> bool:
+        """Whether some refiner's loss judges the sample path's outputs (the trainer then runs it)."""
+        return any(b.loss.uses_samples for stage in self.stage_losses[1:] for b in stage)
+
+    def wants_samples(self, step: int) -> bool:
+        """Whether some refiner that trains at this step has a loss that judges the sample path's outputs."""
+        active = self.stage_losses[1 : self.active_stages(step)]
+        return any(b.loss.wants_samples(step) for stage in active for b in stage)
+
+    def loss_terms(
         self,
         x: torch.Tensor,
         out: ChainOutput,
         step: int = 0,
-        auxiliaries: dict[int, nn.Module] | None = None,
-        diagnostics: dict[str, torch.Tensor] | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Every stage's named, weighted loss terms: ``{"stage0/l2": ..., "stage1/l1": ...}``.
-        Numbers the stages report beside their loss (``ctx.report``) go into ``diagnostics``."""
+        auxiliaries: dict[str, nn.Module] | None = None,
+        diagnostics: dict[tuple[int, str], torch.Tensor] | None = None,
+        headlines: set[tuple[int, str]] | None = None,
+    ) -> dict[tuple[int, str], torch.Tensor]:
+        """Every stage's named, weighted loss terms by ``(stage, name)``. Numbers the stages
+        report beside their loss (``ctx.report``) go into ``diagnostics``, those to show in a
+        progress bar into ``headlines``. ``auxiliaries``: the extra modules that train beside
+        the generator, by their keys: ``"<stage>"`` for a stage's own, ``"<stage>/<loss>"`` for
+        a loss's (a discriminator)."""
         auxiliaries = auxiliaries or {}
-        terms: dict[str, torch.Tensor] = {}
+        terms: dict[tuple[int, str], torch.Tensor] = {}
         targets = self.targets(x)
-        for i, (stage, spec) in enumerate(zip(self.stages, self.specs)):
+        for i, (stage, spec) in enumerate(zip(self.stages[: len(out.images)], self.specs)):
             if out.images[i].shape[-2:] != targets[i].shape[-2:]:
                 raise ValueError(
                     f"stage {i} ({spec.type}) produced {tuple(out.images[i].shape[-2:])} images but its resolution is "
                     f"{self.resolutions[i]}: a refiner that changes resolution must declare it (StageType's scale)"
                 )
-            ctx = self.loss_context(i, out, step, auxiliaries.get(i))
-            for name, value in stage.loss(out.images[i], targets[i], ctx).items():
-                terms[self.term_label(i, name)] = spec.loss_weight * value
+            ctx = self.loss_context(i, out, step, auxiliaries.get(str(i)))
+            own = {key.split("/", 1)[1]: aux for key, aux in auxiliaries.items() if key.startswith(f"{i}/")}
+            for name, value in stage_terms(stage, self.stage_losses[i], out.images[i], targets[i], ctx, own).items():
+                terms[i, name] = spec.loss_weight * value
             if diagnostics is not None:
-                diagnostics.update({self.term_label(i, name): v for name, v in ctx.diagnostics.items()})
+                diagnostics.update({(i, name): v for name, v in ctx.diagnostics.items()})
+            if headlines is not None:
+                headlines.update((i, name) for name in ctx.headlines)
         return terms
+
+    def losses(
+        self,
+        x: torch.Tensor,
+        out: ChainOutput,
+        step: int = 0,
+        auxiliaries: dict[str, nn.Module] | None = None,
+        diagnostics: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`loss_terms` under their log labels: ``{"stage0/l2": ..., "stage1/l1": ...}``."""
+        reported: dict[tuple[int, str], torch.Tensor] = {}
+        terms = self.loss_terms(x, out, step, auxiliaries, reported)
+        if diagnostics is not None:
+            diagnostics.update({term_label(i, name): v for (i, name), v in reported.items()})
+        return {term_label(i, name): v for (i, name), v in terms.items()}
 
     # ------------------------------------------------------------------ public API ([0, 1] images)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ def header_document(pipeline, extra: dict[str, Any] | None = None) -> dict[str, 
                 "package_version": provider.version,
             }
         )
+    prior_type = pipeline.config.prior.type
+    prior_provider = get_plugin_manager().priors.provider(prior_type)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -50,6 +53,8 @@ def header_document(pipeline, extra: dict[str, Any] | None = None) -> dict[str, 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": pipeline.config.model_dump(mode="json"),
         "stages": stages,
+        # who provided the prior, like each stage (files of 0.1 do not say)
+        "prior": {"type": prior_type, "package": prior_provider.package, "package_version": prior_provider.version},
         "extra": extra or {},
     }
 
@@ -126,8 +131,27 @@ def _check_document(doc: dict[str, Any], path: Path) -> None:
         raise PipelineFileError(f"{path}: the header document's 'extra' is not an object; the file was altered")
 
 
-def read_header(path: str | Path) -> dict[str, Any]:
-    """The JSON document of a pipeline file, validated enough to describe it (``stagegen info``)."""
+@dataclass(frozen=True)
+class PipelineHeader:
+    """What a pipeline file says before any tensor is read: its stagegen ``document`` (format,
+    versions, the config, who provided each stage and the prior, extra; validated enough to
+    describe the file), where it is, and its ``tensors`` table (name -> dtype, shape, offsets)."""
+
+    document: dict[str, Any]
+    path: Path
+    tensors: dict[str, dict[str, Any]]
+
+    def stage_versions(self) -> dict[int, str]:
+        """Stage index -> the version of the plugin that wrote it ("" when the file does not say)."""
+        return {r["index"]: str(r.get("package_version", "")) for r in self.document["stages"]}
+
+    @property
+    def prior_version(self) -> str:
+        return str((self.document.get("prior") or {}).get("package_version", ""))
+
+
+def read_header(path: str | Path) -> PipelineHeader:
+    """The header of a pipeline file, validated enough to describe it (``stagegen info``)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no pipeline file at {path}")
@@ -177,6 +201,4 @@ def read_header(path: str | Path) -> dict[str, Any]:
             raise PipelineFileError(
                 f"{path}: the header entry of tensor {key!r} is malformed (no dtype or shape); the file was altered"
             )
-    doc["_path"] = str(path)
-    doc["_tensors"] = tensors
-    return doc
+    return PipelineHeader(doc, path, tensors)

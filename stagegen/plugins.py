@@ -21,9 +21,10 @@ from . import hookspecs
 
 if TYPE_CHECKING:
     from .data.registry import DatasetType
+    from .loss_types import LossType
     from .metrics.registry import MetricType
     from .prior import PriorType
-    from .stages import StageType
+    from .stages import NetworkType, StageType
 
 __all__ = [
     "PluginError",
@@ -31,7 +32,9 @@ __all__ = [
     "Provider",
     "Registry",
     "get_dataset_type",
+    "get_loss_type",
     "get_metric_type",
+    "get_network_type",
     "get_plugin_manager",
     "get_prior_type",
     "get_stage_type",
@@ -59,30 +62,39 @@ class Provider:
 
 
 class Registry:
-    """Named things from plugins; a second thing under the same name is refused."""
+    """Named things from plugins; a second thing under the same name is refused. A thing that
+    was renamed lists its former names (``renamed_from``): files, configs and commands that use
+    an old name get it (like timm's deprecated model names)."""
 
     def __init__(self, what: str):
         self.what = what
         self._items: dict[str, tuple[Any, Provider]] = {}
+        self._renamed: dict[str, str] = {}  # former name -> current name
 
     def add(self, name: str, item: Any, provider: Provider) -> None:
-        if name in self._items:
-            _, first = self._items[name]
-            raise PluginError(
-                f"{self.what} {name!r} is registered twice: by {first} and by {provider}. "
-                f"Uninstall one of them, or restrict plugins with {PLUGINS_ENV}=..."
-            )
+        for taken in (name, *getattr(item, "renamed_from", ())):
+            if taken in self._items or taken in self._renamed:
+                first = self._items[self.canonical(taken)][1]
+                raise PluginError(
+                    f"{self.what} {taken!r} is registered twice: by {first} and by {provider}. "
+                    f"Uninstall one of them, or restrict plugins with {PLUGINS_ENV}=..."
+                )
         self._items[name] = (item, provider)
+        self._renamed.update({old: name for old in getattr(item, "renamed_from", ())})
+
+    def canonical(self, name: str) -> str:
+        """The current name of ``name`` (itself unless it is a former name)."""
+        return self._renamed.get(name, name)
 
     def get(self, name: str) -> Any:
         try:
-            return self._items[name][0]
+            return self._items[self.canonical(name)][0]
         except KeyError:
             raise PluginError(self.missing_message(name)) from None
 
     def provider(self, name: str) -> Provider:
         self.get(name)
-        return self._items[name][1]
+        return self._items[self.canonical(name)][1]
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -92,7 +104,7 @@ class Registry:
         return list(self._items)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._items
+        return self.canonical(name) in self._items
 
     def installed_note(self) -> str:
         """'Installed: a, b, c.' plus a hint when STAGEGEN_PLUGINS filters plugins out."""
@@ -110,16 +122,14 @@ class Registry:
 
 
 class PluginManager:
-    """A pluggy manager plus the stage, dataset, prior and metric registries filled from its hooks."""
+    """A pluggy manager plus the registries (stages, networks, losses, datasets, priors, metrics)
+    filled from its hooks."""
 
     def __init__(self, load_entry_points: bool = True):
         self.pm = pluggy.PluginManager("stagegen")
         self.pm.add_hookspecs(hookspecs)
         self._providers: dict[int, Provider] = {}
-        self._stages: Registry | None = None
-        self._datasets: Registry | None = None
-        self._priors: Registry | None = None
-        self._metrics: Registry | None = None
+        self._registries: dict[str, Registry] = {}
         if load_entry_points:
             self._load_entry_points()
 
@@ -150,12 +160,12 @@ class PluginManager:
             provider = Provider(name, package, str(version))
         self.pm.register(plugin, name=name)
         self._providers[id(plugin)] = provider
-        self._stages = self._datasets = self._priors = self._metrics = None  # rebuilt on next access
+        self._registries.clear()  # rebuilt on next access
 
     def unregister(self, plugin: Any) -> None:
         self.pm.unregister(plugin)
         self._providers.pop(id(plugin), None)
-        self._stages = self._datasets = self._priors = self._metrics = None
+        self._registries.clear()
 
     def _collect(self, hook_name: str, what: str, name_of: Callable[[Any], str]) -> Registry:
         registry = Registry(what)
@@ -177,29 +187,105 @@ class PluginManager:
                 ) from exc
         return registry
 
+    def _registry(self, hook_name: str, what: str) -> Registry:
+        if hook_name not in self._registries:
+            self._registries[hook_name] = self._collect(hook_name, what, lambda item: item.name)
+        return self._registries[hook_name]
+
     @property
     def stages(self) -> Registry:
-        if self._stages is None:
-            self._stages = self._collect("register_stages", "stage type", lambda s: s.name)
-        return self._stages
+        """Stage types as chains use them: compositions resolved against their network, and
+        every network under its own name too (a stage with no default losses)."""
+        if "stages" not in self._registries:
+            self._registries["stages"] = _resolve_stages(self._registry("register_stages", "stage type"), self.networks)
+        return self._registries["stages"]
+
+    @property
+    def networks(self) -> Registry:
+        return self._registry("register_networks", "network")
+
+    @property
+    def losses(self) -> Registry:
+        return self._registry("register_losses", "loss")
 
     @property
     def datasets(self) -> Registry:
-        if self._datasets is None:
-            self._datasets = self._collect("register_datasets", "dataset", lambda d: d.name)
-        return self._datasets
+        return self._registry("register_datasets", "dataset")
 
     @property
     def priors(self) -> Registry:
-        if self._priors is None:
-            self._priors = self._collect("register_priors", "prior", lambda p: p.name)
-        return self._priors
+        return self._registry("register_priors", "prior")
 
     @property
     def metrics(self) -> Registry:
-        if self._metrics is None:
-            self._metrics = self._collect("register_metrics", "metric", lambda m: m.name)
-        return self._metrics
+        return self._registry("register_metrics", "metric")
+
+    @property
+    def presets(self) -> Registry:
+        return self._registry("register_presets", "preset")
+
+    @property
+    def callbacks(self) -> Registry:
+        return self._registry("register_callbacks", "training callback")
+
+
+def _resolve_stages(declared: Registry, networks: Registry) -> Registry:
+    """The stage registry with each composition given its network's options (with the
+    composition's defaults), builder, scale and upgrade, and each network added as a stage."""
+    import dataclasses
+
+    from .stages import StageType
+
+    resolved = Registry(declared.what)
+    for name in declared.in_order():
+        stage_type, provider = declared.get(name), declared.provider(name)
+        if stage_type.composed:
+            if stage_type.network not in networks:
+                raise PluginError(
+                    f"stage type {name!r} from {provider} is composed from the network {stage_type.network!r}, "
+                    f"which no installed plugin provides. {networks.installed_note()}"
+                )
+            network = networks.get(stage_type.network)
+            stage_type = dataclasses.replace(
+                stage_type,
+                options=_with_defaults(network.options, stage_type.network_defaults, name),
+                build=network.build,
+                scale=stage_type.scale or network.scale,
+                upgrade=stage_type.upgrade or network.upgrade,
+            )
+        resolved.add(name, stage_type, provider)
+    for name in networks.in_order():
+        network = networks.get(name)
+        stage_type = StageType(
+            name=name,
+            kind="refiner",
+            options=network.options,
+            build=network.build,
+            scale=network.scale,
+            upgrade=network.upgrade,
+            renamed_from=network.renamed_from,
+            description=f"the {name} network alone: give its losses with -O STAGE.losses=...",
+        )
+        resolved.add(name, stage_type, networks.provider(name))  # a network named like a stage type is refused here
+    return resolved
+
+
+def _with_defaults(options: type, defaults: dict[str, Any], name: str) -> type:
+    """``options`` with other default values (a composition's), constraints and descriptions kept."""
+    if not defaults:
+        return options
+    from pydantic import create_model
+    from pydantic.fields import FieldInfo
+
+    unknown = sorted(set(defaults) - set(options.model_fields))
+    if unknown:
+        raise PluginError(f"stage type {name!r} sets defaults for {unknown}, which its network's options do not have")
+    fields = {
+        key: (options.model_fields[key].annotation, FieldInfo.merge_field_infos(options.model_fields[key], default=value))
+        for key, value in defaults.items()
+    }
+    model_name = "".join(part.capitalize() for part in name.replace("_", "-").split("-")) + "Options"
+    return create_model(model_name, __base__=options, __doc__=options.__doc__, **fields)
 
 
 _manager: PluginManager | None = None
@@ -221,6 +307,14 @@ def reset_plugin_manager() -> None:
 
 def get_stage_type(name: str) -> StageType:
     return get_plugin_manager().stages.get(name)
+
+
+def get_network_type(name: str) -> NetworkType:
+    return get_plugin_manager().networks.get(name)
+
+
+def get_loss_type(name: str) -> LossType:
+    return get_plugin_manager().losses.get(name)
 
 
 def get_dataset_type(name: str) -> DatasetType:

@@ -7,7 +7,8 @@ Gaussian mixture, a second small VAE, ...) with validated options and its state 
 stored in the pipeline file like every stage, and fitted to the trained trunk's posterior
 after training ("ex-post density estimation", Ghosh et al. 2020; Dai & Wipf 2019).
 
-Plugins register prior types through the ``register_priors`` hook, like stages.
+Plugins register prior types through the ``register_priors`` hook, like stages; the built-ins
+(``normal``, ``gmm``, ``latent-vae``) live in ``plugins/stagegen_priors``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .hookspecs import hookimpl
 from .options import StrictModel, validate_options
 
 __all__ = [
     "LatentSet",
-    "NormalPrior",
     "Prior",
     "PriorContext",
     "PriorOptions",
@@ -59,6 +58,14 @@ class PriorType:
     options: type[PriorOptions]
     build: Callable[[Any, PriorContext], Prior]
     description: str = ""
+    #: ``upgrade(options, tensors, version) -> (options, tensors)``: the prior's options and
+    #: buffers (names relative to it) as another version of its plugin wrote them, made current
+    #: (as a stage type's upgrade hook, docs/plugins.md section 6)
+    upgrade: Callable[[dict[str, Any], dict[str, torch.Tensor], str], tuple[dict[str, Any], dict[str, torch.Tensor]]] | None = (
+        None
+    )
+    #: names it had before a rename: files, configs and commands with them still find it
+    renamed_from: tuple[str, ...] = ()
 
     def validate_options(self, raw: dict[str, Any] | None) -> PriorOptions:
         return validate_options(self.options, raw, f"options of prior {self.name!r}")
@@ -119,34 +126,6 @@ class Prior(nn.Module, metaclass=abc.ABCMeta):
             generator = torch.Generator()
             generator.seed()
         return self.sample_flat(n, generator, temperature).reshape(n, *self.latent_shape)
-
-
-# ---------------------------------------------------------------------------- N(0, I)
-
-
-class NormalPriorOptions(PriorOptions):
-    pass
-
-
-class NormalPrior(Prior):
-    """z ~ N(0, I): the paper's prior and the one every VAE is trained against."""
-
-    needs_fit = False
-
-    def sample_flat(self, n: int, generator: torch.Generator, temperature: float) -> torch.Tensor:
-        return torch.randn((n, math.prod(self.latent_shape)), generator=generator) * temperature
-
-
-@hookimpl
-def register_priors(register):
-    register(
-        PriorType(
-            name="normal",
-            options=NormalPriorOptions,
-            build=lambda o, ctx: NormalPrior(ctx.latent_shape),
-            description="N(0, I), as in the paper; needs no fitting",
-        )
-    )
 
 
 # ---------------------------------------------------------------------------- fitting

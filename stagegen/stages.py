@@ -1,9 +1,13 @@
 """What a stage is: the contract between the engine and every trunk or refiner plugin.
 
-A *stage type* is a registered name, a kind, a pydantic options model and a builder. The
-builder returns a stage module: a :class:`Trunk` (encoder + decoder, makes the coarse image)
-or a :class:`Refiner` (maps the previous stage's image to a sharper, possibly larger one).
-Each stage computes its own loss terms; the engine only sums and logs them.
+A stage is a network plus a list of loss terms (:mod:`stagegen.loss_types`), two independent
+plugin axes. A *network type* is a registered name, a pydantic options model, a builder and a
+scale: the builder returns a :class:`Refiner` that maps the previous stage's image to a
+sharper, possibly larger one. A *stage type* is the name a chain uses (``resnet-l1``): either a
+composition (a network, options that differ from the network's defaults, and default losses)
+or a self-contained module that computes its own loss, as a :class:`Trunk` does (its KL term
+belongs to it) and as plugins written before networks and losses were separate do. The engine
+sums and logs every term; it knows no network or loss by name.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ __all__ = [
     "BuildContext",
     "Kind",
     "LossContext",
+    "NetworkType",
     "Posterior",
     "Refiner",
     "Stage",
@@ -57,27 +62,69 @@ class BuildContext:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StageType:
-    """A registered stage type. ``build(options, ctx)`` returns a Trunk or a Refiner.
+class NetworkType:
+    """A registered refiner network: ``build(options, ctx)`` returns a :class:`Refiner` whose
+    ``forward`` maps images; its losses come from the stage that uses it.
 
-    ``scale(options)`` is how a refiner declares its resolution factor (output size over input
-    size; 1 when not given): the engine reads it before building, to give every stage its
-    resolution. ``upgrade`` (optional) turns options and tensors written by an older version
-    of the plugin into current ones when a pipeline file is loaded."""
+    ``scale(options)`` declares the resolution factor (output size over input size; 1 when not
+    given). ``upgrade`` (optional) turns options and tensors written by an older version of the
+    plugin into current ones when a pipeline file or checkpoint is loaded."""
 
     name: str
-    kind: Kind
     options: type[StageOptions]
     build: Callable[[Any, BuildContext], nn.Module]
     description: str = ""
     scale: Callable[[Any], int] | None = None
     upgrade: Upgrade | None = None
+    #: names it had before a rename: files, configs and commands with them still find it
+    renamed_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageType:
+    """A registered stage type: what ``--stages`` names.
+
+    Either self-contained (``options`` and ``build``: a Trunk or a Refiner that computes its own
+    loss), or a composition of a registered ``network`` (its options, with ``network_defaults``
+    changing their defaults) and default ``losses`` (loss specs: ``{"type": "l1", "weight": 1.0,
+    "options": {...}}``). Any stage may carry losses; a stage spec's own ``losses`` list replaces
+    the defaults. ``aliases`` keep option names of earlier releases working on a composition:
+    ``{"pixel_weight": (0, "weight"), "backbone": (1, "options", "backbone")}`` moves the option
+    into that default loss (by position) before the network's options are validated.
+
+    ``scale(options)`` is how a refiner declares its resolution factor (output size over input
+    size; 1 when not given): the engine reads it before building, to give every stage its
+    resolution. ``upgrade`` (optional) turns options and tensors written by an older version
+    of the plugin into current ones when a pipeline file or checkpoint is loaded."""
+
+    name: str
+    kind: Kind
+    options: type[StageOptions] | None = None
+    build: Callable[[Any, BuildContext], nn.Module] | None = None
+    description: str = ""
+    scale: Callable[[Any], int] | None = None
+    upgrade: Upgrade | None = None
+    network: str | None = None
+    network_defaults: dict[str, Any] = field(default_factory=dict)
+    losses: tuple[dict[str, Any], ...] = ()
+    aliases: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: names it had before a rename: files, configs and commands with them still find it
+    renamed_from: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.kind not in ("trunk", "refiner"):
             raise ValueError(f"stage type {self.name!r}: kind must be 'trunk' or 'refiner', got {self.kind!r}")
         if self.kind == "trunk" and self.scale is not None:
             raise ValueError(f"stage type {self.name!r}: a trunk has no scale (it makes the first image)")
+        if self.network is None and (self.options is None or self.build is None):
+            raise ValueError(f"stage type {self.name!r}: give either options and build, or the network it composes")
+        if self.network is not None and self.kind != "refiner":
+            raise ValueError(f"stage type {self.name!r}: only refiners are composed from a network")
+        object.__setattr__(self, "losses", tuple(dict(spec) for spec in self.losses))
+
+    @property
+    def composed(self) -> bool:
+        return self.network is not None
 
     def validate_options(self, raw: dict[str, Any] | None) -> StageOptions:
         return validate_options(self.options, raw, f"options of stage {self.name!r}")
@@ -94,18 +141,31 @@ class StageType:
 
 @dataclass
 class LossContext:
-    """Everything a stage may need to compute its loss, besides its output and target."""
+    """Everything a loss term may need besides the stage's output and target."""
 
     step: int
     input: torch.Tensor | None = None  # the stage's input image (None for a trunk)
     posterior: Posterior | None = None  # the trunk's q(z|x)
-    auxiliary: nn.Module | None = None  # the stage's extra module (a discriminator), if any
+    auxiliary: nn.Module | None = None  # the extra module (a discriminator) of the stage or loss, if any
+    #: this stage's outputs on latents drawn from the prior (the sample path), for losses that
+    #: judge images without a target; None when the step has no sample path
+    samples: torch.Tensor | None = None
+    #: the sum of the stage's other terms, for a loss that balances itself against them (the
+    #: adaptive adversarial weight); None until they are computed
+    reference: torch.Tensor | None = None
+    #: the weight of the stage network's last layer (``Refiner.last_layer``), if it declares one
+    last_layer: torch.Tensor | None = None
     #: numbers a stage reports for the log without adding them to the loss (ELBO, sigma, ...)
     diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: the reported numbers the progress bar shows beside the loss terms
+    headlines: set[str] = field(default_factory=set)
 
-    def report(self, name: str, value: torch.Tensor) -> None:
-        """Log ``value`` (detached) as ``stage<k>/<name>``; it is not part of the loss."""
+    def report(self, name: str, value: torch.Tensor, headline: bool = False) -> None:
+        """Log ``value`` (detached) as ``stage<k>/<name>``; it is not part of the loss. With
+        ``headline`` the progress bar shows it too (the trunk's bits per dimension)."""
         self.diagnostics[name] = value.detach().float()
+        if headline:
+            self.headlines.add(name)
 
 
 @dataclass
@@ -130,9 +190,11 @@ class Posterior:
 class Stage(nn.Module, abc.ABC):
     """Common parts of trunks and refiners."""
 
-    @abc.abstractmethod
     def loss(self, output: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> dict[str, torch.Tensor]:
-        """Named, already weighted loss terms; the engine sums them. Scalars."""
+        """The stage's own named, already weighted loss terms (scalars); the engine sums them
+        with the terms of the stage's losses. A network whose losses all come from loss
+        plugins keeps the default: none."""
+        return {}
 
     # Extra modules that train beside the generator but are not part of it (a discriminator).
     def build_auxiliary(self) -> nn.Module | None:
@@ -174,3 +236,9 @@ class Refiner(Stage):
     @abc.abstractmethod
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """The previous stage's image -> this stage's image."""
+
+    @property
+    def last_layer(self) -> torch.Tensor | None:
+        """The weight of the layer that makes the output, for losses that balance their
+        gradient against the others' there (the adaptive adversarial weight); None: unknown."""
+        return None

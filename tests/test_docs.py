@@ -68,13 +68,25 @@ def _commands(code: str) -> list[str]:
     return commands
 
 
-def _skip_reason(command: str) -> str | None:
+def _skip_reason(command: str, missing: dict[str, str] | None = None) -> str | None:
+    """Why ``command`` is not run, or None. ``missing``: what skipped commands would have made
+    (their ``--out`` / ``-o``), so a command that uses it is skipped with them."""
     for key, reason in SKIPPED.items():
         if key in command:
             return reason
     if "../shared" in command and not SHARED.is_dir():
         return f"needs the shared data at {SHARED}"
+    words = shlex.split(command)
+    for made, where in (missing or {}).items():
+        if any(word == made or word.startswith(made.rstrip("/") + "/") for word in words):
+            return f"uses {made}, which the skipped command {where} would have made"
     return None
+
+
+def _made_by(command: str) -> list[str]:
+    """What a command writes: the value of its --out or -o."""
+    words = shlex.split(command)
+    return [words[i + 1] for i, word in enumerate(words[:-1]) if word in ("--out", "-o")]
 
 
 def _shortened(command: str, resumes: dict[str, int] | None = None) -> str:
@@ -105,19 +117,34 @@ def _edge_is_installed() -> bool:
 
 
 BUILD_AND_RUN = """
+import sys
 import torch
-from stagegen.stages import BuildContext, LossContext
-collected = []
-register_stages(collected.append)
-for stage_type in collected:
-    assert stage_type.description, f"{stage_type.name} has no description"
-    options = stage_type.validate_options({})
-    stage = stage_type.build(options, BuildContext(channels=1, in_resolution=16, out_resolution=16, index=1))
-    image = torch.rand(2, 1, 16, 16) * 2 - 1
-    out = stage(image)
-    terms = stage.loss(out, image, LossContext(step=0, input=image))
-    assert out.shape == image.shape and terms and all(torch.isfinite(v) for v in terms.values())
-print("built and ran", [t.name for t in collected])
+import stagegen.plugins as plugins
+from stagegen.config import PipelineConfig
+from stagegen.pipeline import Pipeline
+
+# the installed plugins plus this block's hooks, as if the block were an installed package
+manager = plugins.PluginManager()
+manager.register(sys.modules[__name__], name="docs-block")
+plugins._manager = manager
+made = {}
+for hook in ("register_losses", "register_networks", "register_stages"):
+    if hook in globals():
+        collected = []
+        globals()[hook](collected.append)
+        made[hook] = [t.name for t in collected]
+        for t in collected:
+            assert t.description, f"{t.name} has no description"
+trunk = {"type": "vae", "options": {"widths": [8, 16], "latent_dim": 8}}
+stages = [{"type": n} for n in made.get("register_stages", [])]
+stages += [{"type": n, "losses": [{"type": "l1"}]} for n in made.get("register_networks", [])]
+stages += [{"type": "resnet", "options": {"width": 8, "blocks": 1}, "losses": [{"type": n}]} for n in made.get("register_losses", [])]
+for stage in stages:
+    pipe = Pipeline(PipelineConfig.model_validate({"image_size": 16, "channels": 1, "stages": [trunk, stage]})).train()
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    terms = {k: v for k, v in pipe.losses(x, pipe(x)).items() if k.startswith("stage1/")}
+    assert terms and all(torch.isfinite(v) for v in terms.values()), (stage, terms)
+print("built and ran", made)
 """
 
 
@@ -159,6 +186,7 @@ def scratch(tmp_path_factory, classifier_cache):
 def test_every_code_block_runs_as_written(document, scratch):
     work, env = scratch
     skipped = []
+    missing: dict[str, str] = {}  # what skipped commands would have made
     resumes: dict[str, int] = {}  # per run directory, in document order
     for language, code, excerpt, line in _blocks(document):
         where = f"{document.name}:{line}"
@@ -172,16 +200,18 @@ def test_every_code_block_runs_as_written(document, scratch):
             if "stagegen_edge" in code and not _edge_is_installed():
                 skipped.append((where, "the example plugin is not installed"))
                 continue
-            program = code + ("\n" + BUILD_AND_RUN if "def register_stages" in code else "")
+            registers = any(f"def register_{kind}" in code for kind in ("stages", "networks", "losses"))
+            program = code + ("\n" + BUILD_AND_RUN if registers else "")
             program += "\n" + BUILD_AND_SAMPLE if "def register_priors" in code else ""
             _run([sys.executable, "-c", textwrap.dedent(program)], work, env, f"the python block at {where}")
         elif language == "bash":
             for command in _commands(code):
-                reason = _skip_reason(command)
-                if reason is None and "edge-l1" in command and not _edge_is_installed():
+                reason = _skip_reason(command, missing)
+                if reason is None and "edge" in command and not _edge_is_installed():
                     reason = "the example plugin is not installed"
                 if reason:
                     skipped.append((f"{where}: {command}", reason))
+                    missing.update({made: where for made in _made_by(command)})
                     continue
                 _run(["bash", "-c", _shortened(command, resumes)], work, env, f"`{command}` ({where})")
         elif language == "toml":
@@ -203,3 +233,9 @@ def test_the_rules_above_find_blocks_and_commands():
     assert _shortened("stagegen train --resume runs/a --steps 3000", resumes).endswith("--steps 4 --no-progress")
     assert _shortened("stagegen train --resume runs/a", resumes).endswith("--steps 6 --no-progress")
     assert _skip_reason("python -m pip install .") is not None
+    # a command that uses what a skipped one would have made is skipped with it
+    missing = {made: "x.md:1" for made in _made_by("stagegen train --data-root ../nowhere --out runs/m")}
+    assert missing == {"runs/m": "x.md:1"}
+    assert "runs/m" in _skip_reason("stagegen train --resume runs/m", missing)
+    assert "runs/m" in _skip_reason("stagegen sample runs/m/pipeline.safetensors -o g.png", missing)
+    assert _skip_reason("stagegen train --resume runs/other", missing) is None

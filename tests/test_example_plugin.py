@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import stagegen
 
@@ -16,8 +17,23 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_found_through_its_own_entry_point(plugin_manager):
-    provider = plugin_manager.stages.provider("edge-l1")
-    assert provider.package == "stagegen-edge" and provider.version == "0.1.0"
+    for registry, name in (
+        (plugin_manager.stages, "edge-l1"),
+        (plugin_manager.networks, "edge-conv"),
+        (plugin_manager.losses, "edge"),
+    ):
+        provider = registry.provider(name)
+        assert provider.package == "stagegen-edge" and provider.version == "0.2.0"
+
+
+def test_its_loss_works_on_a_builtin_network():
+    from stagegen.presets import compose_run_config
+
+    config = compose_run_config(stages=["vae", "resnet-l1"], options=["1.losses=l1,edge", "1.loss.edge.order=2"])
+    pipe = stagegen.Pipeline(config.pipeline).train()
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    terms = pipe.losses(x, pipe(x))
+    assert terms["stage1/edge"] > 0 and torch.isfinite(terms["stage1/edge"])
 
 
 @pytest.mark.slow
@@ -44,6 +60,10 @@ def test_trains_through_the_cli_and_loads(tmp_path):
             "vae.latent_dim=8",
             "-O",
             "train.log_every=10",
+            "--prior",
+            "truncated-normal",
+            "-O",
+            "prior.limit=1.5",
         ],
         capture_output=True,
         text=True,
@@ -55,3 +75,8 @@ def test_trains_through_the_cli_and_loads(tmp_path):
     pipe = stagegen.load(out / "pipeline.safetensors")
     assert pipe.file_metadata["stages"][1]["package"] == "stagegen-edge"
     assert pipe.sample(2, seed=0).shape == (2, 1, 16, 16)
+    assert pipe.config.prior.type == "truncated-normal" and pipe.prior.sample(100).abs().max() <= 1.5
+    from stagegen.metrics import evaluate
+
+    report = evaluate(pipe, torch.rand(8, 1, 16, 16), ("edge-energy",), n_samples=4)
+    assert all(row["sample_edge_energy"] > 0 for row in report["stages"])

@@ -67,7 +67,7 @@ def test_decoding_in_chunks_gives_the_same_images(saved):
 
 def test_header_records_versions_and_full_config(saved):
     _, path = saved
-    doc = read_header(path)
+    doc = read_header(path).document
     assert doc["format_version"] == 1 and doc["stagegen_version"] == stagegen.__version__
     assert [s["type"] for s in doc["stages"]] == ["vae", "resnet-l1", "resnet-l2"]
     assert all(s["package"] == "stagegen" for s in doc["stages"])
@@ -154,8 +154,24 @@ def test_loading_does_not_need_loss_networks(tmp_path):
     # build it, but a saved pipeline loads for sampling, since the loss network is not rebuilt
     config = tiny_pipeline_config(("vae", "srresnet-perceptual"))
     pipe = Pipeline(config)
-    pipe.config.stages[1].options["pretrained"] = True
+    perceptual = pipe.config.stages[1].losses[1]
+    assert perceptual.type == "perceptual"
+    perceptual.options["pretrained"] = True
     path = pipe.save(tmp_path / "p.safetensors")
     loaded = stagegen.load(path)
     assert loaded.sample(2, seed=0).shape == (2, 1, 16, 16)
-    assert loaded.stages[1]._loss_network == []
+    assert loaded.stage_losses == [[], []]
+    assert loaded.config.stages[1].losses[1].options["pretrained"] is True  # kept, for a resumed or new run
+
+
+def test_the_header_says_who_provided_each_stage_and_the_prior(saved):
+    _, path = saved
+    doc = read_header(path).document
+    assert [(r["type"], r["package"]) for r in doc["stages"]] == [
+        ("vae", "stagegen"),
+        ("resnet-l1", "stagegen"),
+        ("resnet-l2", "stagegen"),
+    ]
+    assert doc["prior"] == {"type": "normal", "package": "stagegen", "package_version": stagegen.__version__}
+    # the stored config lists every loss, so a file says how it was trained
+    assert doc["config"]["stages"][1]["losses"] == [{"type": "l1", "name": None, "weight": 1.0, "options": {}}]

@@ -45,15 +45,14 @@ HOSTILE_CONFIGS = {
 
 
 @pytest.mark.parametrize("case", list(HOSTILE_CONFIGS))
-def test_hostile_architecture_is_refused_fast_and_small(saved, tmp_path, case):
+def test_hostile_architecture_is_refused_before_allocating(saved, tmp_path, case):
     edit, word = HOSTILE_CONFIGS[case]
     path = edit_document(saved[1], tmp_path / "hostile.safetensors", edit)
-    proc, seconds = run_bounded("stagegen.load(sys.argv[1])", str(path), memory_bytes=2**30, timeout=60)
+    proc = run_bounded("stagegen.load(sys.argv[1])", str(path), memory_bytes=2**30, timeout=60)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("stagegen.pipeline_file.PipelineFileError") and word in last, proc.stderr[-2000:]
     assert "MemoryError" not in proc.stderr and "DefaultCPUAllocator" not in proc.stderr
-    assert seconds < 5, f"refused only after {seconds:.1f} s"
 
 
 def test_refusal_by_size_says_the_numbers(saved, tmp_path):

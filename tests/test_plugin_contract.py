@@ -1,6 +1,7 @@
 """The plugin contract of docs/plugins.md, section 9: every name it lists exists and is exported,
-and a plugin written with those names alone (a refiner with a scale and an upgrade hook, a prior,
-a metric) registers, trains, saves, loads, samples and is evaluated."""
+and a plugin written with those names alone (a self-contained refiner with a scale and an upgrade
+hook, a network, a loss, a stage type composed of them, a prior, a metric, a training callback)
+registers, trains, saves, loads, samples and is evaluated."""
 
 import ast
 import importlib
@@ -43,10 +44,14 @@ from pydantic import Field
 
 import stagegen
 from stagegen.layers import PixelShuffleUpsampler, conv_bn_act
+from stagegen.loss_types import Loss, LossOptions, LossType
 from stagegen.losses import pixel_loss
 from stagegen.metrics import MetricType
 from stagegen.prior import Prior, PriorOptions, PriorType
-from stagegen.stages import Refiner, StageOptions, StageType
+from stagegen.stages import NetworkType, Refiner, StageOptions, StageType
+from stagegen.train import Callback, CallbackType
+
+EVENTS = []
 
 
 class UpOptions(StageOptions):
@@ -71,6 +76,37 @@ def upgrade(options, tensors, version):
     return options, tensors
 
 
+class SmoothOptions(StageOptions):
+    width: int = Field(8, ge=1, le=64, description="channels")
+
+
+class Smooth(Refiner):
+    def __init__(self, o, channels):
+        super().__init__()
+        self.body = torch.nn.Sequential(conv_bn_act(channels, o.width), torch.nn.Conv2d(o.width, channels, 3, padding=1))
+
+    def forward(self, image):
+        return torch.tanh(image + self.body(image))
+
+
+class TVOptions(LossOptions):
+    power: int = Field(1, ge=1, le=2, description="1: l1 of the differences, 2: l2")
+
+
+class TotalVariation(Loss):
+    def __init__(self, o):
+        super().__init__()
+        self.power = o.power
+
+    def forward(self, output, target, ctx):
+        return (output[..., 1:, :] - output[..., :-1, :]).abs().pow(self.power).mean()
+
+
+class Events(Callback):
+    def on_step_end(self, trainer, outcome):
+        EVENTS.append(("step_end", sorted(outcome.losses)))
+
+
 class ShrunkOptions(PriorOptions):
     factor: float = Field(0.5, gt=0, description="standard deviation of the latents")
 
@@ -87,9 +123,27 @@ class Shrunk(Prior):
 
 
 @stagegen.hookimpl
+def register_networks(register):
+    register(NetworkType(name="contract-smooth-net", options=SmoothOptions, build=lambda o, ctx: Smooth(o, ctx.channels),
+                         description="a residual smoother"))
+
+
+@stagegen.hookimpl
+def register_losses(register):
+    register(LossType(name="contract-tv", options=TVOptions, build=lambda o, ctx: TotalVariation(o), description="vertical TV"))
+
+
+@stagegen.hookimpl
 def register_stages(register):
     register(StageType(name="contract-up", kind="refiner", options=UpOptions, build=lambda o, ctx: Up(o, ctx.channels),
                        scale=lambda o: o.scale, upgrade=upgrade, description="x2 upsampling refiner"))
+    register(StageType(name="contract-smooth", kind="refiner", network="contract-smooth-net",
+                       losses=({"type": "l1"}, {"type": "contract-tv", "weight": 0.1}), description="smoother with l1 + TV"))
+
+
+@stagegen.hookimpl
+def register_callbacks(register):
+    register(CallbackType(name="contract-events", build=lambda config: Events(), description="records steps"))
 
 
 @stagegen.hookimpl
@@ -139,15 +193,17 @@ def test_a_plugin_built_from_the_contract_alone_works_end_to_end(tmp_path):
                 "stages": [
                     {"type": "vae", "options": {"widths": [8], "latent_dim": 4}},
                     {"type": "contract-up", "options": {"width": 8}},
+                    {"type": "contract-smooth"},
                 ],
             },
             "train": {"steps": 2, "batch_size": 8, "progress": False, "sample_every": 0, "checkpoint_every": 0},
         }
         result = train(config, tmp_path / "run")
         pipe = stagegen.load(result.pipeline_path)
-        assert pipe.resolutions == [8, 16]
+        assert pipe.resolutions == [8, 16, 16]
         stages = pipe.sample(3, seed=0, return_stages=True)
-        assert [s.shape[-1] for s in stages] == [8, 16] and all(torch.isfinite(s).all() for s in stages)
+        assert [s.shape[-1] for s in stages] == [8, 16, 16] and all(torch.isfinite(s).all() for s in stages)
+        assert [(i, n) for i, n in module.EVENTS[-1][1] if i == 2] == [(2, "contract-tv"), (2, "l1")]
         report = evaluate(pipe, torch.rand(8, 1, 16, 16), ("contract-mean",), n_samples=4)
         assert all(0 <= row["sample_mean"] <= 1 for row in report["stages"])
     finally:

@@ -89,3 +89,55 @@ def test_a_broken_plugin_is_named(plugin_manager):
     plugin_manager.register(module)
     with pytest.raises(PluginError, match="broken_plugin.*register_stages.*boom.*STAGEGEN_PLUGINS"):
         plugin_manager.stages.names()
+
+
+def _hooks(name, **hooks):
+    module = types.ModuleType(name)
+    for hook, items in hooks.items():
+
+        def implementation(register, _items=items):
+            for item in _items:
+                register(item)
+
+        implementation.__name__ = hook
+        setattr(module, hook, stagegen.hookimpl(implementation))
+    return module
+
+
+def test_networks_and_losses_have_registries_and_compositions_resolve_against_them(plugin_manager):
+    assert {"resnet", "srresnet"} <= set(plugin_manager.networks.names())
+    assert {"l1", "adversarial", "perceptual"} <= set(plugin_manager.losses.names())
+    composed = plugin_manager.stages.get("resnet-gan")
+    network = plugin_manager.networks.get("resnet")
+    assert composed.build is network.build and composed.options is not network.options
+    assert composed.options().output == "residual" and network.options().output == "image"  # its own defaults
+    assert plugin_manager.stages.get("resnet").losses == ()  # a network is a stage without losses
+
+
+def test_a_composition_of_a_missing_network_names_it():
+    from stagegen.stages import StageType
+
+    manager = PluginManager(load_entry_points=False)
+    manager.register(_hooks("orphan", register_stages=[StageType(name="x-l1", kind="refiner", network="unet", description="x")]))
+    with pytest.raises(
+        PluginError, match="'x-l1' from .* is composed from the network 'unet', which no installed plugin provides"
+    ):
+        manager.stages.names()
+
+
+def test_a_network_may_not_take_a_stage_types_name(plugin_manager):
+    from stagegen.stages import NetworkType
+
+    clash = NetworkType(name="resnet-l1", options=StageOptions, build=lambda o, ctx: None, description="clash")
+    plugin_manager.register(_hooks("clashing", register_networks=[clash]))
+    with pytest.raises(PluginError, match="'resnet-l1' is registered twice"):
+        plugin_manager.stages.names()
+
+
+def test_composition_defaults_must_be_options_of_the_network(plugin_manager):
+    from stagegen.stages import StageType
+
+    bad = StageType(name="x-gan", kind="refiner", network="resnet", network_defaults={"colour": 1}, description="x")
+    plugin_manager.register(_hooks("bad_defaults", register_stages=[bad]))
+    with pytest.raises(PluginError, match=r"'x-gan' sets defaults for \['colour'\]"):
+        plugin_manager.stages.names()

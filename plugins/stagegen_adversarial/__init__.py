@@ -1,10 +1,20 @@
-"""A refiner trained with a pixel loss plus an adversarial loss from its own discriminator.
+"""The adversarial loss, and the refiner trained with it.
 
-The discriminator (PatchGAN, optional spectral norm) is the stage's auxiliary module: the
-trainer gives it its own optimiser and its own update after each generator step, saves it in
-training checkpoints, and never writes it to the pipeline file. The adversarial term is off
-before ``start_step``; after it, it is scaled by the adaptive weight of taming-transformers
-(ratio of gradient norms at the refiner's last layer), computed in float32.
+``adversarial``: a PatchGAN discriminator (the loss's extra module: its own optimiser and
+update after each generator step, saved in checkpoints, never in the pipeline file) judges the
+stage's outputs: on reconstructions, on latents drawn from the prior (the sample path: what
+people sample, with no target needed), or both. Stabilisers, after what works for image
+autoencoders: hinge loss, spectral normalisation, an R1 gradient penalty on real images
+(lazily, every few steps), a start step, and the adaptive weight of taming-transformers (the
+ratio of the other terms' gradient norm to this term's at the network's last layer, in
+float32). Feature matching (Larsen et al. 2016) adds a paired term: the l1 distance between
+the discriminator's features of output and target.
+
+Stage types: ``resnet-gan``, the paper's network drawing a correction to its input (it starts
+as the identity) with l1 + the adversarial loss at its defaults (reconstructions and prior
+samples, feature matching, R1, spectral norm); ``adversarial`` keeps stagegen 0.1's refiner: a
+light residual network with l1 + 0.1 x adversarial on reconstructions (batch norm, no spectral
+norm, no feature matching).
 """
 
 from __future__ import annotations
@@ -13,95 +23,196 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 import stagegen
-from stagegen.layers import PixelShuffleUpsampler, ResidualBlock
-from stagegen.losses import adaptive_weight, discriminator_loss, generator_loss, pixel_loss
-from stagegen.stages import BuildContext, LossContext, Refiner, StageOptions, StageType
+from stagegen.loss_types import Loss, LossOptions, LossType
+from stagegen.losses import adaptive_weight, discriminator_loss, feature_matching, generator_loss, r1_penalty
+from stagegen.stages import StageType
 
 from .discriminator import PatchDiscriminator
 
 __version__ = stagegen.__version__
+__all__ = ["AdversarialLoss", "AdversarialOptions", "PatchDiscriminator"]
 
 
-class AdversarialOptions(StageOptions):
-    width: int = Field(64, ge=1, le=4096, description="channels of the refiner")
-    blocks: int = Field(5, ge=0, le=256, description="residual blocks of the refiner")
-    scale: Literal[1, 2, 4] = Field(1, description="upsampling factor from input to output")
-    pixel_loss: Literal["l1", "l2", "charbonnier"] = Field("l1", description="pixel loss")
-    pixel_weight: float = Field(1.0, ge=0, description="weight of the pixel loss")
-    adversarial_weight: float = Field(0.1, ge=0, description="weight of the adversarial term (times the adaptive weight)")
+class AdversarialOptions(LossOptions):
     gan_loss: Literal["hinge", "non-saturating"] = Field("hinge", description="GAN objective")
+    judge: Literal["reconstructions", "samples", "both"] = Field(
+        "both",
+        description="which outputs the discriminator judges: on reconstructions, on latents from the prior (the sample "
+        "path), or both",
+    )
     start_step: int = Field(0, ge=0, description="steps before the adversarial term and the discriminator start")
-    adaptive: bool = Field(True, description="scale the adversarial term by the ratio of gradient norms at the last layer")
-    disc_width: int = Field(64, ge=1, le=4096, description="discriminator base channels")
+    adaptive: bool = Field(
+        False,
+        description="scale the term by the ratio of the other terms' gradient norm to its own at the last layer "
+        "(taming-transformers; measured unstable with the sample path, see docs/results.md)",
+    )
+    max_adaptive_weight: float = Field(1e4, gt=0, description="upper bound of the adaptive weight")
+    feature_matching: float = Field(
+        1.0, ge=0, le=1e4, description="weight of feature matching on reconstructions (0: off), relative to the loss's weight"
+    )
+    r1: float = Field(
+        0.0,
+        ge=0,
+        le=1e4,
+        description="gamma of the R1 penalty on real images (0: off). For a discriminator without spectral norm: with it, "
+        "even gamma 1 flattened the discriminator in our runs (docs/results.md)",
+    )
+    r1_every: int = Field(4, ge=1, le=1000, description="apply the R1 penalty every this many steps (scaled up to match)")
+    disc_width: int = Field(32, ge=1, le=4096, description="discriminator base channels")
     disc_layers: int = Field(3, ge=1, le=8, description="stride-2 layers of the PatchGAN (receptive field grows with it)")
-    spectral_norm: bool = Field(False, description="spectral normalisation in the discriminator (instead of batch norm)")
-    disc_lr: float = Field(2e-4, gt=0, description="discriminator learning rate")
+    spectral_norm: bool = Field(True, description="spectral normalisation in the discriminator (instead of batch norm)")
+    disc_lr: float = Field(2e-4, gt=0, le=1, description="discriminator learning rate")
     disc_betas: tuple[float, float] = Field((0.5, 0.9), description="discriminator Adam betas")
 
 
-class AdversarialRefiner(Refiner):
+class AdversarialLoss(Loss):
+    uses_reference = True
+
     def __init__(self, options: AdversarialOptions, channels: int):
         super().__init__()
-        o = self.options = options
+        self.options = options
         self.channels = channels
-        self.head = nn.Sequential(nn.Conv2d(channels, o.width, 5, padding=2), nn.LeakyReLU(0.2, inplace=True))
-        self.blocks = nn.Sequential(*[ResidualBlock(o.width, 0.2) for _ in range(o.blocks)])
-        self.upsample = PixelShuffleUpsampler(o.width, o.scale, 0.2)
-        self.last_layer = nn.Conv2d(o.width, channels, 3, padding=1)
+        self.uses_samples = options.judge in ("samples", "both")
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        h = self.head(image)
-        h = self.upsample(h + self.blocks(h))
-        return torch.tanh(self.last_layer(h))
+    def wants_samples(self, step: int) -> bool:
+        return self.uses_samples and step >= self.options.start_step
 
-    def build_auxiliary(self) -> nn.Module:
+    def build_auxiliary(self) -> PatchDiscriminator:
         o = self.options
         return PatchDiscriminator(self.channels, o.disc_width, o.disc_layers, o.spectral_norm)
 
-    def auxiliary_optimizer(self, auxiliary: nn.Module) -> torch.optim.Optimizer:
+    def auxiliary_optimizer(self, auxiliary):
         return torch.optim.Adam(auxiliary.parameters(), lr=self.options.disc_lr, betas=self.options.disc_betas)
 
-    def _active(self, ctx: LossContext) -> bool:
-        return ctx.auxiliary is not None and ctx.step >= self.options.start_step
+    def _judged(self, output: torch.Tensor, samples: torch.Tensor | None) -> list[torch.Tensor]:
+        judge = self.options.judge
+        images = [output] if judge in ("reconstructions", "both") else []
+        if judge in ("samples", "both") and samples is not None:
+            images.append(samples)
+        return images
 
-    def loss(self, output, target, ctx: LossContext):
-        o = self.options
-        rec = o.pixel_weight * pixel_loss(o.pixel_loss, output, target)
-        if not self._active(ctx):
-            return {o.pixel_loss: rec, "adversarial": rec.new_zeros(())}
-        adv = generator_loss(o.gan_loss, ctx.auxiliary(output))
+    def forward(self, output, target, ctx):
+        o, disc = self.options, ctx.auxiliary
+        zero = output.new_zeros((), dtype=torch.float32)
+        terms = {"adversarial": zero}
+        if o.feature_matching:
+            terms["feature_matching"] = zero
+        judged = self._judged(output, ctx.samples)
+        if disc is None or ctx.step < o.start_step or not judged:
+            return terms
+        logits = []
+        for image in judged:
+            if o.feature_matching and image is output:
+                fake_logits, fake_features = disc.forward_with_features(output)
+                with torch.no_grad():
+                    _, real_features = disc.forward_with_features(target)
+                terms["feature_matching"] = o.feature_matching * feature_matching(fake_features, real_features)
+                logits.append(fake_logits)
+            else:
+                logits.append(disc(image))
+        adv = torch.stack([generator_loss(o.gan_loss, lg) for lg in logits]).mean()
         weight = torch.ones((), device=output.device)
-        if o.adaptive and torch.is_grad_enabled() and output.requires_grad:
-            weight = adaptive_weight(rec, adv, self.last_layer.weight)
-        return {o.pixel_loss: rec, "adversarial": o.adversarial_weight * weight * adv}
+        if o.adaptive and ctx.reference is not None and ctx.last_layer is not None and torch.is_grad_enabled():
+            if ctx.reference.requires_grad and adv.requires_grad:
+                weight = adaptive_weight(ctx.reference, adv, ctx.last_layer, o.max_adaptive_weight)
+        ctx.report("adaptive_weight", weight)
+        terms["adversarial"] = weight * adv
+        return terms
 
-    def auxiliary_loss(self, auxiliary, output, target, ctx: LossContext):
-        if ctx.step < self.options.start_step:
+    def auxiliary_loss(self, auxiliary, real, fakes, ctx):
+        o = self.options
+        if ctx.step < o.start_step:
             return {}
-        real, fake = auxiliary(target), auxiliary(output)
-        return {
-            "d_loss": discriminator_loss(self.options.gan_loss, real, fake),
-            "d_real": real.detach().float().mean(),
-            "d_fake": fake.detach().float().mean(),
+        penalise = o.r1 > 0 and ctx.step % o.r1_every == 0
+        real = real.detach().requires_grad_(penalise)
+        real_logits = auxiliary(real)
+        fake_logits = [auxiliary(f) for f in fakes]
+        terms = {
+            "d_loss": torch.stack([discriminator_loss(o.gan_loss, real_logits, f) for f in fake_logits]).mean(),
+            "d_real": real_logits.detach().float().mean(),
+            "d_fake": torch.stack([f.detach().float().mean() for f in fake_logits]).mean(),
         }
+        if o.r1 > 0:  # every step, so the logged mean is the penalty's average contribution
+            terms["r1"] = 0.5 * o.r1 * o.r1_every * r1_penalty(real_logits, real) if penalise else real_logits.new_zeros(())
+        return terms
 
 
-def build(options: AdversarialOptions, ctx: BuildContext) -> AdversarialRefiner:
-    return AdversarialRefiner(options, ctx.channels)
+@stagegen.hookimpl
+def register_losses(register):
+    register(
+        LossType(
+            name="adversarial",
+            options=AdversarialOptions,
+            build=lambda options, ctx: AdversarialLoss(options, ctx.channels),
+            description="PatchGAN realism loss on reconstructions and prior samples (hinge, spectral norm, R1, feature "
+            "matching, adaptive weight)",
+        )
+    )
+
+
+#: the options stagegen 0.1's adversarial refiner had, as options of its loss
+_LEGACY_LOSS_OPTIONS = (
+    "gan_loss",
+    "start_step",
+    "adaptive",
+    "disc_width",
+    "disc_layers",
+    "spectral_norm",
+    "disc_lr",
+    "disc_betas",
+)
 
 
 @stagegen.hookimpl
 def register_stages(register):
     register(
         StageType(
+            name="resnet-gan",
+            kind="refiner",
+            network="resnet",
+            network_defaults={"width": 32, "blocks": 2, "head_width": 0, "output": "residual"},
+            losses=({"type": "l1"}, {"type": "adversarial", "weight": 0.02}),
+            description="residual refiner that adds detail: l1 + adversarial on reconstructions and prior samples, with "
+            "feature matching (the sharp-* presets' refiner)",
+        )
+    )
+    register(
+        StageType(
             name="adversarial",
             kind="refiner",
-            options=AdversarialOptions,
-            build=build,
-            scale=lambda options: options.scale,
-            description="residual refiner with pixel + adversarial loss (PatchGAN, hinge or non-saturating, adaptive weight)",
+            network="resnet",
+            network_defaults={
+                "blocks": 5,
+                "head_width": 0,
+                "leaky_slope": 0.2,
+                "head_kernel": 5,
+                "tail_kernel": 3,
+                "skip": "identity",
+            },
+            losses=(
+                {"type": "l1"},
+                {
+                    "type": "adversarial",
+                    "weight": 0.1,
+                    # stagegen 0.1's refiner: reconstructions only, batch norm, adaptive weight, no penalty or feature matching
+                    "options": {
+                        "judge": "reconstructions",
+                        "spectral_norm": False,
+                        "feature_matching": 0.0,
+                        "r1": 0.0,
+                        "adaptive": True,
+                        "disc_width": 64,
+                    },
+                },
+            ),
+            aliases={
+                "pixel_loss": (0, "type"),
+                "pixel_weight": (0, "weight"),
+                "adversarial_weight": (1, "weight"),
+                **{name: (1, "options", name) for name in _LEGACY_LOSS_OPTIONS},
+            },
+            description="residual refiner with l1 + adversarial loss on reconstructions (stagegen 0.1's refiner)",
         )
     )

@@ -1,4 +1,4 @@
-"""The adversarial refiner's discriminator (kept with the plugin that trains it)."""
+"""The adversarial loss's discriminator (kept with the plugin that trains it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from torch import nn
 
 
 class PatchDiscriminator(nn.Module):
-    """PatchGAN: a grid of real/fake logits, one per receptive field (pix2pix)."""
+    """PatchGAN: a grid of real/fake logits, one per receptive field (pix2pix). With spectral
+    normalisation (Miyato et al. 2018) its layers are 1-Lipschitz and it has no batch norm,
+    which keeps real and fake batches from leaking statistics into each other."""
 
     def __init__(self, channels: int, width: int = 64, layers: int = 3, spectral_norm: bool = False):
         super().__init__()
@@ -26,3 +28,12 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits and every hidden layer's activations (for feature matching)."""
+        features = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                features.append(x)
+        return x, features

@@ -1,4 +1,5 @@
-"""Built-in fitted priors: a Gaussian mixture and a two-stage latent VAE.
+"""Built-in fitted priors: a Gaussian mixture and a two-stage latent VAE (and, in
+:mod:`.normal`, registered by its own entry point, N(0, I)).
 
 They register through the same ``register_priors`` hook a third-party package uses.
 """

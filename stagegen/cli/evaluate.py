@@ -71,7 +71,7 @@ def _lpips(needs):
 def _eval_options(f):
     f = click.option(
         "--metrics",
-        help="comma-separated metric names (default: psnr, ssim, sharpness, swd, fid, "
+        help="comma-separated metric names (default: psnr, ssim, sharpness, swd, realism, fid, "
         "recognisability and any plugin metric on by default; `stagegen plugins` lists them all, lpips too)",
     )(f)
     f = click.option(

@@ -17,9 +17,8 @@ def info(pipeline, as_json):
     """Describe a pipeline file: format, versions, stages, config."""
     from ..pipeline_file import read_header
 
-    doc = read_header(pipeline)
-    tensors = doc.pop("_tensors")
-    doc.pop("_path")
+    header = read_header(pipeline)
+    doc, tensors = header.document, header.tensors
     if as_json:  # JSON escapes control characters itself
         click.echo(json.dumps(doc, indent=2))
         return
@@ -47,10 +46,22 @@ def info(pipeline, as_json):
         options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
         for k, v in options.items():
             say(f"      {k} = {json.dumps(v)}")
+        losses = spec.get("losses") if isinstance(spec.get("losses"), list) else []
+        for loss in (entry for entry in losses if isinstance(entry, dict)):
+            loss_options = loss.get("options") if isinstance(loss.get("options"), dict) else {}
+            detail = ", ".join(f"{k}={json.dumps(v)}" for k, v in loss_options.items())
+            label = loss.get("name") or loss.get("type", "?")
+            say(f"      loss {label} x {loss.get('weight', 1.0)}" + (f" ({detail})" if detail else ""))
     prior = cfg.get("prior") if isinstance(cfg.get("prior"), dict) else {"type": "normal", "options": {}}
     prior_options = prior.get("options") if isinstance(prior.get("options"), dict) else {}
     options = ", ".join(f"{k}={json.dumps(v)}" for k, v in prior_options.items())
-    say(f"  prior: {prior.get('type', '?')}" + (f" ({options})" if options else "") + "; latents are drawn from it when sampling")
+    record = doc.get("prior") if isinstance(doc.get("prior"), dict) else {}
+    provider = f" from {record.get('package', '?')} {record.get('package_version', '')}" if record else ""
+    say(
+        f"  prior: {prior.get('type', '?')}{provider}"
+        + (f" ({options})" if options else "")
+        + "; latents are drawn from it when sampling"
+    )
     if doc.get("extra"):
         say("extra: " + json.dumps(doc["extra"]))
 
@@ -58,37 +69,51 @@ def info(pipeline, as_json):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
 def plugins(as_json):
-    """List every registered stage type, prior and metric with its kind, provider, version and options."""
+    """List every registered stage type, network, loss, prior and metric with its provider,
+    version and options; a composed stage type with its network and default losses."""
     from ..plugins import get_plugin_manager
 
     manager = get_plugin_manager()
     rows = []
-    kinds = ((manager.stages, lambda t: t.kind), (manager.priors, lambda t: "prior"), (manager.metrics, lambda t: "metric"))
+    kinds = (
+        (manager.stages, lambda t: t.kind),
+        (manager.networks, lambda t: "network"),
+        (manager.losses, lambda t: "loss"),
+        (manager.priors, lambda t: "prior"),
+        (manager.metrics, lambda t: "metric"),
+    )
     for registry, kind_of in kinds:
         for name in registry.names():
             st = registry.get(name)
+            if registry is manager.stages and name in manager.networks:
+                continue  # a network used as a stage is listed once, as a network
             p = registry.provider(name)
             fields = st.options.model_fields if hasattr(st, "options") else {}
             opts = {
                 k: {"default": f.get_default(call_default_factory=True), "description": f.description or ""}
                 for k, f in fields.items()
             }
-            rows.append(
-                {
-                    "name": name,
-                    "kind": kind_of(st),
-                    "package": p.package,
-                    "version": p.version,
-                    "plugin": p.plugin,
-                    "description": st.description,
-                    "options": opts,
-                }
-            )
+            row = {
+                "name": name,
+                "kind": kind_of(st),
+                "package": p.package,
+                "version": p.version,
+                "plugin": p.plugin,
+                "description": st.description,
+                "options": opts,
+            }
+            if getattr(st, "network", None):
+                row["network"] = st.network
+                row["losses"] = list(st.losses)
+            rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     for r in rows:
         click.echo(f"{r['name']} ({r['kind']}) from {r['package']} {r['version']}: {r['description']}")
+        if "network" in r:
+            losses = ", ".join(f"{spec['type']} x {spec.get('weight', 1.0):g}" for spec in r["losses"])
+            click.echo(f"    = network {r['network']} + losses {losses or 'none'}")
         for k, o in r["options"].items():
             click.echo(f"    {k} = {json.dumps(o['default'], default=str)}  {o['description']}")
 
@@ -112,11 +137,13 @@ def datasets():
 @click.argument("name", required=False)
 def presets(name):
     """List presets, or print one as JSON."""
-    from ..presets import PRESETS, preset
+    from ..plugins import get_plugin_manager
 
+    registry = get_plugin_manager().presets
     if name:
-        click.echo(json.dumps(preset(name), indent=2))
+        click.echo(json.dumps(registry.get(name).raw(), indent=2))
         return
-    for key, (description, raw) in PRESETS.items():
-        stages = ",".join(s["type"] for s in raw["pipeline"]["stages"])
-        click.echo(f"{key:15s} {stages:45s} {description}")
+    for key in registry.in_order():
+        entry = registry.get(key)
+        stages = ",".join(s.get("type", "?") for s in entry.raw().get("pipeline", {}).get("stages", []))
+        click.echo(f"{key:15s} {stages:45s} {entry.description}")

@@ -9,47 +9,20 @@ from pathlib import Path
 import click
 
 from .app import SEED, cli
-
-
-def _seconds(text: str | None) -> float | None:
-    """'90', '90s', '2m', '1.5h' -> seconds."""
-    if text is None:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600}
-    value, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
-    try:
-        seconds = float(value) * units[unit]
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a duration: use seconds (90), or 90s, 2m, 1.5h", param_hint="--time-budget"
-        ) from None
-    if not seconds > 0 or seconds == float("inf"):
-        raise click.BadParameter(f"{text!r}: the time budget must be a positive, finite duration", param_hint="--time-budget")
-    return seconds
+from .config_flags import config_flags, given_config_fields, refused_on_resume, resumable_flags
 
 
 @cli.command()
-@click.option("--preset", "preset_name", help="starting configuration (see `stagegen presets`); default msvae-digits")
+@click.option(
+    "--preset",
+    "preset_name",
+    help="starting configuration (see `stagegen presets`); default: the dataset's own (sharp-digits for the default digits)",
+)
 @click.option("--stages", help="comma-separated stage types, trunk first, e.g. vae,resnet-l1")
 @click.option(
     "--prior", "prior_name", help="latent prior fitted after training: normal, gmm, latent-vae (see `stagegen plugins`)"
 )
-@click.option("--data", "data_name", help="dataset name (see `stagegen datasets`); default: the embedded digits")
-@click.option("--data-root", type=click.Path(), help="where the dataset's files are")
-@click.option("--split", help="dataset split to train on (train, val, test)")
-@click.option("--cache-dir", type=click.Path(), help="decoded-image cache folder")
-@click.option("--image-size", type=int, help="final image resolution")
-@click.option("--channels", type=int, help="1 (grayscale) or 3 (RGB)")
-@click.option("--steps", type=int, help="optimiser steps")
-@click.option("--time-budget", callback=lambda ctx, param, v: _seconds(v), help="finish early after this long: 90, 90s, 2m, 1h")
-@click.option("--batch-size", type=int, help="images per step and process")
-@click.option("--lr", type=float, help="learning rate")
-@click.option("--seed", type=SEED, help="random seed (a CPU run is repeatable bit for bit)")
-@click.option("--device", help="auto, cpu, cuda, cuda:1, ...")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="auto: bf16 on CUDA, fp32 on CPU")
-@click.option("--ema", "ema_decay", type=float, help="EMA decay of generator weights, e.g. 0.999")
-@click.option("--num-workers", type=int, help="DataLoader worker processes")
-@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the pipeline")
+@config_flags
 @click.option(
     "--config",
     "config_file",
@@ -62,39 +35,13 @@ def _seconds(text: str | None) -> float | None:
     "options",
     multiple=True,
     metavar="KEY=VALUE",
-    help="set any option: resnet-l1.blocks=3, 0.latent_dim=64, train.grad_clip=1.0",
+    help="set any option: resnet-l1.blocks=3, 0.latent_dim=64, 1.losses=l1,adversarial, train.grad_clip=1.0",
 )
 @click.option("--out", type=click.Path(file_okay=False), help="run directory (default runs/<preset-or-stages>-<time>)")
 @click.option(
     "--resume", type=click.Path(exists=True, file_okay=False), help="continue the run in this directory from its last checkpoint"
 )
-@click.option("--progress/--no-progress", default=None, help="show a progress bar")
-def train(
-    preset_name,
-    stages,
-    prior_name,
-    data_name,
-    data_root,
-    split,
-    cache_dir,
-    image_size,
-    channels,
-    steps,
-    time_budget,
-    batch_size,
-    lr,
-    seed,
-    device,
-    precision,
-    ema_decay,
-    num_workers,
-    compile_,
-    config_file,
-    options,
-    out,
-    resume,
-    progress,
-):
+def train(preset_name, stages, prior_name, config_file, options, out, resume, **flags):
     """Train a pipeline and write it, with sample grids and metrics, to a run directory."""
     from ..presets import compose_run_config
     from ..train import TrainingInterrupted, TrainingStopped
@@ -102,71 +49,23 @@ def train(
     from ..train import train as run_training
     from ..train.lock import RunLocked
 
+    fields = given_config_fields(flags)
     try:
         if resume:
-            fixed = {
-                "--preset": preset_name,
-                "--stages": stages,
-                "--prior": prior_name,
-                "--data": data_name,
-                "--data-root": data_root,
-                "--split": split,
-                "--cache-dir": cache_dir,
-                "--image-size": image_size,
-                "--channels": channels,
-                "--batch-size": batch_size,
-                "--lr": lr,
-                "--seed": seed,
-                "--precision": precision,
-                "--ema": ema_decay,
-                "--compile/--no-compile": compile_,
-                "--config": config_file,
-                "-O": options or None,
-                "--out": out,
-            }
-            given = [flag for flag, value in fixed.items() if value is not None]
+            others = {"--preset": preset_name, "--stages": stages, "--prior": prior_name, "--config": config_file, "--out": out}
+            given = [flag for flag, value in others.items() if value is not None] + (["-O"] if options else [])
+            given += refused_on_resume(flags)
             if given:
                 raise click.UsageError(
                     f"{', '.join(given)} cannot be changed when resuming: the run continues with the settings in its "
-                    "config.json. Only --steps, --time-budget, --device, --num-workers and --progress apply to a resumed "
-                    "run; start a new run (without --resume) to change the others"
+                    f"config.json. Only {', '.join(resumable_flags())} apply to a resumed run; start a new run "
+                    "(without --resume) to change the others"
                 )
-            overrides = {
-                k: v
-                for k, v in {
-                    "progress": progress,
-                    "device": device,
-                    "num_workers": num_workers,
-                    "time_budget": time_budget,
-                }.items()
-                if v is not None
-            }
-            result = resume_run(resume, steps=steps, **overrides)
+            overrides = {key.removeprefix("train__"): value for key, value in fields.items()}
+            result = resume_run(resume, **overrides)
         else:
-            config = compose_run_config(
-                preset_name,
-                config_file,
-                stages.split(",") if stages else None,
-                list(options),
-                prior_name,
-                data__name=data_name,
-                data__root=data_root,
-                data__split=split,
-                data__cache_dir=cache_dir,
-                pipeline__image_size=image_size,
-                pipeline__channels=channels,
-                train__steps=steps,
-                train__time_budget=time_budget,
-                train__batch_size=batch_size,
-                train__lr=lr,
-                train__seed=seed,
-                train__device=device,
-                train__precision=precision,
-                train__ema_decay=ema_decay,
-                train__num_workers=num_workers,
-                train__compile=compile_,
-                train__progress=progress,
-            )
+            stage_list = stages.split(",") if stages else None
+            config = compose_run_config(preset_name, config_file, stage_list, list(options), prior_name, **fields)
             name = (preset_name or "-".join(config.pipeline.stage_names)) if not stages else stages.replace(",", "-")
             run_dir = Path(out) if out else Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
             result = run_training(config, run_dir)
@@ -213,18 +112,17 @@ def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, ma
 
     from .. import load
     from ..data import open_dataset
+    from ..overrides import set_option
     from ..pipeline_file import save_pipeline
-    from ..presets import parse_value
     from ..prior import fit_prior
 
     pipe = load(pipeline)
-    prior_options = {}
-    for assignment in options:
-        key, sep, text = assignment.partition("=")
-        if not sep:
+    raw: dict = {"pipeline": {"prior": {"type": prior_name, "options": {}}}}
+    for assignment in options:  # the -O grammar of `train`, where a bare key is the prior's
+        if "=" not in assignment:
             raise click.BadParameter(f"{assignment!r} must look like KEY=VALUE, e.g. components=20", param_hint="-O")
-        prior_options[key.removeprefix("prior.")] = parse_value(text)
-    pipe.set_prior({"type": prior_name, "options": prior_options})
+        set_option(raw, assignment if assignment.startswith("prior.") else f"prior.{assignment}")
+    pipe.set_prior(raw["pipeline"]["prior"])
     dataset = open_dataset(data_name, data_root, split, pipe.config.image_size, pipe.config.channels)
     start = time.perf_counter()
     stats = fit_prior(pipe, dataset, max_images, seed=seed)

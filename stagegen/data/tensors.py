@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
+
+from ..images import resize
 
 
 class TensorImages(Dataset):
@@ -27,9 +28,7 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize a uint8 N x C x H x W batch to size x size (antialiased when shrinking)."""
     if images.shape[-2:] == (size, size):
         return images
-    x = images.float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=size < images.shape[-1], align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8)
+    return resize(images.float(), size).round().clamp(0, 255).to(torch.uint8)
 
 
 def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:

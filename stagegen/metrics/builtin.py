@@ -7,9 +7,11 @@ import math
 import torch
 
 from ..hookspecs import hookimpl
+from ..images import resize
 from .classifiers import recognisability
 from .fid import frechet_distance
 from .image import finite_mean, psnr, sharpness_ratio, ssim
+from .realism import two_sample_accuracy
 from .registry import MetricContext, MetricType
 from .swd import swd
 
@@ -39,6 +41,13 @@ def _sharpness(ctx: MetricContext) -> dict:
 def _swd(ctx: MetricContext) -> dict:
     m = min(len(ctx.samples), len(ctx.real))
     return {"sample_swd": [round(v, 3) for v in swd(ctx.samples[:m], ctx.real[:m], seed=ctx.seed)]}
+
+
+def _realism(ctx: MetricContext) -> dict:
+    # judged at the final resolution: a coarse stage of a ladder is shown the size people see
+    real = ctx.final_real if ctx.final_real is not None else ctx.real
+    samples = resize(ctx.samples, real.shape[-2:])
+    return {"sample_realism": two_sample_accuracy(real, samples.clamp(0, 1), seed=ctx.seed)}
 
 
 def _fid(ctx: MetricContext) -> dict:
@@ -101,6 +110,15 @@ def register_metrics(register):
             needs=("samples",),
             compute=_swd,
             description="sliced Wasserstein distance per Laplacian-pyramid level, samples against real",
+        )
+    )
+    register(
+        MetricType(
+            name="realism",
+            needs=("samples",),
+            compute=_realism,
+            description="held-out accuracy of a small CNN trained to tell real images from this stage's samples, both at "
+            "the final resolution (0.5: indistinguishable; a classifier two-sample test)",
         )
     )
     register(

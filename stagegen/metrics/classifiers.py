@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..images import resize
+
 #: bump when the training recipe changes, so stale cached classifiers are not reused
 RECIPE = 2
 
@@ -57,9 +59,7 @@ class DigitClassifier(nn.Module):
         images = images.float()
         if images.shape[1] == 3:
             images = images.mean(1, keepdim=True)
-        if images.shape[-1] != self.size or images.shape[-2] != self.size:
-            shrink = images.shape[-1] > self.size
-            images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", antialias=shrink, align_corners=False)
+        images = resize(images, self.size)
         return (images - self.mean) / self.std
 
 

@@ -86,6 +86,7 @@ def evaluate(
             classifier=classifier,
             lpips=lpips_network,
             cache=cache,
+            final_real=real.clamp(0, 1),
         )
         for metric in chosen:
             row.update(metric.compute(ctx))

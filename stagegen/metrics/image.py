@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..images import resize
+
 PSNR_CAP = 100.0  # dB reported for identical images (the true value is infinite)
 
 
@@ -61,7 +63,7 @@ def gradient_energy(x: torch.Tensor) -> torch.Tensor:
 def sharpness_ratio(generated: torch.Tensor, real: torch.Tensor) -> float:
     """Mean gradient energy of generated images over that of real ones: 1.0 = as sharp as the data."""
     if generated.shape[-1] != real.shape[-1]:
-        real = F.interpolate(real.float(), size=generated.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
+        real = resize(real.float(), generated.shape[-2:])
     return float(gradient_energy(generated).mean() / gradient_energy(real).mean().clamp_min(1e-12))
 
 

@@ -36,6 +36,7 @@ class MetricContext:
     classifier: Any = None  # a metrics.classifiers.Classifier
     lpips: Any = None  # an LPIPS network over [-1, 1] images
     cache: dict[str, Any] = field(default_factory=dict)  # shared by the metrics of one evaluation
+    final_real: torch.Tensor | None = None  # the real images at the pipeline's (last stage's) resolution
 
 
 @dataclass(frozen=True, kw_only=True)

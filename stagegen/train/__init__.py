@@ -1,5 +1,6 @@
-"""Training: the loop, one step over a state, checkpoints, EMA, distributed helpers."""
+"""Training: the loop and its events, one step over a state, checkpoints, EMA, distributed helpers."""
 
+from .callbacks import Callback, CallbackType
 from .run import RESUMABLE_OVERRIDES, resume, train
 from .state import TrainState
 from .step import StepOutcome, train_step
@@ -7,6 +8,8 @@ from .trainer import Trainer, TrainingInterrupted, TrainingStopped, TrainResult
 
 __all__ = [
     "RESUMABLE_OVERRIDES",
+    "Callback",
+    "CallbackType",
     "StepOutcome",
     "TrainResult",
     "TrainState",

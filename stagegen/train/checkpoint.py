@@ -116,13 +116,35 @@ def gather_rng(dist) -> list[dict[str, Any]]:
 def checkpoint_document(state, rngs: list[dict[str, Any]], world_size: int, pipeline_config) -> dict[str, Any]:
     """What ``last.pt`` holds: a TrainState's state_dict, the generators, and the pipeline config
     it belongs to (as JSON text: weights_only loading accepts no pydantic objects)."""
+    from ..plugins import get_plugin_manager
+
+    registry = get_plugin_manager().stages
     return {
         "format": CHECKPOINT_FORMAT,
         **state.state_dict(),
         "world_size": world_size,
         "rng": rngs,
         "pipeline_config": json.dumps(pipeline_config.model_dump(mode="json"), sort_keys=True),
+        # which version of each stage's (and the prior's) plugin wrote the tensors, for their upgrade hooks on resume
+        "stage_versions": [registry.provider(spec.type).version for spec in pipeline_config.stages],
+        "prior_version": get_plugin_manager().priors.provider(pipeline_config.prior.type).version,
     }
+
+
+def _upgrade_checkpoint(checkpoint: dict[str, Any], pipeline_config, directory: Path) -> None:
+    """Stage and prior tensors written by another version of their plugin, through its upgrade
+    hook (a checkpoint from before versions were recorded counts as written by an unknown version)."""
+    from ..loading import upgrade_prior_tensors, upgrade_stage_tensors
+
+    versions = {i: str(v) for i, v in enumerate(checkpoint.get("stage_versions") or [])}
+    versions = {i: versions.get(i, "") for i in range(len(pipeline_config.stages))}
+    where = str(Path(directory) / CHECKPOINT_NAME)
+    for part in ("pipeline", "ema"):
+        tensors = checkpoint.get(part)
+        if tensors is None:
+            continue
+        _, tensors = upgrade_stage_tensors(pipeline_config, versions, tensors, where)
+        _, checkpoint[part] = upgrade_prior_tensors(pipeline_config, str(checkpoint.get("prior_version", "")), tensors, where)
 
 
 def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory: Path) -> list[dict[str, Any]]:
@@ -141,6 +163,7 @@ def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory:
                 "the checkpoint was written for a different pipeline than the one configured now; "
                 "resume with the run's own config.json (stagegen train --resume DIR does this)"
             )
+        _upgrade_checkpoint(checkpoint, pipeline_config, directory)
         state.load_state_dict(checkpoint)
         return checkpoint["rng"]
     except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, json.JSONDecodeError) as exc:

@@ -97,35 +97,49 @@ class Progress:
 
 
 class MetricsWindow:
-    """Loss terms and diagnostics summed over the steps since the last metrics line."""
+    """Loss terms, extra-module terms and diagnostics summed over the steps since the last
+    metrics line, by (stage, name); labelled only when the line is made."""
 
     def __init__(self, images_per_step: int):
         self.images_per_step = images_per_step
+        self.headlines: set[tuple[int, str]] = set()
         self._reset()
 
     def _reset(self) -> None:
-        self.terms: dict[str, Any] = {}  # tensors, summed on the device
-        self.diagnostics: dict[str, Any] = {}
+        self.sums: dict[str, dict] = {"losses": {}, "auxiliary": {}, "diagnostics": {}}  # tensors, summed on the device
+        self.counts: dict[tuple[str, tuple[int, str]], int] = {}  # steps each appeared in (a stage that joins late)
         self.steps = 0
         self.start = time.perf_counter()
 
     def add(self, outcome) -> None:
-        for k, v in outcome.terms.items():
-            self.terms[k] = self.terms.get(k, 0) + v
-        for k, v in outcome.diagnostics.items():
-            self.diagnostics[k] = self.diagnostics.get(k, 0) + v
+        for kind in self.sums:
+            for key, value in getattr(outcome, kind).items():
+                self.sums[kind][key] = self.sums[kind].get(key, 0) + value
+                self.counts[kind, key] = self.counts.get((kind, key), 0) + 1
+        self.headlines |= outcome.headlines
         self.steps += 1
 
-    def close(self, state) -> dict[str, Any]:
-        """The metrics line of this window for a TrainState (one host sync), then a fresh window."""
+    def close(self, state) -> tuple[dict[str, Any], dict[str, float]]:
+        """The metrics line of this window for a TrainState (one host sync) and what a progress
+        bar shows of it (the loss, each stage's first term, the headline diagnostics, images/s);
+        then a fresh window."""
+        from .step import StepOutcome
+
         elapsed = time.perf_counter() - self.start
-        values = {k: float(v / self.steps) for k, v in self.terms.items()}
-        record: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
-        record["loss"] = sum(v for k, v in values.items() if not state.pipeline.is_auxiliary_label(k))
-        record.update(values)
-        record.update({k: float(v / self.steps) for k, v in self.diagnostics.items()})
+        means = {kind: {key: float(v / self.counts[kind, key]) for key, v in sums.items()} for kind, sums in self.sums.items()}
+        record: dict[str, Any] = {"step": state.step, "epoch": state.epoch, "loss": sum(means["losses"].values())}
+        record.update({StepOutcome.label(key): v for key, v in means["losses"].items()})
+        record.update({StepOutcome.label(key, auxiliary=True): v for key, v in means["auxiliary"].items()})
+        record.update({StepOutcome.label(key): v for key, v in means["diagnostics"].items()})
         record["lr"] = state.schedulers[0].get_last_lr()[0]
         record["images_per_second"] = self.images_per_step * self.steps / max(elapsed, 1e-9)
         record["nonfinite_skipped"] = state.nonfinite_total
+        progress = {"loss": record["loss"]}
+        for stage in sorted({stage for stage, _ in means["losses"]}):  # each stage's first term, compactly
+            name = next(name for s, name in means["losses"] if s == stage)
+            progress[f"s{stage}/{name}"] = means["losses"][stage, name]
+        for stage, name in sorted(self.headlines & set(means["diagnostics"])):
+            progress[name] = means["diagnostics"][stage, name]
+        progress["img/s"] = record["images_per_second"]
         self._reset()
-        return record
+        return record, progress

@@ -15,7 +15,6 @@ from ..images import grid, save_grid
 from ..pipeline import to_unit_range
 from ..pipeline_file import save_pipeline
 from ..prior import fit_prior
-from .logging import MetricsLog
 from .state import TrainState
 
 GRID_IMAGES = 8
@@ -64,11 +63,14 @@ def fit_run_prior(state: TrainState, dataset, max_images: int, seed: int) -> dic
 
 
 def grid_latents(state: TrainState, seed: int) -> torch.Tensor:
-    """The same latents at every grid: from the prior once it is fitted, N(0, I) before."""
+    """The same noise at every grid: from the prior once it is fitted; before that, from the
+    sample path's prior when the run has one (fitted to recent posteriors), else N(0, I)."""
     generator = torch.Generator().manual_seed(seed)
     prior = state.pipeline.prior
     if prior.fitted:
         return prior.sample(GRID_IMAGES, generator)
+    if state.sample_prior is not None and state.sample_prior.fits:
+        return state.sample_prior.prior.sample(GRID_IMAGES, generator)
     return torch.randn((GRID_IMAGES, *state.pipeline.trunk.latent_shape), generator=generator)
 
 
@@ -79,19 +81,17 @@ def write_grids(
     seed: int,
     inputs: torch.Tensor,
     prepare: Callable[[torch.Tensor], torch.Tensor],
-    log: MetricsLog | None = None,
     recon_path: Path | None = None,
-) -> None:
+) -> torch.Tensor:
     """Samples from a fixed latent batch (one row per stage) and, with ``recon_path``, a
-    reconstruction grid of ``inputs`` (input row, then each stage)."""
+    reconstruction grid of ``inputs`` (input row, then each stage). Returns the sample grid."""
     with generator_weights(state) as pipeline:
         samples = [to_unit_range(y).float() for y in pipeline.run_chain(grid_latents(state, seed).to(pipeline.device)).images]
         save_grid(samples, path)
-        if log is not None:
-            log.image("samples", grid(samples), state.step)
         if recon_path is not None:
             x = prepare(inputs)
             posterior = pipeline.encode(to_unit_range(x))
             latent = pipeline.trunk.reconstruction_latent(posterior)
             stages = [to_unit_range(y).float() for y in pipeline.run_chain(latent).images]
             save_grid([to_unit_range(x).float(), *stages], recon_path)
+    return grid(samples)

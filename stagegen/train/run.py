@@ -5,17 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ..config import RunConfig, validate_run_config
+from ..config import RunConfig, resumable_fields, validate_run_config
+from .callbacks import Callback
 from .distributed import shutdown_distributed
 from .lock import run_lock
 from .trainer import Trainer, TrainResult
 
-#: what may change when a run continues: how long, where and how it runs, not what it trains
-RESUMABLE_OVERRIDES = ("time_budget", "device", "num_workers", "progress")
+#: what may change when a run continues besides its step count: how long, where and how it runs,
+#: not what it trains (the fields config.py marks resumable)
+RESUMABLE_OVERRIDES = tuple(name for name in resumable_fields() if name != "steps")
 
 
 def _pipeline_steps(path: Path) -> int | None:
@@ -23,7 +26,7 @@ def _pipeline_steps(path: Path) -> int | None:
     from ..pipeline_file import read_header
 
     try:
-        return read_header(path).get("extra", {}).get("train_steps") if path.is_file() else None
+        return read_header(path).document.get("extra", {}).get("train_steps") if path.is_file() else None
     except ValueError:
         return None
 
@@ -35,15 +38,24 @@ def _locked(run_dir: str | Path):
     return run_lock(run_dir)
 
 
-def train(config: RunConfig | dict, run_dir: str | Path, dataset: Dataset | None = None) -> TrainResult:
-    """Train a pipeline from a config; writes the run directory. The Python face of `stagegen train`."""
+def train(
+    config: RunConfig | dict, run_dir: str | Path, dataset: Dataset | None = None, callbacks: Sequence[Callback] = ()
+) -> TrainResult:
+    """Train a pipeline from a config; writes the run directory. The Python face of `stagegen train`.
+    ``callbacks`` hear the run's events after the default ones (stagegen.train.callbacks)."""
     if isinstance(config, dict):
         config = validate_run_config(config)
     with _locked(run_dir):
-        return _fit(Trainer(config, run_dir, dataset=dataset))
+        return _fit(Trainer(config, run_dir, dataset=dataset, extra_callbacks=callbacks))
 
 
-def resume(run_dir: str | Path, steps: int | None = None, dataset: Dataset | None = None, **train_overrides) -> TrainResult:
+def resume(
+    run_dir: str | Path,
+    steps: int | None = None,
+    dataset: Dataset | None = None,
+    callbacks: Sequence[Callback] = (),
+    **train_overrides,
+) -> TrainResult:
     """Continue the run in ``run_dir`` from its last checkpoint, optionally to a new step count.
     Only :data:`RESUMABLE_OVERRIDES` may be changed; anything else would silently change the run."""
     run_dir = Path(run_dir)
@@ -67,7 +79,7 @@ def resume(run_dir: str | Path, steps: int | None = None, dataset: Dataset | Non
     raw["train"].update(train_overrides)
     config = validate_run_config(raw, where=str(config_path))
     with _locked(run_dir):
-        trainer = Trainer(config, run_dir, dataset=dataset, resume=True)
+        trainer = Trainer(config, run_dir, dataset=dataset, resume=True, extra_callbacks=callbacks)
         target = config.train.steps
         if trainer.step > target or (trainer.step == target and _pipeline_steps(trainer.pipeline_path) == target):
             shutdown_distributed(trainer.dist)

@@ -1,5 +1,6 @@
-"""One optimisation step on a :class:`TrainState`: the generator's update, its EMA, then each
-extra module's (a discriminator's) own update. What a step does, not when it happens."""
+"""One optimisation step on a :class:`TrainState`: the generator's update (on the batch and, on
+sample-path steps, on latents from the sample path's prior), its EMA, then each extra module's
+(a discriminator's) own update. What a step does, not when it happens."""
 
 from __future__ import annotations
 
@@ -12,21 +13,45 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..pipeline import ChainOutput
+from ..pipeline import ChainOutput, term_label
+from .auxiliary import auxiliary_name, auxiliary_terms
 from .distributed import average_gradients
 from .state import TrainState
 
 __all__ = ["StepOutcome", "train_step"]
 
 
+#: a term's place: (stage index, name)
+Key = tuple[int, str]
+
+
 @dataclass
 class StepOutcome:
-    """A step's loss terms (the generator's, plus ``stage<k>/aux/<name>`` from extra modules),
-    the terms that were not finite (the step was then skipped), and what the stages reported."""
+    """What a step computed, by (stage, name): the generator's loss terms, the extra modules'
+    (discriminators') terms, the numbers the stages reported beside their loss and which of
+    them a progress bar shows; the terms that were not finite (the step was then skipped, they
+    are named by their log labels); and the statistics of a refit of the sample path's prior,
+    when the step made one. Labels are made only for the log (:func:`stagegen.pipeline.term_label`)."""
 
-    terms: dict[str, torch.Tensor]
+    losses: dict[Key, torch.Tensor]
+    auxiliary: dict[Key, torch.Tensor] = field(default_factory=dict)
+    diagnostics: dict[Key, torch.Tensor] = field(default_factory=dict)
+    headlines: set[Key] = field(default_factory=set)
     nonfinite: list[str] = field(default_factory=list)
-    diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
+    prior_refit: dict[str, float] | None = None
+
+    @staticmethod
+    def label(key: Key, auxiliary: bool = False) -> str:
+        """``stage1/l1``; an extra module's term ``stage3/aux/d_loss``, never summed into the loss."""
+        return term_label(*key, auxiliary=auxiliary)
+
+    @property
+    def terms(self) -> dict[str, torch.Tensor]:
+        """Every loss and extra-module term under its log label."""
+        return {
+            **{self.label(k): v for k, v in self.losses.items()},
+            **{self.label(k, auxiliary=True): v for k, v in self.auxiliary.items()},
+        }
 
 
 def train_step(
@@ -44,22 +69,34 @@ def train_step(
     wrapped for the forward pass (DistributedDataParallel, torch.compile); ``prepare`` turns a
     uint8 batch into the model's input. On success ``state.step`` advances by one."""
     pipeline = state.pipeline
+    sampler = state.sample_prior
+    wanted = sampler is not None and pipeline.wants_samples(state.step)
+    # fitted first as soon as a loss asks for samples (and enough posteriors are in), then on schedule
+    refit = sampler.maybe_refit(state.step) if wanted else None
+    if refit is not None:
+        refit = {"step": state.step, **refit}  # fitted after this many steps
+    sample_path = wanted and state.step % config.sample_path_every == 0 and sampler.ready
     model = model if model is not None else pipeline
+    stages = pipeline.active_stages(state.step)  # an int that changes rarely: torch.compile keeps its graph
     for opt in state.optimizers:
         opt.zero_grad(set_to_none=True)
     for aux in state.auxiliaries.values():
         aux.requires_grad_(False)  # the generator's loss must not train the discriminator
-    summed: dict[str, torch.Tensor] = {}
-    reported: dict[str, torch.Tensor] = {}
+    summed: dict[Key, torch.Tensor] = {}
+    reported: dict[Key, torch.Tensor] = {}
+    headlines: set[Key] = set()
     for micro in range(config.accumulate):
         x = prepare(next(batches))
         sync = micro == config.accumulate - 1 or not distributed
+        latents = sampler.sample(config.sample_path_batch or len(x)).to(x.device) if sample_path else None
         with contextlib.nullcontext() if sync else model.no_sync(), autocast():
-            out = model(x)
-            diagnostics: dict[str, torch.Tensor] = {}
-            terms = pipeline.losses(x, out, state.step, state.auxiliaries, diagnostics)
+            out = model(x, prior_latents=latents, stages=stages)
+            diagnostics: dict[Key, torch.Tensor] = {}
+            terms = pipeline.loss_terms(x, out, state.step, state.auxiliaries, diagnostics, headlines)
             loss = torch.stack([v.float() for v in terms.values()]).sum()
         (loss / config.accumulate).backward()
+        if sampler is not None:
+            sampler.observe(out.posterior.mean, out.posterior.std)
         for k, v in terms.items():
             summed[k] = summed.get(k, 0) + v.detach().float() / config.accumulate
         for k, v in diagnostics.items():
@@ -68,32 +105,34 @@ def train_step(
     params = [p for p in pipeline.parameters() if p.grad is not None]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip or float("inf"), foreach=True)
     if not bool(torch.isfinite(total) & torch.isfinite(grad_norm)):  # the step's one host sync
-        bad = [k for k, v in summed.items() if not torch.isfinite(v)] or ["gradient (every loss term was finite)"]
-        return StepOutcome(summed, bad, reported)
+        bad = [StepOutcome.label(k) for k, v in summed.items() if not torch.isfinite(v)] or [
+            "gradient (every loss term was finite)"
+        ]
+        return StepOutcome(summed, {}, reported, headlines, bad, refit)
     for opt, sched in zip(state.optimizers, state.schedulers):
         opt.step()
         sched.step()
     if state.ema is not None:
         state.ema.update(pipeline)
-    summed.update(_auxiliary_step(state, x, out, autocast, distributed))
+    auxiliary = _auxiliary_step(state, x, out, autocast, distributed)
     state.step += 1
-    return StepOutcome(summed, [], reported)
+    return StepOutcome(summed, auxiliary, reported, headlines, [], refit)
 
 
-def _auxiliary_step(state: TrainState, x: torch.Tensor, out: ChainOutput, autocast, distributed: bool) -> dict[str, torch.Tensor]:
-    """Each extra module's own update on the generator's detached outputs; its terms, labelled."""
+def _auxiliary_step(state: TrainState, x: torch.Tensor, out: ChainOutput, autocast, distributed: bool) -> dict[Key, torch.Tensor]:
+    """Each extra module's own update on the generator's detached outputs; its terms by (stage, name)."""
     if not state.auxiliaries:
         return {}
     pipeline = state.pipeline
-    targets = pipeline.targets(x)
-    logged: dict[str, torch.Tensor] = {}
-    for i, aux in state.auxiliaries.items():
+    logged: dict[Key, torch.Tensor] = {}
+    for key, aux in state.auxiliaries.items():
+        if int(key.partition("/")[0]) >= len(out.images):
+            continue  # its stage does not train yet (train_from)
         aux.requires_grad_(True)
-        opt = state.aux_optimizers[i]
+        opt = state.aux_optimizers[key]
         opt.zero_grad(set_to_none=True)
-        ctx = pipeline.loss_context(i, out, state.step, aux, detach=True)
         with autocast():
-            terms = pipeline.stages[i].auxiliary_loss(aux, out.images[i].detach(), targets[i], ctx)
+            terms = auxiliary_terms(pipeline, key, aux, x, out, state.step)
         if not terms:
             continue
         loss = torch.stack([v.float() for v in terms.values()]).sum()
@@ -104,5 +143,5 @@ def _auxiliary_step(state: TrainState, x: torch.Tensor, out: ChainOutput, autoca
         if bool(torch.isfinite(loss) & torch.isfinite(norm)):
             opt.step()
         for k, v in terms.items():
-            logged[pipeline.term_label(i, k, auxiliary=True)] = v.detach().float()
+            logged[auxiliary_name(key, k, state.auxiliaries)] = v.detach().float()
     return logged

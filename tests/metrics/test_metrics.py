@@ -78,3 +78,15 @@ def test_frechet_distance_of_shifted_gaussians():
     a = rng.normal(size=(4000, 4))
     b = a + 2.0  # mean shift of 2 in 4 dims, same covariance: FID = 4 * 4 = 16
     assert frechet_distance(a, b) == pytest.approx(16.0, rel=1e-3)
+
+
+def test_realism_two_sample_test_separates_blur_and_not_a_second_real_set():
+    from stagegen.metrics.realism import two_sample_accuracy
+
+    real, other_real = _images(n=400, size=16, seed=1), _images(n=400, size=16, seed=2)
+    assert two_sample_accuracy(real, other_real, seed=0) < 0.65  # the same distribution: chance
+    assert two_sample_accuracy(real, _blur(_blur(other_real)), seed=0) > 0.9
+    # seeded: the same protocol gives the same number
+    assert two_sample_accuracy(real, _blur(other_real), seed=3) == two_sample_accuracy(real, _blur(other_real), seed=3)
+    with pytest.raises(ValueError, match="one shape"):
+        two_sample_accuracy(real, real[:, :, :8, :8])

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from stagegen.composition import resolve_spec
+from stagegen.config import StageSpec
 from stagegen.pipeline import Pipeline
 from stagegen.plugins import get_plugin_manager
 
@@ -22,8 +24,9 @@ def _build(name, scale=1, detach=False):
 
 
 def _aux(pipe):
-    aux = {i: s.build_auxiliary() for i, s in enumerate(pipe.stages)}
-    return {i: a for i, a in aux.items() if a is not None}
+    from stagegen.train.auxiliary import build_auxiliaries
+
+    return build_auxiliaries(pipe)
 
 
 @pytest.mark.parametrize("name", REFINERS)
@@ -49,7 +52,8 @@ def test_loss_terms_are_named_and_finite(name):
 @pytest.mark.parametrize("name", REFINERS)
 def test_options_validate(name):
     stage_type = get_plugin_manager().stages.get(name)
-    assert stage_type.validate_options(TINY_REFINERS[name]).width == 8
+    spec = resolve_spec(StageSpec(type=name, options=TINY_REFINERS[name]), stage_type)
+    assert stage_type.validate_options(spec.options).width == 8
     with pytest.raises(ValueError, match="unknown option 'colour'"):
         stage_type.validate_options({"colour": "red"})
     with pytest.raises(ValueError, match="width"):

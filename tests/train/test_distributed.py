@@ -16,7 +16,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
+def _config(steps, batch, layout, gan):
+    config = tiny_run_config(steps=steps, batch_size=batch, checkpoint_every=2, memory_format=layout)
+    if not gan:
+        return config
+    # a refiner that joins at step 2 (its parameters unused before) and judges prior samples
+    raw = config.model_dump()
+    raw["pipeline"]["stages"][1].update(
+        type="resnet-gan",
+        options={"width": 8, "blocks": 1},
+        losses=[{"type": "l1"}, {"type": "adversarial", "weight": 0.1, "options": {"disc_width": 8, "disc_layers": 2}}],
+        train_from=2,
+    )
+    raw["pipeline"]["prior"] = {"type": "gmm", "options": {"components": 2}}
+    raw["train"].update(sample_prior_latents=64, sample_prior_refit_every=2)
+    return type(config).model_validate(raw)
+
+
+def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic, gan=False):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     import torch.distributed as dist
@@ -37,7 +54,7 @@ def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
             real_save(obj, f, *a, **k),
         )[1]
     layout = "contiguous" if deterministic else "channels_last"
-    trainer = Trainer(tiny_run_config(steps=steps, batch_size=batch, checkpoint_every=2, memory_format=layout), run_dir)
+    trainer = Trainer(_config(steps, batch, layout, gan), run_dir)
     mismatches = []
     step = trainer.train_step
 
@@ -61,11 +78,11 @@ def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic):
     shutdown_distributed(trainer.dist)
 
 
-def _run(world, tmp_path, name, batch, steps=4, deterministic=False):
+def _run(world, tmp_path, name, batch, steps=4, deterministic=False, gan=False):
     out_file = tmp_path / f"{name}.pt"
     mp.spawn(
         _worker,
-        args=(world, _free_port(), str(tmp_path / name), str(out_file), batch, steps, deterministic),
+        args=(world, _free_port(), str(tmp_path / name), str(out_file), batch, steps, deterministic, gan),
         nprocs=world,
         join=True,
     )
@@ -79,6 +96,18 @@ def test_two_processes_stay_identical_and_only_rank0_writes(tmp_path):
     run = tmp_path / "ddp"
     assert (run / "pipeline.safetensors").is_file() and (run / "checkpoints" / "last.pt").is_file()
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.mark.slow
+def test_a_late_refiner_judged_on_prior_samples_trains_in_step_across_processes(tmp_path):
+    result = _run(2, tmp_path, "gan", batch=16, steps=8, gan=True)
+    assert result["mismatches"] == []
+    import json
+
+    records = [json.loads(line) for line in (tmp_path / "gan" / "metrics.jsonl").read_text().splitlines()]
+    assert any(record.get("event") == "sample_prior_fit" for record in records)
+    steps = [record for record in records if "loss" in record]
+    assert "stage1/aux/d_loss" in steps[-1] and "stage1/aux/d_loss" not in steps[0]
 
 
 @pytest.mark.slow

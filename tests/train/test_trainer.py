@@ -177,3 +177,76 @@ def test_a_run_from_before_priors_existed_resumes(tmp_path):
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     result = resume(tmp_path / "run")
     assert result.steps == 4 and stagegen.load(result.pipeline_path).config.prior.type == "normal"
+
+
+def _sample_path_config(steps):
+    """A refiner judged on prior samples: the sample path's prior is fitted during the run."""
+    config = tiny_run_config(("vae", "resnet-l1"), steps=steps, sample_prior_latents=64, sample_prior_refit_every=3)
+    stage = config.pipeline.stages[1]
+    stage.losses = [
+        {"type": "l1"},
+        {"type": "adversarial", "weight": 0.1, "options": {"disc_width": 8, "disc_layers": 2, "r1_every": 2}},
+    ]
+    config.pipeline.prior = {"type": "gmm", "options": {"components": 2}}
+    return type(config).model_validate(config.model_dump())
+
+
+def test_exact_resume_with_the_sample_path_and_its_prior(tmp_path):
+    whole = Trainer(_sample_path_config(14), tmp_path / "whole")
+    whole.fit()
+    assert whole.state.sample_prior.fits >= 2  # first fit at step 8 (64 latents), refits every 3 steps
+    fits = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in fits if r.get("event") == "sample_prior_fit"][:2] == [8, 9]
+    part = Trainer(_sample_path_config(14), tmp_path / "part")
+    part.fit(stop_after=10)
+    resume(tmp_path / "part")
+    resumed = Trainer(_sample_path_config(14), tmp_path / "part", resume=True)
+    # the pipeline files (the run's prior fitted at the end) and the final checkpoints agree
+    a, b = (stagegen.load(tmp_path / run / "pipeline.safetensors").state_dict() for run in ("whole", "part"))
+    for k, v in a.items():
+        assert torch.allclose(v.float(), b[k].float(), atol=1e-6), k
+    for k, v in whole.state.sample_prior.prior.state_dict().items():
+        assert torch.allclose(v, resumed.state.sample_prior.prior.state_dict()[k], atol=1e-6), k
+
+
+def test_a_refiner_that_joins_late_is_left_out_until_its_step(tmp_path):
+    config = tiny_run_config(("vae", "adversarial"), steps=6)
+    config.pipeline.stages[1].train_from = 3
+    trainer = Trainer(type(config).model_validate(config.model_dump()), tmp_path / "run")
+    assert [trainer.pipeline.active_stages(s) for s in (0, 2, 3)] == [1, 1, 2]
+    refiner = {k: v.clone() for k, v in trainer.pipeline.stages[1].state_dict().items()}
+    disc = {k: v.clone() for k, v in trainer.auxiliaries["1/adversarial"].state_dict().items()}
+    batches = trainer.batches()
+    for _ in range(3):
+        outcome = trainer.train_step(batches)
+        assert not [k for k in outcome.terms if k.startswith("stage1/")]
+    assert all(torch.equal(v, refiner[k]) for k, v in trainer.pipeline.stages[1].state_dict().items())
+    assert all(torch.equal(v, disc[k]) for k, v in trainer.auxiliaries["1/adversarial"].state_dict().items())
+    outcome = trainer.train_step(batches)
+    assert {"stage1/l1", "stage1/adversarial", "stage1/aux/d_loss"} <= set(outcome.terms)
+    assert any(not torch.equal(v, refiner[k]) for k, v in trainer.pipeline.stages[1].state_dict().items())
+
+
+def test_a_prior_that_cannot_be_built_on_the_meta_device_still_trains(tmp_path, plugin_manager):
+    """The trainer checks memory on the meta device first; a plugin whose constructor computes
+    with tensors fails there, and training falls back to the check after building (as loading)."""
+    from stagegen.prior import PriorOptions, PriorType
+    from stagegen_priors.normal import NormalPrior
+
+    class CountingPrior(NormalPrior):
+        def __init__(self, latent_shape):
+            super().__init__(latent_shape)
+            self.size = int(torch.tensor(latent_shape).prod())  # no value on the meta device
+
+    module = types.ModuleType("counting_prior")
+    module.register_priors = stagegen.hookimpl(
+        lambda register: register(
+            PriorType(name="counting", options=PriorOptions, build=lambda o, ctx: CountingPrior(ctx.latent_shape))
+        )
+    )
+    module.register_priors.__name__ = "register_priors"
+    plugin_manager.register(module)
+    config = tiny_run_config(steps=2)
+    config.pipeline.prior = {"type": "counting"}
+    result = train(type(config).model_validate(config.model_dump()), tmp_path / "run")
+    assert result.steps == 2 and result.pipeline_path.is_file()

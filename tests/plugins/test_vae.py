@@ -9,7 +9,7 @@ from stagegen.config import PipelineConfig
 from stagegen.pipeline import Pipeline
 from stagegen.stages import LossContext, Posterior
 
-from .conftest import TINY_TRUNK
+from ..conftest import TINY_TRUNK
 
 
 def _trunk(**options):

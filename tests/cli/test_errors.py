@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from stagegen.cli import cli
 from stagegen.pipeline import Pipeline
 
-from .conftest import tiny_pipeline_config
-from .hostile import edit_document, with_document_text
+from ..conftest import tiny_pipeline_config
+from ..hostile import edit_document, with_document_text
 
 
 @pytest.fixture(scope="module")

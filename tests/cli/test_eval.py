@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from .test_cli import SMALL, run
+from .test_commands import SMALL, run
 
 
 @pytest.fixture(scope="module")

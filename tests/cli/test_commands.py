@@ -164,18 +164,26 @@ def test_config_file_sets_stage_options(tmp_path):
 
 def test_plugins_lists_every_builtin_with_options():
     proc = run("plugins", "--json")
-    rows = {r["name"]: r for r in json.loads(proc.stdout)}
-    assert {"vae", "resnet-l1", "resnet-l2", "srresnet-perceptual", "adversarial"} <= set(rows)
-    assert rows["resnet-l1"]["kind"] == "refiner" and rows["vae"]["kind"] == "trunk"
-    assert rows["resnet-l1"]["options"]["blocks"]["default"] == 5
-    assert rows["adversarial"]["package"] == "stagegen"
+    rows = {(r["kind"], r["name"]): r for r in json.loads(proc.stdout)}
+    refiners = {name for kind, name in rows if kind == "refiner"}
+    assert {"resnet-l1", "resnet-l2", "srresnet-perceptual", "adversarial", "resnet-gan"} <= refiners
+    assert ("trunk", "vae") in rows
+    assert rows["refiner", "resnet-l1"]["options"]["blocks"]["default"] == 5
+    assert rows["refiner", "resnet-l1"]["network"] == "resnet" and rows["refiner", "resnet-l1"]["losses"] == [{"type": "l1"}]
+    assert {"resnet", "srresnet"} <= {name for kind, name in rows if kind == "network"}
+    losses = {name for kind, name in rows if kind == "loss"}
+    assert {"l1", "l2", "charbonnier", "gradient", "frequency", "perceptual", "adversarial"} <= losses
+    assert rows["loss", "adversarial"]["options"]["feature_matching"]["description"]
+    assert rows["refiner", "adversarial"]["package"] == "stagegen"
+    # a network is listed once, as a network, not again as a stage type
+    assert ("refiner", "resnet") not in rows
 
 
 def test_presets_are_listed_and_valid():
-    from stagegen.presets import PRESETS, compose_run_config
+    from stagegen.presets import compose_run_config, preset_names
 
     proc = run("presets")
-    for name in PRESETS:
+    for name in preset_names():
         assert name in proc.stdout
         config = compose_run_config(name)  # every preset validates
         assert config.pipeline.stages[0].type == "vae"

@@ -5,7 +5,8 @@ leaky ReLU (slope 0.3), a dense layer to the smallest feature map, stride-2 tran
 back up, tanh at the end. Any square resolution works: the decoder's transposed convs pick
 their output padding so every feature map matches the encoder's size at that depth.
 
-Registered through the ``stagegen`` entry-point group like any plugin.
+Registered through the ``stagegen`` entry-point group like any plugin: the engine names no
+stage type, the trunk included.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from .hookspecs import hookimpl
-from .layers import conv_bn_act
-from .stages import BuildContext, LossContext, Posterior, StageOptions, StageType, Trunk
+import stagegen
+from stagegen.layers import conv_bn_act
+from stagegen.stages import BuildContext, LossContext, Posterior, StageOptions, StageType, Trunk
+
+__version__ = stagegen.__version__
+__all__ = ["VAEOptions", "VAETrunk"]
 
 
 class VAEOptions(StageOptions):
@@ -156,7 +160,7 @@ class VAETrunk(Trunk):
                 # the negative ELBO per image, and in bits per dimension of 8-bit data (bins of 2/255 on [-1, 1])
                 nelbo = nll.detach() * pixels + per_image
                 ctx.report("nelbo_nats", nelbo)
-                ctx.report("bpd", nelbo / (pixels * math.log(2)) + math.log2(127.5))
+                ctx.report("bpd", nelbo / (pixels * math.log(2)) + math.log2(127.5), headline=True)
         return terms
 
 
@@ -164,7 +168,7 @@ def build_vae(options: VAEOptions, ctx: BuildContext) -> VAETrunk:
     return VAETrunk(options, ctx.channels, ctx.out_resolution)
 
 
-@hookimpl
+@stagegen.hookimpl
 def register_stages(register):
     register(
         StageType(

@@ -1,0 +1,212 @@
+"""The events of a training run, and the jobs that listen to them.
+
+The trainer runs the steps and emits events; everything else a run does is a callback: the
+metrics log and progress bar, sample grids, checkpoints, the time budget and the prior fit.
+A plugin adds its own through the ``register_callbacks`` hook (early stopping, an upload, a
+notification), and Python code passes them to :class:`~stagegen.train.Trainer`.
+
+Events, in the order a run emits them (each calls ``on_<event>`` of every callback, in order):
+
+- ``run_start(trainer)``: before the first step (a resumed run: from its checkpoint's step);
+- ``step_end(trainer, outcome)``: after every step that updated the weights;
+- ``nonfinite_step(trainer, outcome)``: a step skipped for a non-finite loss or gradient;
+- ``grid(trainer, path, images)``: a sample grid was written (``images``: the grid, C x H x W);
+- ``checkpoint(trainer, path)``: a checkpoint was written;
+- ``time_budget(trainer)``: the time budget ends the run after this step;
+- ``train_end(trainer)``: the last step is done (the final checkpoint, then the prior fit);
+- ``prior_fit(trainer, record)``: the pipeline's prior was fitted to the final weights;
+- ``run_end(trainer, result)``: the pipeline file is written (the final grids);
+- ``teardown(trainer)``: always, last, also after an error or an interruption.
+
+A callback reads the run through the trainer (``config``, ``state``, ``run_dir``, ``step``,
+``dist``, ``result``) and may end it after the current step with ``trainer.request_stop(why)``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .checkpoint import CHECKPOINT_NAME
+from .distributed import broadcast_flag, lr_scale_note
+from .logging import MetricsLog, MetricsWindow, Progress
+from .outputs import fit_run_prior, write_grids
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from .trainer import Trainer
+
+__all__ = ["Callback", "CallbackType", "Checkpoints", "Grids", "MetricsLogger", "PriorFit", "TimeBudget", "default_callbacks"]
+
+
+class Callback:
+    """Override the events a job needs; every one is a no-op here."""
+
+    def on_run_start(self, trainer: Trainer) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, outcome) -> None: ...
+
+    def on_nonfinite_step(self, trainer: Trainer, outcome) -> None: ...
+
+    def on_grid(self, trainer: Trainer, path, images) -> None: ...
+
+    def on_checkpoint(self, trainer: Trainer, path) -> None: ...
+
+    def on_time_budget(self, trainer: Trainer) -> None: ...
+
+    def on_train_end(self, trainer: Trainer) -> None: ...
+
+    def on_prior_fit(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
+
+    def on_run_end(self, trainer: Trainer, result) -> None: ...
+
+    def on_teardown(self, trainer: Trainer) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallbackType:
+    """A registered callback. ``build(config)`` returns a :class:`Callback` for a run of that
+    configuration, or None to stay out of it."""
+
+    name: str
+    build: Callable[[RunConfig], Callback | None]
+    description: str = ""
+
+
+def say(line: str) -> None:
+    """What the run does (its header, the prior's fit), on stderr whether or not a bar is shown."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class MetricsLogger(Callback):
+    """metrics.jsonl (one line every ``log_every`` steps and one after the first), TensorBoard
+    when installed, the progress bar, and the run's header on stderr. Rank 0 writes."""
+
+    def on_run_start(self, trainer):
+        t, main = trainer.config.train, trainer.dist.is_main
+        run_dir = trainer.run_dir
+        self.log = MetricsLog(run_dir / "metrics.jsonl" if main else None, run_dir / "tensorboard" if main else None)
+        if main:
+            for line in trainer.describe(resumed=trainer.step > 0):
+                say(line)
+        self.progress = Progress(t.steps, trainer.step, t.progress and main)
+        if main and trainer.dist.enabled:
+            self.progress.write(f"stagegen: {lr_scale_note(trainer.dist.world_size, t.batch_size, t.accumulate)}")
+        self.window = MetricsWindow(t.batch_size * t.accumulate * trainer.dist.world_size)
+
+    def _close_window(self, trainer, show: bool) -> None:
+        record, values = self.window.close(trainer.state)
+        trainer.result.losses.append(record)
+        self.log.write(record)
+        if show:
+            self.progress.show(values)
+
+    def on_step_end(self, trainer, outcome):
+        t = trainer.config.train
+        self.progress.update()
+        self.window.add(outcome)
+        if outcome.prior_refit is not None:
+            self.log.write({"event": "sample_prior_fit", **outcome.prior_refit})
+        # the first step is logged too, so the bar shows every stage's terms from the start
+        if trainer.step % t.log_every == 0 or trainer.step == t.steps or self.window.steps == trainer.step:
+            self._close_window(trainer, show=True)
+
+    def on_nonfinite_step(self, trainer, outcome):
+        bad, in_a_row = outcome.nonfinite, trainer.nonfinite_in_a_row
+        self.log.write({"step": trainer.step, "event": "nonfinite", "terms": bad, "in_a_row": in_a_row})
+        self.progress.write(f"step {trainer.step}: non-finite {', '.join(bad)}; step skipped ({in_a_row} in a row)")
+
+    def on_grid(self, trainer, path, images):
+        self.log.image("samples", images, trainer.step)
+
+    def on_time_budget(self, trainer):
+        t = trainer.config.train
+        self.progress.write(
+            f"time budget of {t.time_budget:.0f} s reached at step {trainer.step} of {t.steps}: "
+            "finishing the run here (continue it with --resume DIR --steps N)"
+        )
+
+    def on_train_end(self, trainer):
+        if self.window.steps:  # steps since the last metrics line (a run the time budget ended)
+            self._close_window(trainer, show=False)
+        self.progress.close()
+
+    def on_prior_fit(self, trainer, record):
+        self.log.write(record)
+        say(
+            f"fitted the {trainer.config.pipeline.prior.type} prior to {int(record['prior_fit_images'])} training "
+            f"images' posteriors in {record['seconds']:.1f} s"
+        )
+
+    def on_teardown(self, trainer):
+        if hasattr(self, "log"):
+            self.progress.close()
+            self.log.close()
+
+
+class Grids(Callback):
+    """Sample grids from a fixed latent batch every ``sample_every`` steps (samples/step_N.png),
+    and samples.png and reconstructions.png at the end. Rank 0 writes."""
+
+    def _write(self, trainer, path, recon_path=None):
+        grid = write_grids(trainer.state, path, trainer.config.train.seed, trainer.grid_inputs, trainer.prepare, recon_path)
+        trainer.emit("grid", path, grid)
+
+    def on_step_end(self, trainer, outcome):
+        t = trainer.config.train
+        if trainer.dist.is_main and t.sample_every and trainer.step % t.sample_every == 0 and trainer.step < t.steps:
+            self._write(trainer, trainer.run_dir / "samples" / f"step_{trainer.step:07d}.png")
+
+    def on_run_end(self, trainer, result):
+        if trainer.dist.is_main:
+            self._write(trainer, trainer.run_dir / "samples.png", recon_path=trainer.run_dir / "reconstructions.png")
+
+
+class Checkpoints(Callback):
+    """checkpoints/last.pt every ``checkpoint_every`` steps and at the end (written by rank 0
+    with every rank's random generators, atomically)."""
+
+    def _save(self, trainer):
+        trainer.save_checkpoint()
+        trainer.emit("checkpoint", trainer.checkpoint_dir / CHECKPOINT_NAME)
+
+    def on_step_end(self, trainer, outcome):
+        t = trainer.config.train
+        if t.checkpoint_every and trainer.step % t.checkpoint_every == 0 and trainer.step < t.steps:
+            self._save(trainer)
+
+    def on_train_end(self, trainer):
+        self._save(trainer)
+
+
+class TimeBudget(Callback):
+    """Ends the run after ``time_budget`` seconds of training; every rank stops at the same
+    step (their clocks differ, so they agree through a collective)."""
+
+    def on_run_start(self, trainer):
+        budget = trainer.config.train.time_budget
+        self.deadline = time.monotonic() + budget if budget else None
+
+    def on_step_end(self, trainer, outcome):
+        if self.deadline is not None and broadcast_flag(time.monotonic() >= self.deadline, trainer.dist, trainer.device):
+            trainer.result.stopped_by_budget = True
+            trainer.emit("time_budget")
+            trainer.request_stop("time budget")
+
+
+class PriorFit(Callback):
+    """Fits the pipeline's prior (when it needs fitting) to the training images' posteriors
+    under the final generator weights, before the pipeline file is written. Rank 0."""
+
+    def on_train_end(self, trainer):
+        t = trainer.config.train
+        if trainer.dist.is_main and trainer.pipeline.prior.needs_fit:
+            trainer.emit("prior_fit", fit_run_prior(trainer.state, trainer.dataset, t.prior_fit_images, t.seed))
+
+
+def default_callbacks() -> list[Callback]:
+    """The jobs every run has, in the order they hear each event."""
+    return [MetricsLogger(), Grids(), Checkpoints(), TimeBudget(), PriorFit()]

@@ -1,0 +1,108 @@
+"""The prior the sample path draws from during training, kept matched to the trunk.
+
+The sample path runs the chain from latents drawn from a prior, so that losses which judge
+images without a target (the adversarial loss) train the refiners on what people sample. The
+pipeline's own prior is fitted once, after training; the sample path cannot wait for that, and
+N(0, I) would show the refiners decodes from regions a trained posterior leaves empty. So the
+sample path uses a second prior of the pipeline's prior type and options, refitted every
+``sample_prior_refit_every`` steps to the posterior means of the latest
+``sample_prior_latents`` training images: a prior that needs no fitting (``normal``) is used as
+it is. Its latents, its fitted state and its random generator are part of the checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ..config import TrainConfig
+from ..pipeline import Pipeline
+from ..plugins import get_prior_type
+from ..prior import LatentSet, PriorContext
+
+__all__ = ["SamplePrior"]
+
+#: latents the first fit waits for (or the whole buffer, if smaller)
+FIRST_FIT_LATENTS = 1024
+
+
+class SamplePrior:
+    def __init__(self, pipeline: Pipeline, config: TrainConfig):
+        spec = pipeline.config.prior
+        prior_type = get_prior_type(spec.type)
+        self.prior = prior_type.build(prior_type.validate_options(spec.options), PriorContext(tuple(pipeline.trunk.latent_shape)))
+        self.refit_every = config.sample_prior_refit_every
+        self.temperature = config.sample_path_temperature
+        dim = self.prior.latent_dim
+        self.means = torch.zeros(config.sample_prior_latents, dim)
+        self.stds = torch.zeros(config.sample_prior_latents, dim)
+        self.seen = 0  # posteriors observed in all (the buffer holds the latest of them)
+        self.fits = 0
+        self.fit_seconds = 0.0
+        self.generator = torch.Generator().manual_seed(config.seed + 7919)
+
+    @property
+    def ready(self) -> bool:
+        return not self.prior.needs_fit or self.fits > 0
+
+    @property
+    def filled(self) -> int:
+        return min(self.seen, len(self.means))
+
+    def observe(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Remember a batch's posteriors (the newest replace the oldest)."""
+        if not self.prior.needs_fit:
+            return
+        mean, std = mean.detach().flatten(1).float().cpu(), std.detach().flatten(1).float().cpu()
+        capacity = len(self.means)
+        for row in range(0, len(mean), capacity):  # a batch larger than the buffer keeps its last rows
+            part = slice(row, min(row + capacity, len(mean)))
+            n = part.stop - part.start
+            at = (self.seen + torch.arange(n)) % capacity
+            self.means[at], self.stds[at] = mean[part], std[part]
+            self.seen += n
+
+    def maybe_refit(self, step: int) -> dict[str, float] | None:
+        """Refit on schedule (and as soon as enough latents are in, the first time); returns the
+        fit's statistics when it fitted."""
+        if not self.prior.needs_fit or self.filled < min(FIRST_FIT_LATENTS, len(self.means)):
+            return None
+        if self.fits and step % self.refit_every:
+            return None
+        start = time.perf_counter()
+        n = self.filled
+        seed = int(torch.randint(2**62, (1,), generator=self.generator))
+        with torch.random.fork_rng(devices=[]):  # a prior that trains (latent-vae) draws from torch's own generator
+            torch.manual_seed(seed)
+            stats = self.prior.fit(LatentSet(self.means[:n].clone(), self.stds[:n].clone()), torch.Generator().manual_seed(seed))
+        self.prior.requires_grad_(False)
+        self.fits += 1
+        self.fit_seconds += time.perf_counter() - start
+        return {"sample_prior_latents": float(n), **stats}
+
+    def sample(self, n: int) -> torch.Tensor:
+        return self.prior.sample(n, self.generator, self.temperature)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "prior": self.prior.state_dict(),
+            "means": self.means,
+            "stds": self.stds,
+            "seen": self.seen,
+            "fits": self.fits,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.prior.load_state_dict(state["prior"])
+        if state["means"].shape != self.means.shape:
+            raise ValueError(
+                f"the checkpoint's sample-path prior holds {tuple(state['means'].shape)} latents, this run "
+                f"{tuple(self.means.shape)}; resume with the run's own settings"
+            )
+        self.means.copy_(state["means"])
+        self.stds.copy_(state["stds"])
+        self.seen, self.fits = int(state["seen"]), int(state["fits"])
+        self.generator.set_state(state["generator"])
