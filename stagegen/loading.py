@@ -77,17 +77,9 @@ def upgrade_stage_tensors(
         installed = registry.provider(spec.type).version
         if stage_type.upgrade is None or written_by == installed:
             continue
-        prefix = f"stages.{i}."
-        own = {k[len(prefix) :]: tensors.pop(k) for k in [k for k in tensors if k.startswith(prefix)]}
-        try:
-            options, own = stage_type.upgrade(dict(spec.options), own, written_by)
-        except Exception as exc:  # a plugin's migration failing must name the plugin and the versions
-            raise PipelineFileError(
-                f"{where}: stage {i} ({spec.type}) was written by version {written_by or 'unknown'} of its plugin and its "
-                f"upgrade to {installed} failed: {exc}"
-            ) from None
+        what = f"stage {i} ({spec.type})"
+        options = _run_upgrade_hook(stage_type.upgrade, spec.options, tensors, f"stages.{i}.", written_by, installed, what, where)
         specs[i] = spec.model_copy(update={"options": options})
-        tensors.update({prefix + k: v for k, v in own.items()})
     return config.model_copy(update={"stages": specs}), tensors
 
 
@@ -102,16 +94,27 @@ def upgrade_prior_tensors(
     if prior_type.upgrade is None or version == installed:
         return config, tensors
     tensors = dict(tensors)
-    own = {k[len("prior.") :]: tensors.pop(k) for k in [k for k in tensors if k.startswith("prior.")]}
+    options = _run_upgrade_hook(
+        prior_type.upgrade, spec.options, tensors, "prior.", version, installed, f"the {spec.type} prior", where
+    )
+    return config.model_copy(update={"prior": spec.model_copy(update={"options": options})}), tensors
+
+
+def _run_upgrade_hook(
+    hook, options, tensors: dict[str, torch.Tensor], prefix: str, written_by: str, installed: str, what: str, where: str
+):
+    """Run a plugin's upgrade hook on the options and the tensors under ``prefix`` (named
+    relative to it), replacing those entries of ``tensors`` in place; returns the new options."""
+    own = {k[len(prefix) :]: tensors.pop(k) for k in [k for k in tensors if k.startswith(prefix)]}
     try:
-        options, own = prior_type.upgrade(dict(spec.options), own, version)
+        options, own = hook(dict(options), own, written_by)
     except Exception as exc:  # a plugin's migration failing must name the plugin and the versions
         raise PipelineFileError(
-            f"{where}: the {spec.type} prior was written by version {version or 'unknown'} of its plugin and its upgrade "
+            f"{where}: {what} was written by version {written_by or 'unknown'} of its plugin and its upgrade "
             f"to {installed} failed: {exc}"
         ) from None
-    tensors.update({"prior." + k: v for k, v in own.items()})
-    return config.model_copy(update={"prior": spec.model_copy(update={"options": options})}), tensors
+    tensors.update({prefix + k: v for k, v in own.items()})
+    return options
 
 
 def _prior_is_stale(config: PipelineConfig, version: str) -> bool:
