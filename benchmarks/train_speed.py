@@ -72,8 +72,8 @@ def _joined(pipeline_config):
 
 def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=torch.contiguous_format, compile=False):
     """What a user would write by hand for the same modules and losses."""
+    from stagegen.images import resize
     from stagegen.losses import adaptive_weight, r1_penalty
-    from stagegen.pipeline import resize_to
 
     trunk, refiners = pipeline.stages[0], list(pipeline.stages[1:])
     specs = pipeline.config.stages
@@ -96,7 +96,7 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=to
 
     def compute_loss(x, z_prior):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            x0 = resize_to(x, pipeline.resolutions[0])
+            x0 = resize(x, pipeline.resolutions[0])
             posterior = trunk.encode(x0)
             z = posterior.mean + posterior.std * torch.randn_like(posterior.mean)
             y = trunk.decode(z)
@@ -118,7 +118,7 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=to
             for i, refiner in enumerate(refiners):
                 y = refiner(y)
                 ys.append(y)
-                target = resize_to(x, pipeline.resolutions[i + 1])
+                target = resize(x, pipeline.resolutions[i + 1])
                 pixel = sum(F.l1_loss(y.float(), target) if kind == "l1" else F.mse_loss(y.float(), target) for kind in pixels[i])
                 loss = loss + pixel
                 if samples is not None:
@@ -157,7 +157,7 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=to
             disc.requires_grad_(True)
             disc_optimizer.zero_grad(set_to_none=True)
             penalise = o["r1"] > 0 and step_count[0] % o["r1_every"] == 0
-            real = resize_to(x, pipeline.resolutions[i + 1]).detach().requires_grad_(penalise)
+            real = resize(x, pipeline.resolutions[i + 1]).detach().requires_grad_(penalise)
             real_logits = disc(real)
             fakes = [ys[i + 1].detach()] + ([samples.detach()] if samples is not None else [])
             d_loss = sum(F.relu(1 - real_logits).mean() + F.relu(1 + disc(f)).mean() for f in fakes) / len(fakes)

@@ -55,11 +55,6 @@ def to_unit_range(y: torch.Tensor) -> torch.Tensor:
     return ((y + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
-def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """A stage's target: the input resized to that stage's resolution (antialiased when shrinking)."""
-    return resize(x, size)
-
-
 class Pipeline(nn.Module):
     """A trunk followed by 0..N refiners, built from a validated :class:`PipelineConfig`."""
 
@@ -224,7 +219,7 @@ class Pipeline(nn.Module):
         ``prior_latents``, the sample path's outputs too (one forward, so DistributedDataParallel
         sees every parameter the step's loss uses). With ``stages``, only the first ones run (the
         trainer passes :meth:`active_stages`: refiners that join later are left out)."""
-        posterior = self.trunk.encode(resize_to(x, self.resolutions[0]) if self._trunk_sees_small() else x)
+        posterior = self.trunk.encode(resize(x, self.resolutions[0]) if self._trunk_sees_small() else x)
         out = self.run_chain(posterior.sample(generator), posterior, stages=stages)
         if prior_latents is not None:
             out.samples = self.sample_path(prior_latents, stages)
@@ -235,7 +230,7 @@ class Pipeline(nn.Module):
         return self.resolutions[0] != self.config.image_size
 
     def targets(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [resize_to(x, r) for r in self.resolutions]
+        return [resize(x, r) for r in self.resolutions]
 
     @property
     def uses_samples(self) -> bool:
@@ -334,7 +329,7 @@ class Pipeline(nn.Module):
         x = self._check_images(x)
         x = to_model_range(x)
         if self._trunk_sees_small():
-            x = resize_to(x, self.resolutions[0])
+            x = resize(x, self.resolutions[0])
         return self.trunk.encode(x)
 
     @torch.inference_mode()

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..pipeline import resize_to
+from ..images import resize
 from ..plugins import get_plugin_manager
 from .fid import FeatureExtractor
 from .registry import MetricContext
@@ -77,7 +77,7 @@ def evaluate(
         ctx = MetricContext(
             stage=k,
             resolution=res,
-            real=resize_to(real, res).clamp(0, 1),
+            real=resize(real, res).clamp(0, 1),
             reconstructions=recon[k] if recon is not None else None,
             samples=samples[k] if samples is not None else None,
             seed=seed,

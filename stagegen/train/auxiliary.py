@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..pipeline import ChainOutput, Pipeline, resize_to
+from ..images import resize
+from ..pipeline import ChainOutput, Pipeline
 
 __all__ = ["auxiliary_name", "auxiliary_optimizer", "auxiliary_terms", "build_auxiliaries"]
 
@@ -48,7 +49,7 @@ def auxiliary_terms(
     a loss's module sees the outputs on reconstructions and, after a sample path, on prior latents."""
     index, owner = _owner(pipeline, key)
     ctx = pipeline.loss_context(index, out, step, module, detach=True)
-    target = resize_to(x, pipeline.resolutions[index])
+    target = resize(x, pipeline.resolutions[index])
     output = out.images[index].detach()
     if "/" not in key:
         return owner.auxiliary_loss(module, output, target, ctx)
