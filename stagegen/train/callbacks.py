@@ -126,7 +126,7 @@ class MetricsLogger(Callback):
         t = trainer.config.train
         self.progress.write(
             f"time budget of {t.time_budget:.0f} s reached at step {trainer.step} of {t.steps}: "
-            "finishing the run here (continue it with --resume DIR --steps N)"
+            f"finishing the run here (continue it with: stagegen train --resume {trainer.run_dir} --steps N)"
         )
 
     def on_train_end(self, trainer):
@@ -204,7 +204,11 @@ class PriorFit(Callback):
     def on_train_end(self, trainer):
         t = trainer.config.train
         if trainer.dist.is_main and trainer.pipeline.prior.needs_fit:
-            trainer.emit("prior_fit", fit_run_prior(trainer.state, trainer.dataset, t.prior_fit_images, t.seed))
+            from .trainer import FINAL_PRIOR_FIT
+
+            with trainer.signals.abandon_on_signal(FINAL_PRIOR_FIT):  # the final checkpoint is written: nothing is lost
+                record = fit_run_prior(trainer.state, trainer.dataset, t.prior_fit_images, t.seed)
+            trainer.emit("prior_fit", record)
 
 
 def default_callbacks() -> list[Callback]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +75,36 @@ def load_checkpoint(directory: Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"no checkpoint at {path}: the run stopped before its first checkpoint, or this is not a run directory"
         )
+    _check_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(f"checkpoint {path} cannot be read ({exc}); it is not a stagegen checkpoint or it was altered") from None
+
+
+def _check_archive(path: Path) -> None:
+    """What torch.save writes: a zip whose entries are stored, not compressed. A compressed
+    entry would be inflated before any check (a 1.5 MB file can ask for gigabytes): refused from
+    the zip's directory, before a byte of it is read."""
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ValueError(
+            f"checkpoint {path} is not the zip archive torch.save writes ({exc}); it is damaged or not a stagegen checkpoint"
+        ) from None
+    for entry in entries:
+        if entry.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(
+                f"checkpoint {path}: entry {entry.filename!r} is compressed (torch.save never compresses); refusing to "
+                f"inflate it ({entry.file_size:,} bytes from {entry.compress_size:,}): the file was altered or crafted"
+            )
+    declared = sum(entry.file_size for entry in entries)
+    if declared > size:
+        raise ValueError(
+            f"checkpoint {path}: its entries claim {declared:,} bytes but the file has {size:,}; it was altered or crafted"
+        )
 
 
 def checkpoint_note(directory: Path) -> str:
@@ -87,18 +115,88 @@ def checkpoint_note(directory: Path) -> str:
         return f"No checkpoint was written before it stopped, so there is nothing to resume: {advice} and start again."
     try:
         state = load_checkpoint(directory)
-        finite = all(bool(torch.isfinite(v).all()) for v in state["pipeline"].values() if v.is_floating_point())
+        bad = nonfinite_parts(state)
     except (ValueError, KeyError, AttributeError, TypeError):
         return f"The checkpoint {path} cannot be read back, so there is nothing to resume: {advice} and start again."
-    if not finite:
+    if bad:
         return (
-            f"The checkpoint {path} (step {state.get('step')}) already holds non-finite weights, so resuming it "
-            f"would fail the same way: {advice} and start again."
+            f"The checkpoint {path} (step {state.get('step')}) already holds non-finite values ({', '.join(bad)}), so "
+            f"resuming it would fail the same way: {advice} and start again."
         )
     return (
         f"The last checkpoint ({path}, step {state.get('step')}) is intact and finite: --resume continues "
         f"from it; if the same steps fail again, start a new run and {advice}."
     )
+
+
+def _tensors(value: Any):
+    """Every tensor inside a checkpoint part (nested dicts and lists, as state_dicts are)."""
+    if torch.is_tensor(value):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
+
+
+def nonfinite_parts(checkpoint: dict[str, Any]) -> list[str]:
+    """The parts of a checkpoint (weights, EMA, extra modules, optimiser moments) holding NaN or
+    infinite values: resuming from any of them fails the same way again."""
+    parts = ("pipeline", "ema", "auxiliaries", "optimizers", "aux_optimizers")
+    return [
+        part
+        for part in parts
+        if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in _tensors(checkpoint.get(part)))
+    ]
+
+
+#: a counter beyond this was not written by a run (2**53: exact in JSON and floats alike)
+MAX_COUNTER = 2**53
+
+
+def check_fields(checkpoint: dict[str, Any], state, train_config, where: Path) -> None:
+    """The fields a resume trusts, checked before any is applied: counters are whole numbers in
+    range, the optimisers are the run's (as many, with its learning rate), nothing is NaN."""
+    for name in ("step", "epoch", "batch_in_epoch", "nonfinite_total"):
+        value = checkpoint.get(name, 0)
+        if type(value) is not int or not 0 <= value <= MAX_COUNTER:
+            raise ValueError(
+                f"checkpoint {where}: {name} is {value!r}, not a whole number from 0 to {MAX_COUNTER}; "
+                "the file was altered: restore it, or start a new run"
+            )
+    for part, current in (("optimizers", state.optimizers), ("schedulers", state.schedulers)):
+        saved = checkpoint.get(part)
+        if not isinstance(saved, list) or len(saved) != len(current):
+            count = len(saved) if isinstance(saved, list) else type(saved).__name__
+            raise ValueError(
+                f"checkpoint {where}: it holds {count} {part} where this run has {len(current)}; "
+                "the file was altered or written for other settings: restore it, or start a new run"
+            )
+    for i, saved in enumerate(checkpoint["optimizers"]):
+        groups = saved.get("param_groups") if isinstance(saved, dict) else None
+        if not isinstance(groups, list) or not groups:
+            raise ValueError(f"checkpoint {where}: optimiser {i} has no parameter groups; the file was altered")
+        for group in groups:
+            lr, initial = group.get("lr"), group.get("initial_lr", train_config.lr)
+            if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+                raise ValueError(
+                    f"checkpoint {where}: optimiser {i} has learning rate {lr!r}; a learning rate is a finite number "
+                    "from 0: the file was altered: restore it, or start a new run"
+                )
+            if initial != train_config.lr:
+                raise ValueError(
+                    f"the run's config.json says lr {train_config.lr:g} but its checkpoint {where} trained with "
+                    f"{initial!r}; a resume cannot change the learning rate (was config.json edited?): set lr back to "
+                    f"{initial!r} there, or start a new run with --lr {train_config.lr:g}"
+                )
+    bad = nonfinite_parts(checkpoint)
+    if bad:
+        raise ValueError(
+            f"checkpoint {where} holds non-finite values in {', '.join(bad)}; resuming it would fail the same way: "
+            "start a new run (with a lower learning rate)"
+        )
 
 
 def gather_rng(dist) -> list[dict[str, Any]]:
@@ -147,7 +245,7 @@ def _upgrade_checkpoint(checkpoint: dict[str, Any], pipeline_config, directory: 
         _, checkpoint[part] = upgrade_prior_tensors(pipeline_config, str(checkpoint.get("prior_version", "")), tensors, where)
 
 
-def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory: Path) -> list[dict[str, Any]]:
+def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory: Path, train_config) -> list[dict[str, Any]]:
     """Load ``checkpoint`` into a TrainState built for ``pipeline_config``; returns the saved
     generator states. Anything that does not fit is one ValueError saying so."""
     from ..config import PipelineConfig
@@ -163,6 +261,7 @@ def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory:
                 "the checkpoint was written for a different pipeline than the one configured now; "
                 "resume with the run's own config.json (stagegen train --resume DIR does this)"
             )
+        check_fields(checkpoint, state, train_config, Path(directory) / CHECKPOINT_NAME)
         _upgrade_checkpoint(checkpoint, pipeline_config, directory)
         state.load_state_dict(checkpoint)
         return checkpoint["rng"]

@@ -9,6 +9,8 @@ import socket
 import time
 from pathlib import Path
 
+from .run_dir import check_run_directory, open_no_follow
+
 LOCK_NAME = ".lock"
 
 
@@ -40,8 +42,9 @@ def run_lock(run_dir: str | Path):
     run_dir = Path(run_dir)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_directory(run_dir)  # a .lock linked elsewhere would have its target overwritten
     path = run_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_no_follow(path, os.O_RDWR | os.O_CREAT)
     failed = False
     try:
         if not _try_lock(fd):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,11 @@ class MetricsLog:
 
     def __init__(self, path: Path | None, tensorboard_dir: Path | None = None):
         self.path = path
-        self._file = open(path, "a", encoding="utf-8") if path is not None else None
+        self._file = None
+        if path is not None:
+            from .run_dir import open_no_follow
+
+            self._file = os.fdopen(open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8")
         self._tb = None
         if tensorboard_dir is not None:
             try:

@@ -14,6 +14,7 @@ from ..config import RunConfig, resumable_fields, validate_run_config
 from .callbacks import Callback
 from .distributed import shutdown_distributed
 from .lock import run_lock
+from .run_dir import check_run_directory
 from .trainer import Trainer, TrainResult
 
 #: what may change when a run continues besides its step count: how long, where and how it runs,
@@ -66,6 +67,7 @@ def resume(
             f"(only steps, {', '.join(RESUMABLE_OVERRIDES)} may change); start a new run to change them"
         )
     config_path = run_dir / "config.json"
+    check_run_directory(run_dir)
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
     try:

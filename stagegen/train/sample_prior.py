@@ -12,6 +12,7 @@ it is. Its latents, its fitted state and its random generator are part of the ch
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -42,6 +43,8 @@ class SamplePrior:
         self.fits = 0
         self.fit_seconds = 0.0
         self.generator = torch.Generator().manual_seed(config.seed + 7919)
+        #: wraps each refit; the trainer makes a signal abandon it (a refit can take minutes)
+        self.interruptible = contextlib.nullcontext
 
     @property
     def ready(self) -> bool:
@@ -74,7 +77,10 @@ class SamplePrior:
         start = time.perf_counter()
         n = self.filled
         seed = int(torch.randint(2**62, (1,), generator=self.generator))
-        with torch.random.fork_rng(devices=[]):  # a prior that trains (latent-vae) draws from torch's own generator
+        with (
+            self.interruptible(),
+            torch.random.fork_rng(devices=[]),
+        ):  # a prior that trains (latent-vae) draws from torch's own generator
             torch.manual_seed(seed)
             stats = self.prior.fit(LatentSet(self.means[:n].clone(), self.stds[:n].clone()), torch.Generator().manual_seed(seed))
         self.prior.requires_grad_(False)

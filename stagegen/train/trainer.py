@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,16 +45,17 @@ from .checkpoint import (
 from .distributed import DistInfo, ResumableSampler, broadcast_flag, convert_sync_batchnorm, init_distributed
 from .logging import truncate_metrics
 from .outputs import GRID_IMAGES, save_run_pipeline
+from .run_dir import check_run_directory
+from .signals import StopSignals, TrainingInterrupted
 from .state import TrainState
 from .step import StepOutcome, train_step
+
+#: the phase a signal may cut short after the last step (the final checkpoint holds its inputs)
+FINAL_PRIOR_FIT = "fitting the prior"
 
 
 class TrainingStopped(RuntimeError):
     """Training stopped on purpose (too many non-finite steps); the message says what is left."""
-
-
-class TrainingInterrupted(RuntimeError):
-    """SIGINT or SIGTERM: a checkpoint was written and the run can be resumed."""
 
 
 @dataclass
@@ -89,6 +89,7 @@ class Trainer:
     ):
         self.config = config
         self.run_dir = Path(run_dir)
+        check_run_directory(self.run_dir)  # before anything there is read or written
         t = config.train
         self.device = resolve_device(t.device)
         self.dist: DistInfo = init_distributed(self.device.type)
@@ -153,13 +154,17 @@ class Trainer:
             # resumed run (which creates one more iterator) would get different noise
             generator=torch.Generator().manual_seed(t.seed),
         )
-        self._stop_requested = False
+        self.signals = StopSignals(self._abandoned)
+        self.last_checkpoint_step: int | None = None
         self.grid_inputs = torch.stack([dataset[i] for i in range(min(GRID_IMAGES, len(dataset)))])
         self.callbacks: list[Callback] = [*default_callbacks(), *_plugin_callbacks(config), *extra_callbacks]
         self._events: list[tuple[str, tuple]] = []
         self._dispatching = False
         if resume:
             self._restore(load_checkpoint(self.checkpoint_dir))
+            self.last_checkpoint_step = self.step
+        if self.state.sample_prior is not None:  # a refit can take long; a signal abandons it
+            self.state.sample_prior.interruptible = lambda: self.signals.abandon_on_signal("refitting the sample path's prior")
 
     # ------------------------------------------------------------------ the state, by name
 
@@ -238,11 +243,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def _handle_signal(self, signum, frame) -> None:
-        self._stop_requested = True
+    def _abandoned(self, phase: str) -> str:
+        """What a run a signal ended in the middle of ``phase`` leaves, and how to go on."""
+        kept = (
+            f"the last checkpoint ({self.checkpoint_dir}, step {self.last_checkpoint_step}) is kept; continue with: "
+            f"stagegen train --resume {self.run_dir}"
+            if self.last_checkpoint_step is not None
+            else "no checkpoint was written before it, so nothing is left to resume"
+        )
+        if phase == FINAL_PRIOR_FIT and self.last_checkpoint_step == self.step:
+            kept += " (it fits the prior and writes the pipeline)"
+        return f"interrupted at step {self.step} while {phase}; {kept}"
 
     def _start_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        check_run_directory(self.run_dir)
         # temporary files of a write that a killed run never finished (the real files are intact)
         for stale in [*self.run_dir.glob(".*.tmp"), *self.checkpoint_dir.glob(".*.tmp")]:
             stale.unlink(missing_ok=True)
@@ -258,7 +273,7 @@ class Trainer:
         t, state = self.config.train, self.state
         if self.dist.is_main:
             self._start_files()
-        previous = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.signals.install()
         self.result = TrainResult(self.run_dir, None, self.step)
         self.stop_reason = None
         self.nonfinite_in_a_row = 0
@@ -276,7 +291,7 @@ class Trainer:
                     self.save_checkpoint()
                     self.result.steps = self.step
                     return self.result
-                if broadcast_flag(self._stop_requested, self.dist, self.device):
+                if broadcast_flag(self.signals.requested, self.dist, self.device):
                     self.save_checkpoint()
                     raise TrainingInterrupted(
                         f"interrupted at step {self.step}; checkpoint written to {self.checkpoint_dir}. "
@@ -289,8 +304,7 @@ class Trainer:
                 self.result.pipeline_path = save_run_pipeline(state, self.pipeline_path, self.config.data.name)
             self.emit("run_end", self.result)
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            self.signals.restore()
             self.emit("teardown")
         self.result.steps = self.step
         return self.result
@@ -369,9 +383,10 @@ class Trainer:
             save_checkpoint(
                 checkpoint_document(self.state, rngs, self.dist.world_size, self.config.pipeline), self.checkpoint_dir
             )
+        self.last_checkpoint_step = self.step
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
-        rngs = restore_state(self.state, checkpoint, self.config.pipeline, self.checkpoint_dir)
+        rngs = restore_state(self.state, checkpoint, self.config.pipeline, self.checkpoint_dir, self.config.train)
         if checkpoint.get("world_size") == self.dist.world_size and len(rngs) > self.dist.rank:
             set_rng_state(rngs[self.dist.rank])
         else:

@@ -146,7 +146,9 @@ def test_nonfinite_stop_with_a_good_checkpoint_says_it_is_intact(tmp_path):
         train(config, tmp_path / "r")
 
 
-def test_nonfinite_stop_on_a_poisoned_checkpoint_does_not_call_it_intact(tmp_path):
+def test_a_poisoned_checkpoint_is_refused_at_resume_and_never_called_intact(tmp_path):
+    from stagegen.train.checkpoint import checkpoint_note
+
     run = _stopped_run(tmp_path / "r", at=2, max_nonfinite=2)
     path = run / "checkpoints" / "last.pt"
     state = torch.load(path, weights_only=True)
@@ -154,8 +156,9 @@ def test_nonfinite_stop_on_a_poisoned_checkpoint_does_not_call_it_intact(tmp_pat
         if value.is_floating_point():
             value.fill_(float("nan"))
     torch.save(state, path)
-    with pytest.raises(TrainingStopped, match="already holds non-finite weights"):
+    with pytest.raises(ValueError, match="holds non-finite values in pipeline"):
         resume(run)
+    assert "already holds non-finite values (pipeline" in checkpoint_note(path.parent)
 
 
 # ---------------------------------------------------------------------------- broken checkpoints and configs
