@@ -72,12 +72,19 @@ class PriorSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="options of that prior type")
 
 
+#: a longer chain is no model anyone trains (a x2 ladder from 4 to 4096 pixels has 11 stages);
+#: the bound refuses a file listing thousands before any is built
+MAX_STAGES = 32
+
+
 class PipelineConfig(_Strict):
     """The generator: image format and the chain of stages (the first is the trunk)."""
 
     image_size: int = Field(16, ge=4, le=4096, description="final output resolution (square images)")
     channels: int = Field(1, description="1 (grayscale) or 3 (RGB)")
-    stages: list[StageSpec] = Field(min_length=1)
+    stages: list[StageSpec] = Field(
+        min_length=1, max_length=MAX_STAGES, description=f"the trunk, then its refiners (at most {MAX_STAGES} in all)"
+    )
     prior: PriorSpec = Field(default_factory=PriorSpec, description="the latent prior sampling uses; fitted after training")
     normalization: Literal["minus_one_one"] = Field(
         "minus_one_one", description="how [0, 1] images are mapped for the networks: x * 2 - 1"

@@ -39,6 +39,37 @@ def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.devic
     return device
 
 
+def _process_limit() -> int | None:
+    """What the address-space limit (ulimit -v) still lets this process map, where one is set."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as f:
+            mapped = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+        return max(soft - mapped, 0)
+    except (ImportError, OSError, StopIteration, ValueError):
+        return None
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes a computation on ``device`` can still allocate: a GPU's free memory; on the CPU, the
+    memory the system has available (MemAvailable), within this process's address-space limit."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    limit = _process_limit()
+    return available if limit is None else min(available, limit)
+
+
 def check_memory(skeleton, device: torch.device, copies: int) -> None:
     """Refuse, before allocating, a network (``skeleton``, built on the meta device) whose
     weights times ``copies`` (weights, gradients, two Adam moments, an EMA copy) exceed the

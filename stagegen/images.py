@@ -30,6 +30,33 @@ def to_pil(image: torch.Tensor):
     return Image.fromarray(array.permute(1, 2, 0).numpy(), mode="RGB")
 
 
+#: a grid larger than this (a 16,384 x 8,192 picture) is not one anybody looks at, and its
+#: canvas alone would take gigabytes: write a folder of images instead
+MAX_GRID_PIXELS = 2**27
+
+
+def wrap_rows(rows: list[torch.Tensor], per_row: int | None) -> list[torch.Tensor]:
+    """Rows of more than ``per_row`` images broken into blocks: the first ``per_row`` images of
+    every row, then the next ones, so the stages of one sample stay one above the other."""
+    if per_row is None or all(len(r) <= per_row for r in rows):
+        return rows
+    longest = max(len(r) for r in rows)
+    return [r[start : start + per_row] for start in range(0, longest, per_row) for r in rows if len(r) > start]
+
+
+def check_grid_size(rows: int, cols: int, size: int, padding: int = 2) -> tuple[int, int]:
+    """The height and width of a grid of ``rows`` x ``cols`` images of ``size`` pixels, or a
+    ValueError when it is larger than a grid may be (checked before the images are made)."""
+    height, width = rows * (size + padding) + padding, cols * (size + padding) + padding
+    if height * width > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"a grid of {rows:,} row(s) x {cols:,} images of {size}x{size} would be {width:,} x {height:,} pixels, "
+            f"more than the {MAX_GRID_PIXELS:,} a grid may have; ask for fewer images (or fewer per row), or give "
+            "a folder (no suffix) to write one file per image"
+        )
+    return height, width
+
+
 def grid(rows: list[torch.Tensor], padding: int = 2, upscale_to: int | None = None) -> torch.Tensor:
     """Rows of N x C x H x W images in [0, 1] -> one C x H' x W' image; each row may differ in
     resolution, and every image is shown at the largest one (nearest-neighbour), so a coarse
@@ -37,7 +64,8 @@ def grid(rows: list[torch.Tensor], padding: int = 2, upscale_to: int | None = No
     size = upscale_to or max(r.shape[-1] for r in rows)
     channels = max(r.shape[1] for r in rows)
     cols = max(r.shape[0] for r in rows)
-    canvas = torch.ones(channels, len(rows) * (size + padding) + padding, cols * (size + padding) + padding)
+    height, width = check_grid_size(len(rows), cols, size, padding)
+    canvas = torch.ones(channels, height, width)
     for i, row in enumerate(rows):
         row = row.detach().float().cpu()
         if row.shape[-1] != size:
@@ -90,10 +118,16 @@ def _refuse_non_finite(rows: list[torch.Tensor], path: str | Path) -> None:
         )
 
 
-def save_grid(rows: list[torch.Tensor], path: str | Path, min_size: int = 48) -> Path:
+#: the smallest a grid shows an image (a 16 x 16 digit is scaled up to be seen)
+MIN_GRID_IMAGE = 48
+
+
+def save_grid(rows: list[torch.Tensor], path: str | Path, min_size: int = MIN_GRID_IMAGE, per_row: int | None = None) -> Path:
+    """Rows of images as one picture (see :func:`grid`); rows longer than ``per_row`` wrap."""
     if not rows or not all(len(r) for r in rows):
         raise ValueError(f"no images to put in {path}")
     image_format(path)
     _refuse_non_finite(rows, path)
+    rows = wrap_rows(rows, per_row)
     size = max(r.shape[-1] for r in rows)
     return save_image(grid(rows, upscale_to=max(size, min_size)), path)

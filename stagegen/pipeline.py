@@ -308,6 +308,7 @@ class Pipeline(nn.Module):
         its spread scaled by ``temperature``; with return_stages, one tensor per stage."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"the number of samples must be a positive integer, got {n!r}")
+        self.check_decode_memory(n, return_stages)  # before the latents: n itself may be too many
         z = self.prior.sample(n, self._generator(seed), temperature)
         return self.decode(z.to(self.device), return_stages=return_stages)
 
@@ -315,11 +316,27 @@ class Pipeline(nn.Module):
     #: caches (msvae-mnist: 136 images/s at batch 256 in one pass, 365 in passes of 32)
     cpu_chunk_size: int = 32
 
+    def _decode_chunk(self, n: int) -> int:
+        return self.cpu_chunk_size if self.device.type == "cpu" else max(n, 1)
+
+    def check_decode_memory(self, n: int, return_stages: bool = False) -> None:
+        """Refuse (ValueError) to decode ``n`` latents when it cannot fit in the device's memory."""
+        from .memory import check_sampling_memory
+
+        kept = list(range(len(self.specs))) if return_stages else [len(self.specs) - 1]
+        check_sampling_memory(self, n, kept, self._decode_chunk(n))
+
     @torch.inference_mode()
     def decode(self, z: torch.Tensor, return_stages: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """Latents -> images in [0, 1] (the last stage's, or every stage's), in passes of
+        ``cpu_chunk_size`` on a CPU; refused first when it cannot fit in memory."""
+        self.check_decode_memory(len(z), return_stages)
         z = z.to(self.device)
-        chunk = self.cpu_chunk_size if self.device.type == "cpu" else max(len(z), 1)
-        parts = [self.run_chain(z[i : i + chunk]).images for i in range(0, len(z), chunk)]
+        chunk = self._decode_chunk(len(z))
+        parts = []
+        for i in range(0, len(z), chunk):
+            images = self.run_chain(z[i : i + chunk]).images
+            parts.append(images if return_stages else images[-1:])  # keep only what is returned
         images = [to_unit_range(torch.cat(stage)).float() for stage in zip(*parts)]
         return images if return_stages else images[-1]
 

@@ -41,6 +41,8 @@ HOSTILE_CONFIGS = {
         "MiB",
     ),
     "wide refiner": (_options(1, width=4096, head_width=8192, blocks=256), "MiB"),
+    # a 3 MB header listing 20,000 refiners: every stage was built before the tensors were compared
+    "20,000 refiners": (lambda d: d["config"]["stages"].extend([d["config"]["stages"][1]] * 20_000), "stages"),
 }
 
 
