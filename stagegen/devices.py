@@ -72,10 +72,15 @@ def available_memory(device: torch.device) -> int:
 
 def check_memory(skeleton, device: torch.device, copies: int) -> None:
     """Refuse, before allocating, a network (``skeleton``, built on the meta device) whose
-    weights times ``copies`` (weights, gradients, two Adam moments, an EMA copy) exceed the
-    device's memory: a message, not an allocator error minutes later."""
-    weights = sum(t.numel() * t.element_size() for t in [*skeleton.parameters(), *skeleton.buffers()])
-    needed = weights * copies
+    trained weights times ``copies`` (weights, gradients, two Adam moments, an EMA copy), plus
+    its other tensors once (a pipeline's prior), exceed the device's memory: a message, not an
+    allocator error minutes later."""
+
+    def size(module) -> int:
+        return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
+
+    trained = size(skeleton.stages) if hasattr(skeleton, "stages") else size(skeleton)
+    needed = trained * copies + (size(skeleton) - trained)
     if device.type == "cuda":
         available = torch.cuda.get_device_properties(device).total_memory
     else:

@@ -246,6 +246,9 @@ def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", c
                 "the weights are unusable (retrain, or load an earlier checkpoint's pipeline)"
             )
     pipeline.load_state_dict(state, strict=True)
+    problem = pipeline.prior.check_state()  # finite, yet not a distribution: a mixture weight below zero
+    if problem is not None:
+        raise PipelineFileError(f"{path}: its {config.prior.type} prior is unusable: {problem}; the file was altered or damaged")
     pipeline.file_metadata = doc
     pipeline = pipeline.to(device).eval()
     if channels_last:

@@ -112,6 +112,11 @@ def compose_run_config(
     raw = deep_merge(raw, from_file)
     if stages:
         replace_stages(raw, stages)
+    # `-O prior.type=T` is `--prior T`: a new type starts from its own defaults, whichever place
+    # among the options it has (the preset's options belong to the preset's type)
+    typed = [a for a in options or [] if a.replace(" ", "").startswith("prior.type=")]
+    for assignment in typed:
+        prior = str(parse_value(assignment.split("=", 1)[1]))
     if prior:
         current = raw.setdefault("pipeline", {}).get("prior", {})
         if current.get("type") != prior:

@@ -108,6 +108,20 @@ class Prior(nn.Module, metaclass=abc.ABCMeta):
         """Fit to the posteriors of the training images; returns numbers worth logging."""
         return {}
 
+    def fit_bytes(self, n: int) -> int:
+        """Memory a fit to ``n`` latents needs at its peak (0: little). Checked before a fit, and
+        before training for the fit at its end, so that options that cannot fit fail first."""
+        return 0
+
+    def check_state(self) -> str | None:
+        """What is wrong with this prior's state (after a fit, or read from a file), or None.
+        Every floating tensor must be finite; a prior adds its distribution's own constraints
+        (mixture weights that are a distribution, positive scales) by extending this."""
+        for name, tensor in self.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return f"prior.{name} holds {int((~torch.isfinite(tensor)).sum())} NaN or infinite value(s)"
+        return None
+
     @abc.abstractmethod
     def sample_flat(self, n: int, generator: torch.Generator, temperature: float) -> torch.Tensor:
         """n latents, flattened (n x D), on the CPU, drawn with ``generator``."""
@@ -158,17 +172,49 @@ def encode_dataset(pipeline, images, max_images: int | None = None, seed: int = 
     return LatentSet(torch.cat(means), torch.cat(stds))
 
 
+class PriorFitError(ValueError):
+    """A prior's fit failed or produced an unusable prior; nothing was written with it."""
+
+
+def check_fit_memory(prior: Prior, n: int, prior_name: str) -> None:
+    """Refuse, before it starts, a fit to ``n`` latents that cannot fit in memory."""
+    from .devices import available_memory
+
+    needed = prior.fit_bytes(n)
+    available = available_memory(torch.device("cpu"))
+    if needed > available:
+        raise PriorFitError(
+            f"fitting the {prior_name} prior to {n:,} latents of {prior.latent_dim} values needs about "
+            f"{needed / 2**30:,.1f} GiB and {available / 2**30:,.1f} GiB is available; choose smaller prior options "
+            "(fewer components, covariance=diag) or fewer images (--max-images, train.prior_fit_images)"
+        )
+
+
 def fit_prior(pipeline, images, max_images: int | None = 20_000, seed: int = 0) -> dict[str, float]:
     """Fit ``pipeline.prior`` to the trunk's posteriors of ``images`` (a dataset of uint8 images
-    or batches in [0, 1]); deterministic under ``seed``. Returns the prior's fit statistics."""
+    or batches in [0, 1]); deterministic under ``seed``. Returns the prior's fit statistics.
+    A fit that fails, or whose result :meth:`Prior.check_state` finds unusable (NaN, a mixture
+    weight below zero), is a :class:`PriorFitError`: check it before writing anything with it."""
     prior = pipeline.prior
     if not prior.needs_fit:
         return {}
+    name = pipeline.config.prior.type
+    n = len(images) if max_images is None else min(len(images), max_images)
+    check_fit_memory(prior, n, name)
     latents = encode_dataset(pipeline, images, max_images, seed)
     if not (torch.isfinite(latents.mean).all() and torch.isfinite(latents.std).all()):
         raise ValueError("the trunk's posteriors hold non-finite values; the pipeline's weights are broken, no prior was fitted")
     generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        stats = prior.fit(latents, generator)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            stats = prior.fit(latents, generator)
+    except (torch.linalg.LinAlgError, ValueError) as exc:  # a singular covariance, ...
+        raise PriorFitError(f"fitting the {name} prior failed ({' '.join(str(exc).split())[:300]}); {FIT_ADVICE}") from None
+    problem = prior.check_state()
+    if problem is not None:
+        raise PriorFitError(f"fitting the {name} prior gave an unusable prior: {problem}; {FIT_ADVICE}")
     return {"prior_fit_images": float(len(latents.mean)), **stats}
+
+
+FIT_ADVICE = "try other prior options (a lower lr, a larger reg_covar, fewer components)"

@@ -136,3 +136,104 @@ def test_interpolate_checks_shapes_and_handles_parallel_ends():
     assert rows.shape == (4, 1, 16, 16) and torch.isfinite(rows).all()
     with pytest.raises(ValueError, match="latents of shape"):
         pipe.interpolate(torch.randn(3), torch.randn(3))
+
+
+# ---------------------------------------------------------------------------- priors that lie or fail
+
+
+def _invoke(*args):
+    from click.testing import CliRunner
+
+    from stagegen.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _saved(tmp_path, prior=None, **config):
+    config = tiny_pipeline_config(**config) if prior is None else _with_prior(prior)
+    return Pipeline(config).eval().save(tmp_path / "p.safetensors")
+
+
+def test_fit_prior_never_replaces_a_working_file_with_a_nan_prior(tmp_path):
+    path = _saved(tmp_path)
+    before = path.read_bytes()
+    result = _invoke("fit-prior", path, "--prior", "latent-vae", "-O", "lr=1e30", "-O", "steps=30", "-O", "width=8", "-o", path)
+    assert result.exit_code == 1, result.output
+    assert "fitting the latent-vae prior gave an unusable prior: prior." in result.stderr and "NaN" in result.stderr
+    assert path.read_bytes() == before and _invoke("sample", path, "-o", tmp_path / "s.png").exit_code == 0
+
+
+def test_a_failed_prior_fit_at_the_end_of_training_leaves_an_unfitted_prior_and_says_how_to_fit_one(tmp_path):
+    from .train.test_interruption import TINY
+
+    out = tmp_path / "run"
+    args = ["train", "--steps", 2, "--out", out, "--no-progress", *TINY, "--prior", "latent-vae"]
+    result = _invoke(*args, "-O", "prior.lr=1e30", "-O", "prior.steps=30", "-O", "prior.width=8")
+    assert result.exit_code == 1
+    assert "gave an unusable prior" in result.stderr and f"stagegen fit-prior {out / 'pipeline.safetensors'}" in result.stderr
+    pipe = stagegen.load(out / "pipeline.safetensors")  # loads: no NaN was written
+    assert not pipe.prior.fitted
+    with pytest.raises(ValueError, match="never fitted: fit it with `stagegen fit-prior"):
+        pipe.sample(2)
+    assert (out / "checkpoints" / "last.pt").is_file()
+
+
+def test_a_mixture_with_negative_weights_is_refused_at_load(tmp_path):
+    pipe = Pipeline(_with_prior({"type": "gmm", "options": {"components": 2, "covariance": "diag"}})).eval()
+    pipe.prior.weights.copy_(torch.tensor([1.5, -0.5]))  # sums to one, finite: only the sign is wrong
+    path = pipe.save(tmp_path / "p.safetensors")
+    from stagegen.pipeline_file import PipelineFileError
+
+    with pytest.raises(PipelineFileError, match="gmm prior is unusable: prior.weights holds 1 negative"):
+        stagegen.load(path)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"reg_covar": 0}, "reg_covar"),  # a singular covariance: _LinAlgError after the whole run
+        ({"reg_covar": 0, "components": 1000}, "reg_covar"),
+    ],
+)
+def test_gmm_options_that_cannot_fit_are_refused_before_training(options, message):
+    with pytest.raises(ValueError, match=f"invalid options of prior 'gmm': {message}"):
+        Pipeline(_with_prior({"type": "gmm", "options": options}))
+
+
+def test_latent_vae_batch_size_is_bounded():
+    with pytest.raises(ValueError, match="batch_size: Input should be less than or equal to 65536"):
+        Pipeline(_with_prior({"type": "latent-vae", "options": {"batch_size": 10**9}}))
+
+
+def test_a_mixture_too_large_for_memory_is_refused_before_allocating(tmp_path):
+    """1,000 full-covariance components over 4,096-value latents asked for 67 GB unchecked."""
+    config = tiny_pipeline_config()
+    config.stages[0].options["latent_dim"] = 4096
+    path = Pipeline(config).eval().save(tmp_path / "p.safetensors")
+    result = _invoke("fit-prior", path, "-O", "components=1000", "-o", tmp_path / "g.safetensors")
+    assert result.exit_code == 1 and "1000 full-covariance components over 4096-value latents" in result.stderr
+    assert not (tmp_path / "g.safetensors").exists()
+
+
+def test_a_fit_too_large_for_memory_is_refused_before_training(tmp_path):
+    from stagegen.prior import PriorFitError
+    from stagegen.train import Trainer
+
+    from .conftest import tiny_run_config
+
+    config = tiny_run_config()
+    config.pipeline.stages[0].options["latent_dim"] = 2048
+    config.pipeline.prior = config.pipeline.prior.model_validate({"type": "gmm", "options": {"components": 1000}})
+    config = type(config).model_validate(config.model_dump())
+    with pytest.raises(PriorFitError, match=r"fitting the gmm prior to 20,000 latents of 2048 values needs about [\d,.]+ GiB"):
+        Trainer(config, tmp_path / "run")  # refused before the pipeline (16 GB of covariances) is built
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_prior_type_as_an_option_starts_from_that_types_defaults():
+    """`-O prior.type=latent-vae` on the default preset failed on the preset's gmm options."""
+    from stagegen.presets import compose_run_config
+
+    config = compose_run_config(options=["prior.steps=50", "prior.type=latent-vae"])
+    assert config.pipeline.prior.type == "latent-vae" and config.pipeline.prior.options == {"steps": 50}
+    assert compose_run_config(prior="latent-vae").pipeline.prior.options == {}

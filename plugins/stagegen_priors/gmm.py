@@ -16,7 +16,9 @@ class GMMOptions(PriorOptions):
     covariance: Literal["full", "diag"] = Field("full", description="full or diagonal covariance per component")
     iterations: int = Field(100, ge=1, le=10_000, description="most EM iterations")
     tolerance: float = Field(1e-3, gt=0, description="stop when the mean log-likelihood per latent improves by less")
-    reg_covar: float = Field(1e-4, ge=0, description="added to every variance, relative to the latents' mean variance")
+    reg_covar: float = Field(
+        1e-4, gt=0, le=1e3, description="added to every variance, relative to the latents' mean variance (0 is singular)"
+    )
     fit_on: Literal["mean", "sample"] = Field("mean", description="fit to posterior means, or to one posterior sample per image")
 
 
@@ -25,6 +27,8 @@ class GMMPrior(Prior):
         super().__init__(latent_shape)
         self.options = options
         k, d = options.components, math.prod(latent_shape)
+        if options.covariance == "full":
+            _check_covariance_memory(k, d)
         # zero weights mean "not fitted yet"
         self.register_buffer("weights", torch.zeros(k))
         self.register_buffer("means", torch.zeros(k, d))
@@ -36,6 +40,30 @@ class GMMPrior(Prior):
     @property
     def fitted(self) -> bool:
         return bool(self.weights.sum() > 0)
+
+    def fit_bytes(self, n: int) -> int:
+        """The EM's float64 working set: responsibilities and distances (N x K), and for full
+        covariances the K x N x D projection and four K x D x D matrices (covariances, Cholesky
+        factors, their inverses, identities)."""
+        k, d = min(self.options.components, n), self.latent_dim
+        full = k * n * d + 4 * k * d * d if self.options.covariance == "full" else 2 * n * d
+        return 8 * (3 * n * k + 2 * n * d + full)
+
+    def check_state(self) -> str | None:
+        problem = super().check_state()
+        if problem is not None or not self.fitted:  # all-zero weights: not fitted yet, which sampling says
+            return problem
+        if bool((self.weights < 0).any()):
+            return f"prior.weights holds {int((self.weights < 0).sum())} negative mixture weight(s)"
+        if abs(float(self.weights.sum()) - 1) > 1e-3:
+            return f"prior.weights sums to {float(self.weights.sum()):.6g}, not 1"
+        if self.options.covariance == "full":
+            diagonal = self.scale_tril.diagonal(dim1=1, dim2=2)[self.weights > 0]
+            if bool((diagonal <= 0).any()) or bool(self.scale_tril.triu(1).ne(0).any()):
+                return "prior.scale_tril is not a Cholesky factor (lower triangular with a positive diagonal)"
+        elif bool((self.stds[self.weights > 0] <= 0).any()):
+            return "prior.stds holds a standard deviation <= 0"
+        return None
 
     # ------------------------------------------------------------------ sampling
 
@@ -78,6 +106,21 @@ class GMMPrior(Prior):
         else:
             self.stds[:k] = covs.sqrt().float()
         return {"prior_loglik_per_latent": loglik, "prior_em_iterations": float(iterations)}
+
+
+def _check_covariance_memory(k: int, d: int) -> None:
+    """K full D x D covariances (float32) must fit before they are allocated (1,000 components over
+    4,096-dim latents are 67 GB); built on the meta device (a file being checked), nothing is."""
+    if torch.empty(0).device.type == "meta":
+        return
+    from stagegen.devices import available_memory
+
+    needed, available = 4 * k * d * d, available_memory(torch.device("cpu"))
+    if needed > available:
+        raise ValueError(
+            f"a gmm prior of {k} full-covariance components over {d}-value latents holds {needed / 2**30:,.1f} GiB "
+            f"of covariances and {available / 2**30:,.1f} GiB is available; use fewer components or covariance=diag"
+        )
 
 
 def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:

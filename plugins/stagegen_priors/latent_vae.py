@@ -20,7 +20,7 @@ class LatentVAEOptions(PriorOptions):
     depth: int = Field(2, ge=1, le=8, description="hidden dense layers in the encoder and in the decoder")
     latent_dim: int | None = Field(None, ge=1, le=8192, description="size of u (default: the trunk's latent size)")
     steps: int = Field(2000, ge=1, le=1_000_000, description="Adam steps of fitting")
-    batch_size: int = Field(256, ge=1, description="latents per step (fresh posterior samples each step)")
+    batch_size: int = Field(256, ge=1, le=65_536, description="latents per step (fresh posterior samples each step)")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate (cosine decay to zero)")
 
 

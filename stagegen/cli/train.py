@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +82,13 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, **
         click.echo(f"pipeline:        {result.pipeline_path}")
         click.echo(f"samples:         {result.run_dir / 'samples.png'} (one row per stage, coarse to fine)")
         click.echo(f"reconstructions: {result.run_dir / 'reconstructions.png'} (input row, then each stage)")
+    if result.prior_error is not None:
+        run = json.loads((result.run_dir / "config.json").read_text())
+        prior, data = run["pipeline"]["prior"]["type"], run["data"]["name"]
+        raise click.ClickException(
+            f"{result.prior_error}. The pipeline was written with its prior unfitted (sampling says so): fit one with "
+            f"stagegen fit-prior {result.pipeline_path} --data {data} --prior {prior} -O ... -o {result.pipeline_path}"
+        )
 
 
 @cli.command(name="fit-prior")

@@ -199,15 +199,23 @@ class TimeBudget(Callback):
 
 class PriorFit(Callback):
     """Fits the pipeline's prior (when it needs fitting) to the training images' posteriors
-    under the final generator weights, before the pipeline file is written. Rank 0."""
+    under the final generator weights, before the pipeline file is written. Rank 0. A fit that
+    fails or gives an unusable prior leaves the prior unfitted: the pipeline is written with it
+    (sampling then says to fit one) and ``result.prior_error`` says what happened."""
 
     def on_train_end(self, trainer):
+        from ..prior import PriorFitError
+        from .trainer import FINAL_PRIOR_FIT
+
         t = trainer.config.train
         if trainer.dist.is_main and trainer.pipeline.prior.needs_fit:
-            from .trainer import FINAL_PRIOR_FIT
-
-            with trainer.signals.abandon_on_signal(FINAL_PRIOR_FIT):  # the final checkpoint is written: nothing is lost
-                record = fit_run_prior(trainer.state, trainer.dataset, t.prior_fit_images, t.seed)
+            try:
+                with trainer.signals.abandon_on_signal(FINAL_PRIOR_FIT):  # the final checkpoint is written: nothing is lost
+                    record = fit_run_prior(trainer.state, trainer.dataset, t.prior_fit_images, t.seed)
+            except PriorFitError as exc:
+                trainer.result.prior_error = str(exc)
+                say(f"stagegen: {exc}; the pipeline is written with its prior unfitted")
+                return
             trainer.emit("prior_fit", record)
 
 

@@ -48,7 +48,12 @@ def fit_run_prior(state: TrainState, dataset, max_images: int, seed: int) -> dic
     the fitted state goes into the EMA copy too, so the pipeline file holds it."""
     start = time.perf_counter()
     with generator_weights(state) as pipeline:
-        stats = fit_prior(pipeline, dataset, max_images, seed=seed)
+        unfitted = {k: v.detach().clone() for k, v in pipeline.prior.state_dict().items()}
+        try:
+            stats = fit_prior(pipeline, dataset, max_images, seed=seed)
+        except BaseException:  # a failed or interrupted fit leaves the prior as it was, never half-fitted
+            pipeline.prior.load_state_dict(unfitted)
+            raise
         fitted = {f"prior.{k}": v.detach().clone() for k, v in pipeline.prior.state_dict().items()}
     state.pipeline.load_state_dict(fitted, strict=False)
     if state.ema is not None:

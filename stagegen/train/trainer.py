@@ -66,6 +66,7 @@ class TrainResult:
     losses: list[dict[str, float]] = field(default_factory=list)  # the metrics lines of this call
     nonfinite_steps: int = 0
     stopped_by_budget: bool = False  # the time budget ended the run before train.steps
+    prior_error: str | None = None  # the final prior fit failed: the pipeline's prior is unfitted
 
 
 def seed_everything(seed: int) -> None:
@@ -109,6 +110,7 @@ class Trainer:
         copies = 5 if t.ema_decay else 4
         if skeleton is not None:
             check_memory(skeleton, self.device, copies)
+            _check_prior_fits(skeleton.prior, config)
         pipeline = Pipeline(config.pipeline)
         if skeleton is None:
             check_memory(pipeline, self.device, copies)  # the same check, after allocating (as loading does)
@@ -391,6 +393,16 @@ class Trainer:
             set_rng_state(rngs[self.dist.rank])
         else:
             seed_everything(self.config.train.seed + 1000003 * self.step + self.dist.rank)
+
+
+def _check_prior_fits(prior, config: RunConfig) -> None:
+    """The prior's fits (the final one, to at most ``prior_fit_images`` latents, and the sample
+    path's refits) must fit in memory: found out before training, not after hours of it."""
+    from ..prior import check_fit_memory
+
+    if prior.needs_fit:
+        t, name = config.train, config.pipeline.prior.type
+        check_fit_memory(prior, max(t.prior_fit_images, t.sample_prior_latents), name)
 
 
 def _plugin_callbacks(config: RunConfig) -> list[Callback]:
