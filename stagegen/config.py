@@ -194,13 +194,16 @@ def validate_run_config(raw: dict[str, Any], where: str = "configuration") -> Ru
         raise ValueError(describe_validation_error(where, exc)) from None
 
 
+#: a config is a few KB; a bound keeps /dev/zero or a huge file from being read into memory
+MAX_CONFIG_BYTES = 16 * 2**20
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON or TOML file with any of the sections pipeline / train / data."""
+    from .io import read_text_file
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ValueError(f"cannot read config file {path}: {exc.strerror}") from None
+    text = read_text_file(path, "config file", MAX_CONFIG_BYTES)
     try:
         if path.suffix == ".toml":
             try:
@@ -210,8 +213,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             data = tomllib.loads(text)
         else:
             data = json.loads(text)
-    except Exception as exc:
-        raise ValueError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    except Exception as exc:  # a syntax error, a 5,000-digit number, nesting too deep
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise ValueError(f"config file {path} is not valid {kind}: {' '.join(str(exc).split())[:300]}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table/object with sections pipeline, train, data")
     unknown = set(data) - {"pipeline", "train", "data"}

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "read_text_file"]
 
 
 def _create_temporary(path: Path) -> tuple[Path, int]:
@@ -52,3 +52,24 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_text_file(path: str | Path, what: str, max_bytes: int) -> str:
+    """The UTF-8 text of a regular file of at most ``max_bytes``, or one ValueError naming the
+    file: a FIFO or a device (``/dev/zero``) would block or read without end, so only regular
+    files are read, and never more than the bound."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO without a writer must not block
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{what} {path} is not a regular file (a FIFO, a device or a socket); give a file")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{what} {path} is larger than {max_bytes:,} bytes: not a file stagegen writes or reads as {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {path} is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})") from None

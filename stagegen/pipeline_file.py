@@ -99,8 +99,9 @@ DTYPE_NAMES = {  # torch dtype -> its name in a safetensors header
 def _parse_json(raw: bytes | str, path: Path, what: str) -> Any:
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PipelineFileError(f"{path}: {what} is not valid JSON ({exc}); the file is damaged or not a pipeline") from None
+    except ValueError as exc:  # bad UTF-8 or JSON, or a number of thousands of digits
+        detail = " ".join(str(exc).split())[:200]
+        raise PipelineFileError(f"{path}: {what} is not valid JSON ({detail}); the file is damaged or not a pipeline") from None
     except RecursionError:
         raise PipelineFileError(
             f"{path}: {what} is nested too deeply to be a pipeline header; the file was crafted or damaged"
@@ -161,6 +162,8 @@ def read_header(path: str | Path) -> PipelineHeader:
             path = candidate
         else:
             raise PipelineFileError(f"{path} is a folder without pipeline.safetensors; give the path of the .safetensors file")
+    if not path.is_file():  # a FIFO would block the read, a device read without end
+        raise PipelineFileError(f"{path} is not a regular file (a FIFO, a device or a socket); give a .safetensors file")
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)

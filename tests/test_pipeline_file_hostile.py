@@ -155,3 +155,21 @@ def test_pipeline_file_has_the_same_permissions_as_the_other_run_files(saved, tm
     other = tmp_path / "plain.txt"
     other.write_text("x")
     assert stat.S_IMODE(os.stat(path).st_mode) == stat.S_IMODE(os.stat(other).st_mode)
+
+
+def test_a_fifo_named_as_a_pipeline_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "p.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(PipelineFileError, match="is not a regular file"):
+        read_header(fifo)  # opening it blocked forever before
+
+
+def test_a_5000_digit_number_in_the_header_is_a_pipeline_file_error(saved, tmp_path):
+    def huge(header):
+        header["__metadata__"]["stagegen"] = header["__metadata__"]["stagegen"].replace(
+            '"format_version": 1', '"format_version": ' + "9" * 5000
+        )
+
+    path = edit_header(saved[1], tmp_path / "h.safetensors", huge)
+    with pytest.raises(PipelineFileError, match="the stagegen document in the header is not valid JSON"):
+        stagegen.load(path)  # a plain ValueError "Exceeds the limit (4300 digits)" before

@@ -8,6 +8,7 @@ Bad images are skipped during the pass, counted and reported once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..io import atomic_write
+from ..text import safe_name
 from .decode import ImageTransform, decode_image
 from .registry import DataError
 from .sources import ImageSource
@@ -87,15 +89,19 @@ def materialize(
                 error = f"decoded to shape {tuple(tensor.shape)}, expected {shape}"
             if error is not None:
                 if fail_on_bad:
-                    raise DataError(f"{what}: cannot use image {names[i]!r} ({error}); the data option fail_on_bad is on")
+                    raise DataError(
+                        safe_name(f"{what}: cannot use image {names[i]!r} ({error}); the data option fail_on_bad is on")
+                    )
                 bad.append((names[i], error))
                 continue
             images[len(kept)] = tensor.numpy()
             kept.append(names[i])
     if bad:
         first = "; ".join(f"{n} ({e})" for n, e in bad[:3])
-        # reported once, when the split is decoded (a cached split holds only the good images)
-        warnings.warn(f"{what}: skipped {len(bad)} unreadable image(s) of {len(names)}; first: {first}", stacklevel=2)
+        # reported once, when the split is decoded (a cached split holds only the good images); a
+        # file name is the data's text, escaped: it must not retitle, clear or recolour the terminal
+        message = f"{what}: skipped {len(bad)} unreadable image(s) of {len(names)}; first: {first}"
+        warnings.warn(safe_name(message), stacklevel=2)
     if not kept:
         raise DataError(f"{what}: none of the {len(names)} images could be read")
     images = images[: len(kept)]
@@ -104,7 +110,8 @@ def materialize(
             _write_cache(data_path, meta_path, images, kept, key, bad)
         except OSError as exc:  # a full disk or a read-only cache folder costs the cache, not the run
             for leftover in (meta_path, data_path):
-                leftover.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a read-only folder refuses the cleanup too
+                    leftover.unlink(missing_ok=True)
             warnings.warn(
                 f"{what}: could not write the decoded cache in {cache_dir} ({exc.strerror or exc}); "
                 "continuing with the images in memory, and the next run decodes them again",
@@ -168,7 +175,7 @@ def _read_cache(
         return None
     try:
         meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (OSError, ValueError, RecursionError):  # ValueError: bad UTF-8 or JSON, a 5,000-digit number
         return None
     if (
         not isinstance(meta, dict)

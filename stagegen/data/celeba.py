@@ -52,8 +52,12 @@ def _partition(path: Path) -> dict[str, str] | None:
         return None
     if path.stat().st_size > 64 * 2**20:  # the official file is 2.8 MB
         raise DataError(f"{path} is {path.stat().st_size:,} bytes: not CelebA's partition file (2.8 MB); replace or remove it")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not CelebA's partition file: not text (byte {exc.start}); replace or remove it") from None
     table = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1] in SPLIT_CODES:
             table[parts[0]] = SPLIT_CODES[parts[1]]

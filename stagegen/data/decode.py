@@ -89,4 +89,7 @@ def to_8bit(image, mode: str):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
-    return image.convert(mode)
+    try:
+        return image.convert(mode)
+    except ValueError:  # Pillow converts some modes (LAB, ...) to RGB only: through RGB, then to the mode asked for
+        return image.convert("RGB").convert(mode)

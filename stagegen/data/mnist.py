@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import struct
 from pathlib import Path
 
@@ -51,13 +52,22 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
         raise DataError(f"{path} cannot be read ({exc}): damaged or truncated; replace it with the official file") from None
     if len(data) > MAX_IDX_BYTES:
         raise DataError(f"{path} holds more than {MAX_IDX_BYTES:,} bytes (uncompressed): not an MNIST idx file")
-    if len(data) < 8 or struct.unpack(">I", data[:4])[0] != magic:
-        raise DataError(f"{path} is not an MNIST idx file (magic number {data[:4].hex()} instead of {magic:08x})")
+    if len(data) < 4 or struct.unpack(">I", data[:4])[0] != magic:
+        found = f"magic number {data[:4].hex()}" if len(data) >= 4 else f"only {len(data)} byte(s)"
+        raise DataError(f"{path} is not an MNIST idx file ({found}; expected magic number {magic:08x})")
     ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    body = data[4 + 4 * ndim :]
-    if len(body) != int(np.prod(dims)):
-        raise DataError(f"{path} is truncated: header says {dims} but holds {len(body)} bytes")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(
+            f"{path} is truncated: an MNIST idx file of {ndim} dimension(s) starts with a {header}-byte header, "
+            f"this one holds {len(data)} bytes; replace it with the official file"
+        )
+    dims = struct.unpack(">" + "I" * ndim, data[4:header])
+    body = data[header:]
+    expected = math.prod(dims)  # Python integers: dimensions of 2^32 - 1 do not overflow
+    if len(body) != expected:
+        what = "is truncated" if len(body) < expected else "does not match its header"
+        raise DataError(f"{path} {what}: the header says {dims} ({expected:,} bytes) but it holds {len(body):,}")
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 

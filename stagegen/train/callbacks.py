@@ -34,6 +34,7 @@ from .checkpoint import CHECKPOINT_NAME
 from .distributed import broadcast_flag, lr_scale_note
 from .logging import MetricsLog, MetricsWindow, Progress
 from .outputs import fit_run_prior, write_grids
+from .signals import FINAL_PRIOR_FIT
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -205,7 +206,6 @@ class PriorFit(Callback):
 
     def on_train_end(self, trainer):
         from ..prior import PriorFitError
-        from .trainer import FINAL_PRIOR_FIT
 
         t = trainer.config.train
         if trainer.dist.is_main and trainer.pipeline.prior.needs_fit:

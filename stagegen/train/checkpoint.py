@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from ..io import atomic_write
 
@@ -255,7 +256,11 @@ def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory:
     try:
         # validated again, so fields added since the checkpoint was written take their defaults (a
         # run from before priors existed resumes with the normal prior it was started with)
-        saved = PipelineConfig.model_validate(json.loads(checkpoint["pipeline_config"])).model_dump(mode="json")
+        try:
+            recorded = json.loads(checkpoint["pipeline_config"])
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number is a ValueError too
+            raise KeyError(f"a readable pipeline_config ({' '.join(str(exc).split())[:100]})") from None
+        saved = PipelineConfig.model_validate(recorded).model_dump(mode="json")
         if saved != pipeline_config.model_dump(mode="json"):
             raise ValueError(
                 "the checkpoint was written for a different pipeline than the one configured now; "
@@ -265,7 +270,7 @@ def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory:
         _upgrade_checkpoint(checkpoint, pipeline_config, directory)
         state.load_state_dict(checkpoint)
         return checkpoint["rng"]
-    except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, json.JSONDecodeError) as exc:
+    except (KeyError, IndexError, TypeError, RuntimeError, AttributeError, ValidationError) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:300]
         raise ValueError(
             f"the checkpoint in {directory} does not fit this run ({detail}); it was altered or "

@@ -52,23 +52,49 @@ class MetricsLog:
             self._tb.close()
 
 
+#: a metrics line is a few hundred bytes; a longer one is not ours (or torn), and is dropped
+MAX_METRICS_LINE = 2**20
+
+
+def _lines(f, limit: int):
+    """The lines of a binary file, each read in full only when shorter than ``limit`` bytes (a
+    longer one, such as gigabytes of a sparse file without a newline, yields None): memory
+    stays bounded whatever the file holds."""
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # skip the rest of an overlong line
+            line = f.readline(limit)
+        yield None
+
+
 def truncate_metrics(path: Path, step: int) -> None:
     """Keep the lines of ``path`` up to ``step``: a run killed after its checkpoint had logged
-    steps it will train again on resume, and each step should appear once. Atomic."""
+    steps it will train again on resume, and each step should appear once. Streamed line by
+    line into a temporary file renamed over it (atomic); lines that are not ours are dropped."""
     from ..io import atomic_write
 
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            line_step = json.loads(line).get("step", 0)
-        except (json.JSONDecodeError, AttributeError, RecursionError):
-            continue  # a line torn by the kill
-        if isinstance(line_step, int) and line_step <= step:
-            kept.append(line)
-    text = "".join(line + "\n" for line in kept)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+    def write(tmp):
+        with open(path, "rb") as source, open(tmp, "wb") as out:
+            for line in _lines(source, MAX_METRICS_LINE):
+                if line is None:
+                    continue
+                try:
+                    record = json.loads(line)
+                    line_step = record.get("step", 0)
+                except (ValueError, AttributeError, RecursionError):
+                    continue  # a line torn by the kill, or not JSON we wrote
+                if isinstance(line_step, int) and line_step <= step:
+                    out.write(line if line.endswith(b"\n") else line + b"\n")
+
+    atomic_write(path, write)
 
 
 class Progress:

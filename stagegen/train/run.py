@@ -10,7 +10,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ..config import RunConfig, resumable_fields, validate_run_config
+from ..config import MAX_CONFIG_BYTES, RunConfig, resumable_fields, validate_run_config
+from ..io import read_text_file
 from .callbacks import Callback
 from .distributed import shutdown_distributed
 from .lock import run_lock
@@ -70,10 +71,14 @@ def resume(
     check_run_directory(run_dir)
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json")
+    text = read_text_file(config_path, "the run's config", MAX_CONFIG_BYTES)
     try:
-        raw = json.loads(config_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError(f"{config_path} is not valid JSON ({exc}); restore it from the run's start or start a new run") from None
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON or a 5,000-digit number
+        detail = " ".join(str(exc).split())[:200]
+        raise ValueError(
+            f"{config_path} is not valid JSON ({detail}); restore it from the run's start or start a new run"
+        ) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("train"), dict):
         raise ValueError(f"{config_path} has no 'train' section; it is not the config.json a run writes (was it edited?)")
     if steps is not None:

@@ -13,9 +13,12 @@ import contextlib
 import signal
 from collections.abc import Callable
 
-__all__ = ["StopSignals", "TrainingInterrupted"]
+__all__ = ["FINAL_PRIOR_FIT", "StopSignals", "TrainingInterrupted"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+#: the phase a signal may cut short after the last step (the final checkpoint holds its inputs)
+FINAL_PRIOR_FIT = "fitting the prior"
 
 
 class TrainingInterrupted(RuntimeError):

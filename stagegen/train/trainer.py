@@ -46,12 +46,9 @@ from .distributed import DistInfo, ResumableSampler, broadcast_flag, convert_syn
 from .logging import truncate_metrics
 from .outputs import GRID_IMAGES, save_run_pipeline
 from .run_dir import check_run_directory
-from .signals import StopSignals, TrainingInterrupted
+from .signals import FINAL_PRIOR_FIT, StopSignals, TrainingInterrupted
 from .state import TrainState
 from .step import StepOutcome, train_step
-
-#: the phase a signal may cut short after the last step (the final checkpoint holds its inputs)
-FINAL_PRIOR_FIT = "fitting the prior"
 
 
 class TrainingStopped(RuntimeError):

@@ -230,3 +230,109 @@ def test_full_disk_while_writing_the_cache_costs_the_cache_not_the_run(tmp_path,
         data = _open(root, cache)
     assert len(data) == 100 and not getattr(data, "cache_hit", False)
     assert not list(cache.glob("*")), "a partial cache file was left behind"
+
+
+# ---------------------------------------------------------------------------- round two
+
+
+def _read_only(path, monkeypatch):
+    """A folder on a read-only filesystem (a read-only tmpfs where the tests may mount one), else
+    a folder without write permission; the test is skipped where neither can be made."""
+    import os
+    import subprocess
+    import sys
+
+    path.mkdir(parents=True, exist_ok=True)
+    if sys.platform == "linux" and os.geteuid() == 0:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4096", "tmpfs", str(path)], capture_output=True)
+        if proc.returncode == 0:
+            return path, lambda: subprocess.run(["umount", "-l", str(path)], capture_output=True)
+        pytest.skip("root cannot mount a read-only tmpfs here, and permissions do not bind root")
+    path.chmod(0o555)
+    return path, lambda: path.chmod(0o755)
+
+
+def test_a_read_only_cache_folder_costs_the_cache_not_the_run(tmp_path, monkeypatch):
+    root = _folder(tmp_path)
+    cache, undo = _read_only(tmp_path / "ro-cache", monkeypatch)
+    try:
+        with pytest.warns(UserWarning, match="could not write the decoded cache .*continuing with the images in memory"):
+            data = _open(root, cache)
+        assert len(data) == 6
+    finally:
+        undo()
+
+
+CONTROL_NAME = "bad\x1b]0;owned\x07\x1b[2J\r.png"
+
+
+def test_a_bad_image_named_with_terminal_escapes_is_reported_escaped(tmp_path):
+    root = _folder(tmp_path)
+    (root / CONTROL_NAME).write_bytes(b"not an image")
+    with pytest.warns(UserWarning) as caught:
+        _open(root)
+    message = str(caught[0].message)
+    assert "skipped 1 unreadable image(s)" in message and "\\x1b]0;owned\\x07" in message
+    assert not any(c in message for c in "\x1b\x07\r")
+
+
+def test_a_zip_entry_named_with_terminal_escapes_is_reported_escaped(tmp_path):
+    archive = tmp_path / "imgs.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(4):
+            buf = __import__("io").BytesIO()
+            Image.new("L", (8, 8), 40 * i).save(buf, format="PNG")
+            z.writestr(f"ok{i}.png", buf.getvalue())
+        z.writestr(CONTROL_NAME, b"not an image")
+    with pytest.warns(UserWarning) as caught:
+        _open(archive)
+    assert not any(c in str(caught[0].message) for c in "\x1b\x07\r")
+
+
+def test_a_sidecar_with_a_5000_digit_number_is_rebuilt(tmp_path):
+    root, cache = _folder(tmp_path), tmp_path / "cache"
+    _open(root, cache)
+    _, meta = _cache_files(cache)
+    meta.write_text(meta.read_text().replace('"count": 6', '"count": ' + "9" * 5000))
+    again = _open(root, cache)  # "Exceeds the limit (4300 digits)" broke every later run
+    assert not again.cache_hit and len(again) == 6 and _open(root, cache).cache_hit
+
+
+def test_lab_images_are_converted_not_skipped(tmp_path):
+    root = tmp_path / "lab"
+    root.mkdir()
+    for i in range(3):
+        Image.new("LAB", (8, 8), (200, 128, 128)).save(root / f"lab{i}.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a skipped image warns
+        data = _open(root)
+    assert len(data) == 3 and abs(float(data[0].float().mean()) - 194) < 3  # L = 78 % is sRGB grey 194
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x00\x00\x08", "only 3 byte(s); expected magic number 00000803"),
+        (b"\x00\x00\x08\x03" + b"\x00" * 6, "is truncated: an MNIST idx file of 3 dimension(s) starts with a 16-byte header"),
+        (b"\x00\x00\x08\x03" + b"\xff" * 12 + b"\x00" * 16, "is truncated: the header says (4294967295, 4294967295, 4294967295)"),
+    ],
+)
+def test_mnist_files_too_short_or_lying_are_named(tmp_path, content, message):
+    from stagegen.data.mnist import _read_idx
+    from stagegen.data.registry import DataError
+
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        _read_idx(path, 0x00000803)
+    assert str(info.value).startswith(str(path)) and message in str(info.value)
+
+
+def test_a_celeba_partition_file_that_is_not_text_is_named(tmp_path):
+    from stagegen.data.celeba import _partition
+    from stagegen.data.registry import DataError
+
+    path = tmp_path / "list_eval_partition.txt"
+    path.write_bytes(b"000001.jpg 0\n\xff\xfe\n")
+    with pytest.raises(DataError, match=f"{path} is not CelebA's partition file: not text"):
+        _partition(path)

@@ -1,0 +1,39 @@
+"""metrics.jsonl on resume: the lines past the checkpoint are dropped by streaming the file, so
+a huge or hostile log costs time, never memory; lines that are not ours are dropped."""
+
+import json
+
+from stagegen.train.logging import truncate_metrics
+
+from ..hostile import run_bounded
+
+
+def test_lines_up_to_the_step_are_kept_and_foreign_ones_dropped(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    lines = [
+        json.dumps({"step": 1, "loss": 1.0}),
+        '{"step": ' + "9" * 5000 + "}",  # "Exceeds the limit (4300 digits)" broke --resume before
+        "[1, 2]",
+        json.dumps({"step": 2, "loss": 0.5}),
+        json.dumps({"step": 3, "loss": 0.2}),
+        '{"step": 4, "lo',  # torn by a kill
+    ]
+    path.write_text("\n".join(lines))
+    truncate_metrics(path, 2)
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
+
+
+def test_a_sparse_log_of_gigabytes_is_streamed_under_a_memory_limit(tmp_path):
+    """A 2 GiB sparse metrics.jsonl (one 'line' of zeros) made --resume fail with MemoryError."""
+    path = tmp_path / "metrics.jsonl"
+    with open(path, "wb") as f:
+        f.write((json.dumps({"step": 1, "loss": 1.0}) + "\n").encode())
+        f.truncate(2 * 2**30)
+        f.seek(0, 2)
+        f.write((json.dumps({"step": 2, "loss": 1.0}) + "\n").encode())
+    code = (
+        "from stagegen.train.logging import truncate_metrics\nfrom pathlib import Path\ntruncate_metrics(Path(sys.argv[1]), 5)\n"
+    )
+    proc = run_bounded(code, str(path), memory_bytes=2**30, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1]
