@@ -43,6 +43,12 @@ def register_metrics(register):
 
 
 @hookspec
+def register_metric_resources(register):
+    """Register what metrics may need besides images (a classifier, a feature network): call
+    ``register(ResourceType(...))`` once per resource (stagegen.metrics.resources)."""
+
+
+@hookspec
 def register_presets(register):
     """Register presets (named starting configurations): call ``register(Preset(...))`` once per preset."""
 

@@ -221,6 +221,10 @@ class PluginManager:
         return self._registry("register_metrics", "metric")
 
     @property
+    def metric_resources(self) -> Registry:
+        return self._registry("register_metric_resources", "metric resource")
+
+    @property
     def presets(self) -> Registry:
         return self._registry("register_presets", "preset")
 

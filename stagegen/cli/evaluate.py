@@ -25,47 +25,24 @@ def _chosen_metrics(text: str | None) -> tuple[tuple[str, ...], set[str]]:
     return names, {need for m in names for need in registry.get(m).needs}
 
 
-def _classifier_name(choice: str, data_name: str) -> str | None:
-    """auto: the digit classifier of a digit dataset; nothing for other images."""
-    if choice == "auto":
-        return data_name if data_name in ("mnist", "digits") else None
-    return None if choice == "none" else choice
+def _resources(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights, resource_options):
+    """The resources the chosen metrics need, from the plugins that provide them, for this data."""
+    from ..metrics.resources import INPUTS, provide_resources
+    from ..overrides import parse_value
 
-
-def _measures(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights):
-    """(classifier, FID feature extractor) where the chosen metrics need them, for this data.
-    One trained classifier serves both where they agree; the MNIST files default to the data root."""
-    from ..metrics.classifiers import Classifier
-    from ..metrics.fid import ClassifierFeatures, InceptionFeatures
-
-    mnist_root = mnist_root or (data_root if data_name == "mnist" else None)
-    name = _classifier_name(classifier, data_name)
-    model = Classifier(name, mnist_root) if name and "classifier" in needs else None
-    features = None
-    if "fid_features" in needs:
-        fid_name = _classifier_name(fid_features, data_name) if fid_features == "auto" else fid_features
-        if fid_name in ("mnist", "digits"):
-            features = ClassifierFeatures(
-                classifier=model if model is not None and model.name == fid_name else Classifier(fid_name, mnist_root)
-            )
-        elif fid_name == "inception" or fid_features == "auto":
-            from ..weights import MissingWeightsError
-
-            try:
-                features = InceptionFeatures(inception_weights)
-            except MissingWeightsError as exc:
-                if fid_features != "auto":
-                    raise
-                click.echo(f"note: FID skipped ({exc})", err=True)
-    return model, features
-
-
-def _lpips(needs):
-    if "lpips" not in needs:
-        return None
-    from ..losses import LPIPSFeatures
-
-    return LPIPSFeatures("alex", pretrained=True)
+    options = {
+        "classifier": classifier,
+        "fid_features": fid_features,
+        "mnist_root": mnist_root,
+        "inception_weights": inception_weights,
+    }
+    for assignment in resource_options:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{assignment!r} is not KEY=VALUE", param_hint="--resource-option")
+        options[key.strip()] = parse_value(value)
+    wanted = {need for need in needs if need not in INPUTS}
+    return provide_resources(wanted, data_name, data_root, options, note=lambda text: click.echo(f"note: {text}", err=True))
 
 
 def _eval_options(f):
@@ -99,6 +76,13 @@ def _eval_options(f):
         "--mnist-root", type=click.Path(), help="MNIST files for the mnist classifier (default: --data-root of mnist data)"
     )(f)
     f = click.option("--inception-weights", type=click.Path(), help="Inception-v3 weights file for --fid-features inception")(f)
+    f = click.option(
+        "--resource-option",
+        "resource_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="an option for the plugins that provide metric resources (see `stagegen plugins`)",
+    )(f)
     f = click.option("--seed", type=SEED, default=0, show_default=True)(f)
     f = click.option("--device", default="cpu", show_default=True)(f)
     return f
@@ -122,6 +106,7 @@ def eval_(
     temperature,
     mnist_root,
     inception_weights,
+    resource_options,
     seed,
     device,
     as_json,
@@ -134,8 +119,8 @@ def eval_(
     metrics, needs = _chosen_metrics(metrics)
     pipe = load(pipeline, device=device)
     real = real_for(pipe, data_name, data_root, split, limit, seed)
-    model, features = _measures(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
-    report = evaluate(pipe, real, metrics, n_samples, seed, features, _lpips(needs), classifier=model, temperature=temperature)
+    resources = _resources(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights, resource_options)
+    report = evaluate(pipe, real, metrics, n_samples, seed, temperature=temperature, resources=resources)
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
 
 
@@ -160,6 +145,7 @@ def compare_cmd(
     temperature,
     mnist_root,
     inception_weights,
+    resource_options,
     seed,
     device,
     out,
@@ -176,17 +162,6 @@ def compare_cmd(
     first = next(iter(loaded.values()))
     real = real_for(first, data_name, data_root, split, limit, seed)
     metrics, needs = _chosen_metrics(metrics)
-    model, features = _measures(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights)
-    compare(
-        loaded,
-        real,
-        out,
-        seed=seed,
-        metrics=metrics,
-        n_samples=n_samples,
-        fid_features=features,
-        lpips_network=_lpips(needs),
-        classifier=model,
-        temperature=temperature,
-    )
+    resources = _resources(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights, resource_options)
+    compare(loaded, real, out, seed=seed, metrics=metrics, n_samples=n_samples, temperature=temperature, resources=resources)
     click.echo(Path(out).with_suffix(".md").read_text())

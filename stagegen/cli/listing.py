@@ -69,7 +69,7 @@ def info(pipeline, as_json):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
 def plugins(as_json):
-    """List every registered stage type, network, loss, prior and metric with its provider,
+    """List every registered stage type, network, loss, prior, metric and metric resource with its provider,
     version and options; a composed stage type with its network and default losses."""
     from ..plugins import get_plugin_manager
 
@@ -81,6 +81,7 @@ def plugins(as_json):
         (manager.losses, lambda t: "loss"),
         (manager.priors, lambda t: "prior"),
         (manager.metrics, lambda t: "metric"),
+        (manager.metric_resources, lambda t: "metric resource"),
     )
     for registry, kind_of in kinds:
         for name in registry.names():
@@ -105,6 +106,8 @@ def plugins(as_json):
             if getattr(st, "network", None):
                 row["network"] = st.network
                 row["losses"] = list(st.losses)
+            if registry is manager.metrics:
+                row["needs"] = list(st.needs)
             rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -114,6 +117,8 @@ def plugins(as_json):
         if "network" in r:
             losses = ", ".join(f"{spec['type']} x {spec.get('weight', 1.0):g}" for spec in r["losses"])
             click.echo(f"    = network {r['network']} + losses {losses or 'none'}")
+        if "needs" in r:
+            click.echo(f"    needs {', '.join(r['needs'])}")
         for k, o in r["options"].items():
             click.echo(f"    {k} = {json.dumps(o['default'], default=str)}  {o['description']}")
 

@@ -13,6 +13,7 @@ from .fid import frechet_distance
 from .image import finite_mean, psnr, sharpness_ratio, ssim
 from .realism import two_sample_accuracy
 from .registry import MetricContext, MetricType
+from .resources import register_metric_resources  # noqa: F401  the built-in resources: registered with the metrics
 from .swd import swd
 
 
@@ -26,7 +27,7 @@ def _ssim(ctx: MetricContext) -> dict:
 
 def _lpips(ctx: MetricContext) -> dict:
     with torch.inference_mode():
-        return {"recon_lpips": float(ctx.lpips(ctx.reconstructions * 2 - 1, ctx.real * 2 - 1))}
+        return {"recon_lpips": float(ctx.resources["lpips"](ctx.reconstructions * 2 - 1, ctx.real * 2 - 1))}
 
 
 def _sharpness(ctx: MetricContext) -> dict:
@@ -51,7 +52,11 @@ def _realism(ctx: MetricContext) -> dict:
 
 
 def _fid(ctx: MetricContext) -> dict:
-    return {"sample_fid": frechet_distance(ctx.fid_features(ctx.samples), ctx.real_features)}
+    features = ctx.resources["fid_features"]
+    if "fid_real_features" not in ctx.cache:  # the real images' features at the final resolution, once
+        real = ctx.final_real if ctx.final_real is not None else ctx.real
+        ctx.cache["fid_real_features"] = features(real)
+    return {"sample_fid": frechet_distance(features(ctx.samples), ctx.cache["fid_real_features"])}
 
 
 def _fid_summary(real, resources) -> dict:
@@ -63,7 +68,7 @@ def _fid_summary(real, resources) -> dict:
 
 
 def _recognisability(ctx: MetricContext) -> dict:
-    confident, coverage = recognisability(ctx.classifier.probabilities(ctx.samples))
+    confident, coverage = recognisability(ctx.resources["classifier"].probabilities(ctx.samples))
     return {"sample_confident": confident, "sample_coverage": coverage}
 
 

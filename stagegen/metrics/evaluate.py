@@ -10,6 +10,7 @@ from ..images import resize
 from ..plugins import get_plugin_manager
 from .fid import FeatureExtractor
 from .registry import MetricContext
+from .resources import INPUTS
 
 
 def metric_names(defaults_only: bool = False) -> tuple[str, ...]:
@@ -46,28 +47,31 @@ def evaluate(
     batch: int = 256,
     classifier=None,
     temperature: float = 1.0,
+    resources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Per-stage values of every requested metric (default: the registered ones on by default),
     from reconstructions of ``real`` and from prior samples at ``temperature``.
 
     ``real``: float images in [0, 1], N x C x H x W at the pipeline's resolution (a held-out split).
-    A metric that needs a resource not given here (``fid_features``, ``classifier``,
-    ``lpips_network``) is left out of the report.
+    ``resources``: what the metrics need besides images, by name (see
+    :func:`stagegen.metrics.resources.provide_resources`); ``fid_features``, ``classifier`` and
+    ``lpips_network`` are the built-in ones, given directly. A metric that needs a resource not
+    given (or given as None) is left out of the report.
     """
     registry = get_plugin_manager().metrics
     metrics = tuple(metrics) if metrics is not None else metric_names(defaults_only=True)
     unknown = [m for m in metrics if m not in registry]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(registry.names())} (see `stagegen plugins`)")
-    resources = {"fid_features": fid_features, "classifier": classifier, "lpips": lpips_network}
+    given = {"fid_features": fid_features, "classifier": classifier, "lpips": lpips_network}
+    resources = {**{k: v for k, v in given.items() if v is not None}, **(resources or {})}
     chosen = [registry.get(m) for m in metrics]
-    chosen = [m for m in chosen if all(resources.get(need, True) is not None for need in m.needs)]
+    chosen = [m for m in chosen if all(need in INPUTS or resources.get(need) is not None for need in m.needs)]
     needs = {need for m in chosen for need in m.needs}
     n_samples = n_samples or len(real)
     real = real.float()
     recon = reconstruct_all(pipeline, real, batch) if "reconstructions" in needs else None
     samples = generate(pipeline, n_samples, seed, temperature, batch=batch) if "samples" in needs else None
-    real_features = fid_features(real) if "fid_features" in needs else None
 
     rows = []
     cache: dict[str, Any] = {}
@@ -81,10 +85,7 @@ def evaluate(
             reconstructions=recon[k] if recon is not None else None,
             samples=samples[k] if samples is not None else None,
             seed=seed,
-            fid_features=fid_features,
-            real_features=real_features,
-            classifier=classifier,
-            lpips=lpips_network,
+            resources=resources,
             cache=cache,
             final_real=real.clamp(0, 1),
         )

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-__all__ = ["MetricContext", "MetricType", "Need"]
-
-#: what a metric reads: reconstructions of the real images, prior samples, or a resource the
-#: caller may supply (FID features, a digit classifier, an LPIPS network). A metric whose
-#: resource was not supplied is left out of the report, not failed.
-Need = Literal["reconstructions", "samples", "fid_features", "classifier", "lpips"]
+__all__ = ["MetricContext", "MetricType"]
 
 
 @dataclass
@@ -31,10 +26,8 @@ class MetricContext:
     reconstructions: torch.Tensor | None = None
     samples: torch.Tensor | None = None
     seed: int = 0
-    fid_features: Any = None  # a FeatureExtractor: images -> feature matrix
-    real_features: torch.Tensor | None = None  # fid_features of the real images at full resolution
-    classifier: Any = None  # a metrics.classifiers.Classifier
-    lpips: Any = None  # an LPIPS network over [-1, 1] images
+    #: the resources the metrics need, by name (``classifier``, ``fid_features``, ``lpips``, or a plugin's)
+    resources: dict[str, Any] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)  # shared by the metrics of one evaluation
     final_real: torch.Tensor | None = None  # the real images at the pipeline's (last stage's) resolution
 
@@ -46,13 +39,10 @@ class MetricType:
     about the real images to the report once (the real images' own recognisability)."""
 
     name: str
-    needs: tuple[Need, ...]
+    #: ``reconstructions``, ``samples``, and the names of the resources it reads (registered
+    #: through ``register_metric_resources``); one left unprovided leaves the metric out
+    needs: tuple[str, ...]
     compute: Callable[[MetricContext], dict[str, Any]]
     description: str = ""
     default: bool = True  # part of the default --metrics list
     summary: Callable[[torch.Tensor, dict[str, Any]], dict[str, Any]] | None = None
-
-    def __post_init__(self):
-        unknown = set(self.needs) - set(Need.__args__)
-        if unknown:
-            raise ValueError(f"metric {self.name!r} needs {sorted(unknown)}; a metric may need {', '.join(Need.__args__)}")

@@ -106,14 +106,15 @@ def test_eval_reports_recognisability_and_fid_with_the_digits_classifier(trained
 
 
 def test_mnist_classifier_reuses_the_data_root(monkeypatch, tmp_path):
-    from stagegen.cli import evaluate as cli
     from stagegen.metrics import classifiers
+    from stagegen.metrics.resources import provide_resources
 
     asked = []
     monkeypatch.setattr(
         classifiers, "load_classifier", lambda name, root=None, progress=True: asked.append((name, root)) or (None, 0.99)
     )
-    model, features = cli._measures({"fid_features", "classifier"}, "mnist", str(tmp_path), "auto", "auto", None, None)
-    assert asked == [("mnist", str(tmp_path))] and model.name == "mnist" and features.name == "mnist"
-    model, features = cli._measures({"classifier"}, "celeba", str(tmp_path), "auto", "auto", None, None)
-    assert model is None and features is None
+    options = {"classifier": "auto", "fid_features": "auto"}
+    got = provide_resources({"fid_features", "classifier"}, "mnist", str(tmp_path), options)
+    assert asked == [("mnist", str(tmp_path))]  # one classifier serves both
+    assert got["classifier"].name == "mnist" and got["fid_features"].name == "mnist"
+    assert provide_resources({"classifier"}, "celeba", str(tmp_path), options) == {"classifier": None}

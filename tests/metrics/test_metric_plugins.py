@@ -70,11 +70,62 @@ def test_metric_values_match_a_direct_computation(pipeline_file):
         assert row["real_brightness"] == pytest.approx(float(real.mean()), abs=1e-6)
 
 
-def test_unknown_metric_and_unknown_need_are_named(pipeline_file):
+def _register_weather_plugin(provides: bool = True):
+    """A metric that needs a resource its own plugin supplies (for digit data only)."""
+    from stagegen.metrics.resources import ResourceType
+
+    module = types.ModuleType("weather_metric")
+
+    @stagegen.hookimpl
+    def register_metric_resources(register):
+        if provides:
+            register(
+                ResourceType(
+                    name="thermometer",
+                    provide=lambda request: (
+                        (lambda x: float(x.mean()) * request.options.get("scale", 1)) if request.data_name == "digits" else None
+                    ),
+                    description="a test resource",
+                )
+            )
+
+    @stagegen.hookimpl
+    def register_metrics(register):
+        register(
+            MetricType(
+                name="warmth",
+                needs=("samples", "thermometer"),
+                default=False,
+                compute=lambda ctx: {"sample_warmth": ctx.resources["thermometer"](ctx.samples)},
+            )
+        )
+
+    module.register_metric_resources = register_metric_resources
+    module.register_metrics = register_metrics
+    get_plugin_manager().register(module)
+
+
+def test_a_plugin_supplies_the_resource_its_metric_needs(pipeline_file):
+    _register_weather_plugin()
+    args = ["eval", str(pipeline_file), "--metrics", "warmth", "--limit", "16", "--json"]
+    report = json.loads(CliRunner().invoke(cli, [*args, "--resource-option", "scale=100"]).stdout)
+    assert all(1 <= row["sample_warmth"] <= 100 for row in report["stages"])  # the option reached the provider
+    assert "thermometer (metric resource)" in CliRunner().invoke(cli, ["plugins"]).stdout
+
+
+def test_a_resource_with_nothing_for_this_data_leaves_its_metric_out(pipeline_file):
+    _register_weather_plugin()
+    pipe = stagegen.load(pipeline_file)
+    report = evaluate(pipe, torch.rand(8, 1, 16, 16), ("psnr", "warmth"), n_samples=8, resources={"thermometer": None})
+    assert "sample_warmth" not in report["stages"][0] and "recon_psnr" in report["stages"][0]
+
+
+def test_unknown_metric_and_unprovided_resource_are_named(pipeline_file):
     result = CliRunner().invoke(cli, ["eval", str(pipeline_file), "--metrics", "psnr,nope"])
     assert result.exit_code == 2 and "unknown metric(s) nope" in result.stderr
-    with pytest.raises(ValueError, match="needs \\['weather'\\]"):
-        MetricType(name="bad", needs=("weather",), compute=lambda ctx: {})
+    _register_weather_plugin(provides=False)
+    result = CliRunner().invoke(cli, ["eval", str(pipeline_file), "--metrics", "warmth"])
+    assert result.exit_code == 1 and "no plugin provides the metric resource 'thermometer'" in result.stderr
 
 
 def test_plugins_lists_metrics():
