@@ -246,6 +246,9 @@ def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", c
                 "the weights are unusable (retrain, or load an earlier checkpoint's pipeline)"
             )
     pipeline.load_state_dict(state, strict=True)
+    # whether a fit ran, for priors whose state cannot tell; older files do not say, and were
+    # sampled as they were (a prior that can tell, the gmm, still answers from its state)
+    pipeline.prior.fit_done = (doc.get("prior") or {}).get("fitted", True) is not False
     problem = pipeline.prior.check_state()  # finite, yet not a distribution: a mixture weight below zero
     if problem is not None:
         raise PipelineFileError(f"{path}: its {config.prior.type} prior is unusable: {problem}; the file was altered or damaged")

@@ -54,7 +54,12 @@ def header_document(pipeline, extra: dict[str, Any] | None = None) -> dict[str, 
         "config": pipeline.config.model_dump(mode="json"),
         "stages": stages,
         # who provided the prior, like each stage (files of 0.1 do not say)
-        "prior": {"type": prior_type, "package": prior_provider.package, "package_version": prior_provider.version},
+        "prior": {
+            "type": prior_type,
+            "package": prior_provider.package,
+            "package_version": prior_provider.version,
+            "fitted": bool(pipeline.prior.fitted),  # for priors whose state cannot tell (files of 0.2 do not say)
+        },
         "extra": extra or {},
     }
 

@@ -14,6 +14,7 @@ Plugins register prior types through the ``register_priors`` hook, like stages; 
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,6 +95,24 @@ class Prior(nn.Module, metaclass=abc.ABCMeta):
     def __init__(self, latent_shape: tuple[int, ...]):
         super().__init__()
         self.latent_shape = tuple(latent_shape)
+        self.fit_done = False  # a fit ran (see `fitted`); pipeline files record it in their header
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's ``fit`` marks the prior fitted when it returns, so ``fitted`` is right for
+        every prior without each tracking it (a prior's own state may still say more)."""
+        super().__init_subclass__(**kwargs)
+        own_fit = cls.__dict__.get("fit")
+        if own_fit is None or getattr(own_fit, "_marks_fitted", False):
+            return
+
+        @functools.wraps(own_fit)
+        def fit(self, latents, generator):
+            stats = own_fit(self, latents, generator)
+            self.fit_done = True
+            return stats
+
+        fit._marks_fitted = True
+        cls.fit = fit
 
     @property
     def latent_dim(self) -> int:
@@ -102,7 +121,10 @@ class Prior(nn.Module, metaclass=abc.ABCMeta):
 
     @property
     def fitted(self) -> bool:
-        return True
+        """Whether sampling may use the prior: always when it needs no fit; otherwise once its
+        ``fit`` has run, or the pipeline file it came from says a fit ran. A prior whose state
+        tells (the gmm's weights are zero until fitted) may override this."""
+        return not self.needs_fit or self.fit_done
 
     def fit(self, latents: LatentSet, generator: torch.Generator) -> dict[str, float]:
         """Fit to the posteriors of the training images; returns numbers worth logging."""
@@ -210,9 +232,11 @@ def fit_prior(pipeline, images, max_images: int | None = 20_000, seed: int = 0) 
             torch.manual_seed(seed)
             stats = prior.fit(latents, generator)
     except (torch.linalg.LinAlgError, ValueError) as exc:  # a singular covariance, ...
+        prior.fit_done = False
         raise PriorFitError(f"fitting the {name} prior failed ({' '.join(str(exc).split())[:300]}); {FIT_ADVICE}") from None
     problem = prior.check_state()
     if problem is not None:
+        prior.fit_done = False
         raise PriorFitError(f"fitting the {name} prior gave an unusable prior: {problem}; {FIT_ADVICE}")
     return {"prior_fit_images": float(len(latents.mean)), **stats}
 

@@ -172,6 +172,11 @@ def test_the_header_says_who_provided_each_stage_and_the_prior(saved):
         ("resnet-l1", "stagegen"),
         ("resnet-l2", "stagegen"),
     ]
-    assert doc["prior"] == {"type": "normal", "package": "stagegen", "package_version": stagegen.__version__}
+    assert doc["prior"] == {
+        "type": "normal",
+        "package": "stagegen",
+        "package_version": stagegen.__version__,
+        "fitted": True,  # a prior that needs no fit is always fitted
+    }
     # the stored config lists every loss, so a file says how it was trained
     assert doc["config"]["stages"][1]["losses"] == [{"type": "l1", "name": None, "weight": 1.0, "options": {}}]

@@ -237,3 +237,56 @@ def test_prior_type_as_an_option_starts_from_that_types_defaults():
     config = compose_run_config(options=["prior.steps=50", "prior.type=latent-vae"])
     assert config.pipeline.prior.type == "latent-vae" and config.pipeline.prior.options == {"steps": 50}
     assert compose_run_config(prior="latent-vae").pipeline.prior.options == {}
+
+
+# ---------------------------------------------------------------------------- fitted, tracked by the base class
+
+
+def _register_counting_prior():
+    """A third-party prior that needs a fit and does not track it itself."""
+    import types
+
+    from pydantic import Field
+
+    from stagegen.prior import PriorOptions, PriorType
+
+    class ShiftOptions(PriorOptions):
+        scale: float = Field(1.0, gt=0)
+
+    class Shift(stagegen.prior.Prior):
+        def __init__(self, options, latent_shape):
+            super().__init__(latent_shape)
+            self.register_buffer("offset", torch.zeros(self.latent_dim))
+
+        def fit(self, latents, generator):
+            self.offset.copy_(latents.mean.mean(0))
+            return {}
+
+        def sample_flat(self, n, generator, temperature):
+            return self.offset + temperature * torch.randn((n, self.latent_dim), generator=generator)
+
+    module = types.ModuleType("shift_prior")
+
+    @stagegen.hookimpl
+    def register_priors(register):
+        register(PriorType(name="shift", options=ShiftOptions, build=lambda o, ctx: Shift(o, ctx.latent_shape)))
+
+    module.register_priors = register_priors
+    get_plugin_manager().register(module)
+
+
+def test_a_prior_that_does_not_track_its_fit_is_unfitted_until_it_is_fitted_and_after_loading(tmp_path):
+    import stagegen.prior  # noqa: F401  (the module the plugin subclasses from)
+
+    _register_counting_prior()
+    pipe = Pipeline(_with_prior({"type": "shift"})).eval()
+    assert not pipe.prior.fitted  # placeholder buffers were sampled silently before
+    with pytest.raises(ValueError, match="never fitted"):
+        pipe.sample(2)
+    unfitted = pipe.save(tmp_path / "unfitted.safetensors")
+    with pytest.raises(ValueError, match="never fitted"):
+        stagegen.load(unfitted).sample(2)
+    fit_prior(pipe, torch.rand(20, 1, 16, 16), seed=0)
+    assert pipe.prior.fitted and pipe.sample(2).shape == (2, 1, 16, 16)
+    loaded = stagegen.load(pipe.save(tmp_path / "fitted.safetensors"))
+    assert loaded.prior.fitted and loaded.file_metadata["prior"]["fitted"] is True

@@ -1,4 +1,9 @@
-"""Splits of image collections without an official one: decided per file name, by a hash."""
+"""Splits of image collections without an official one: decided per item name, by a hash.
+
+The one split scheme of stagegen (folders and zips by file name, CelebA without its partition
+file, the embedded digits by index): deterministic under a seed, and an item's split never
+changes when others come and go. Shares are met on average, not exactly (the digits: 1,500
+train, 104 val, 193 test of 1,797 with seed 0)."""
 
 from __future__ import annotations
 

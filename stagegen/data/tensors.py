@@ -45,12 +45,8 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def split_indices(n: int, split: str, val_fraction: float, test_fraction: float, seed: int = 0) -> torch.Tensor:
-    """A deterministic split of range(n): the same n and seed give the same split everywhere."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_test = int(round(n * test_fraction))
-    n_val = int(round(n * val_fraction))
-    if split == "test":
-        return order[:n_test].sort().values
-    if split == "val":
-        return order[n_test : n_test + n_val].sort().values
-    return order[n_test + n_val :].sort().values
+    """The indices of range(n) in ``split``, by the one split scheme stagegen uses (a hash of
+    each item's name, :func:`stagegen.data.splits.split_of`; here the name is the index)."""
+    from .splits import split_of
+
+    return torch.tensor([i for i in range(n) if split_of(str(i), val_fraction, test_fraction, seed) == split], dtype=torch.long)

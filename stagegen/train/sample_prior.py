@@ -111,4 +111,5 @@ class SamplePrior:
         self.means.copy_(state["means"])
         self.stds.copy_(state["stds"])
         self.seen, self.fits = int(state["seen"]), int(state["fits"])
+        self.prior.fit_done = self.fits > 0
         self.generator.set_state(state["generator"])

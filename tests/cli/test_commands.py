@@ -125,9 +125,9 @@ def test_run_header_says_what_is_trained(tmp_path):
     header = proc.stderr
     assert "stagegen: training vae 16x16 -> resnet-l1 16x16" in header and "M parameters" in header
     assert "1 channel(s), prior gmm" in header
-    assert "data: digits train split, 1527 images at 16x16" in header
+    assert "data: digits train split, 1500 images at 16x16" in header
     assert "device: cpu; 2 steps of batch 8" in header
-    assert "fitted the gmm prior to 1527 training images" in header
+    assert "fitted the gmm prior to 1500 training images" in header
 
 
 def test_bad_option_is_named(tmp_path):
@@ -220,10 +220,10 @@ def test_fit_prior_writes_a_new_file_that_samples_from_it(tmp_path):
         "-o",
         str(fitted),
     )
-    assert "fitted a gmm prior to 1527 digits train images" in proc.stdout
+    assert "fitted a gmm prior to 1500 digits train images" in proc.stdout
     pipe = stagegen.load(fitted)
     assert pipe.config.prior.type == "gmm" and pipe.config.prior.options["components"] == 3
-    assert pipe.prior.fitted and pipe.file_metadata["extra"]["prior_fit"]["prior_fit_images"] == 1527
+    assert pipe.prior.fitted and pipe.file_metadata["extra"]["prior_fit"]["prior_fit_images"] == 1500
     x = torch.rand(2, 1, 16, 16)
     assert torch.equal(pipe.reconstruct(x), original.reconstruct(x))  # the networks are untouched
     run("sample", str(fitted), "-n", "4", "-o", str(tmp_path / "s.png"))
