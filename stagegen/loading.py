@@ -30,14 +30,14 @@ ALLOCATION_FACTOR = 1.5
 def _version_note(config: PipelineConfig, header: PipelineHeader) -> str:
     """Which stages were written by another version of their plugin than the installed one."""
     registry = get_plugin_manager().stages
-    recorded = {r["index"]: r for r in header.document["stages"]}
+    recorded = {r.index: r for r in header.document.stages}
     changed = []
     for i, spec in enumerate(config.stages):
-        written_by = recorded.get(i, {}).get("package_version")
+        record = recorded.get(i)
         installed = registry.provider(spec.type).version
-        if written_by is not None and written_by != installed:
+        if record is not None and record.package_version and record.package_version != installed:
             changed.append(
-                f"stage {i} ({spec.type}) was written by {recorded[i].get('package', '?')} {written_by}, {installed} is installed"
+                f"stage {i} ({spec.type}) was written by {record.package} {record.package_version}, {installed} is installed"
             )
     if not changed:
         return ""
@@ -207,19 +207,19 @@ def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", c
     header = read_header(path)
     path, doc = header.path, header.document
     try:
-        config = PipelineConfig.model_validate(doc["config"])
+        config = PipelineConfig.model_validate(doc.config)
     except ValidationError as exc:
         raise PipelineFileError(f"{path}: " + describe_validation_error("pipeline config in the file", exc)) from None
 
     registry = get_plugin_manager().stages
-    recorded = {s.get("index"): s for s in doc["stages"]}
+    recorded = {r.index: r for r in doc.stages}
     for i, spec in enumerate(config.stages):
         if spec.type not in registry:
-            rec = recorded.get(i, {})
-            package = rec.get("package", "unknown package")
+            rec = recorded.get(i)
+            package, version = (rec.package, rec.package_version) if rec is not None else ("unknown package", "")
             raise PipelineFileError(
                 f"{path}: stage {i} is of type {spec.type!r}, which no installed plugin provides "
-                f"(the file was written with it from {package} {rec.get('package_version', '')}). "
+                f"(the file was written with it from {package} {version}). "
                 f"Install that plugin package, then load again. {registry.installed_note()}"
             )
     config, upgraded, table = _upgrade(config, header)
@@ -248,11 +248,11 @@ def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", c
     pipeline.load_state_dict(state, strict=True)
     # whether a fit ran, for priors whose state cannot tell; older files do not say, and were
     # sampled as they were (a prior that can tell, the gmm, still answers from its state)
-    pipeline.prior.fit_done = (doc.get("prior") or {}).get("fitted", True) is not False
+    pipeline.prior.fit_done = doc.prior is None or doc.prior.fitted is not False
     problem = pipeline.prior.check_state()  # finite, yet not a distribution: a mixture weight below zero
     if problem is not None:
         raise PipelineFileError(f"{path}: its {config.prior.type} prior is unusable: {problem}; the file was altered or damaged")
-    pipeline.file_metadata = doc
+    pipeline.file_metadata = doc.as_dict()
     pipeline = pipeline.to(device).eval()
     if channels_last:
         pipeline.to(memory_format=torch.channels_last)

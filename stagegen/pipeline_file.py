@@ -12,12 +12,14 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from . import __version__
 from .io import atomic_write
+from .options import describe_validation_error
 from .plugins import get_plugin_manager
 
 FORMAT = "stagegen.pipeline"
@@ -113,47 +115,100 @@ def _parse_json(raw: bytes | str, path: Path, what: str) -> Any:
         ) from None
 
 
-def _check_document(doc: dict[str, Any], path: Path) -> None:
-    """The fields `info` and the loader read, with the types they read them as."""
-    version = doc.get("format_version")
-    if type(version) is not int or version < 1:  # bool is an int subclass: `true` is not a version
-        raise PipelineFileError(f"{path}: invalid format_version {version!r}; expected a positive integer")
-    if version > FORMAT_VERSION:
+class _FileRecord(BaseModel):
+    """A record of the header document: typed where stagegen reads it, any other field kept
+    (a later stagegen may add some; `info --json` prints the document as the file holds it)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class StageRecord(_FileRecord):
+    """Who provided a stage, and what it was when written (the config holds its options)."""
+
+    index: StrictInt
+    type: str = "?"
+    kind: str = "?"
+    resolution: StrictInt | None = None
+    package: str = "unknown package"
+    package_version: str = ""
+
+
+class PriorRecord(_FileRecord):
+    """Who provided the prior, and whether a fit ran (files of 0.1 have no record; 0.2 no ``fitted``)."""
+
+    type: str = "?"
+    package: str = "?"
+    package_version: str = ""
+    fitted: StrictBool | None = None
+
+
+class HeaderDocument(_FileRecord):
+    """The stagegen document in a pipeline file's header."""
+
+    format: Literal["stagegen.pipeline"]
+    format_version: StrictInt = Field(ge=1)
+    stagegen_version: str = "?"
+    created: str = "?"
+    config: dict[str, Any]  # validated as a PipelineConfig when the pipeline is built
+    stages: list[StageRecord]
+    prior: PriorRecord | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The document as the file holds it (no defaults filled in)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+#: what each field's validation error means, said the way a user reads it
+_FIELD_PROBLEMS = {
+    "format_version": "invalid format_version {value!r}; expected a positive integer",
+    "config": "the header document has no pipeline config (an object under 'config')",
+    "stages": "the header document's 'stages' is not a list of stage records",
+    "extra": "the header document's 'extra' is not an object",
+    "prior": "the header document's 'prior' is not a prior record",
+}
+
+
+def _document(raw: dict[str, Any], path: Path) -> HeaderDocument:
+    version = raw.get("format_version")
+    if type(version) is int and version > FORMAT_VERSION:  # said before any field a newer format may change
         raise PipelineFileError(
-            f"{path} was written in pipeline format {version} by stagegen {doc.get('stagegen_version')}; this stagegen "
+            f"{path} was written in pipeline format {version} by stagegen {raw.get('stagegen_version')}; this stagegen "
             f"({__version__}) reads format {FORMAT_VERSION} and older: upgrade stagegen"
         )
-    if not isinstance(doc.get("config"), dict):
-        raise PipelineFileError(
-            f"{path}: the header document has no pipeline config (an object under 'config'); the file was altered"
-        )
-    stages = doc.get("stages")
-    if not isinstance(stages, list) or not all(isinstance(r, dict) for r in stages):
-        raise PipelineFileError(f"{path}: the header document's 'stages' is not a list of stage records; the file was altered")
-    for i, record in enumerate(stages):
-        if type(record.get("index")) is not int:
-            raise PipelineFileError(f"{path}: stage record {i} in the header has no integer 'index'; the file was altered")
-    if not isinstance(doc.get("extra", {}), dict):
-        raise PipelineFileError(f"{path}: the header document's 'extra' is not an object; the file was altered")
+    try:
+        return HeaderDocument.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = error["loc"]
+        if where[:1] == ("stages",) and len(where) >= 3 and where[2] == "index":
+            problem = f"stage record {where[1]} in the header has no integer 'index'"
+        elif where[:1] == ("stages",) and len(where) >= 2:
+            problem = _FIELD_PROBLEMS["stages"]
+        elif where and where[0] in _FIELD_PROBLEMS:
+            problem = _FIELD_PROBLEMS[where[0]].format(value=raw.get(where[0]))
+        else:
+            problem = "the header document is malformed: " + " ".join(describe_validation_error("it", exc).split())[:200]
+        raise PipelineFileError(f"{path}: {problem}; the file was altered") from None
 
 
 @dataclass(frozen=True)
 class PipelineHeader:
-    """What a pipeline file says before any tensor is read: its stagegen ``document`` (format,
-    versions, the config, who provided each stage and the prior, extra; validated enough to
-    describe the file), where it is, and its ``tensors`` table (name -> dtype, shape, offsets)."""
+    """What a pipeline file says before any tensor is read: its stagegen ``document`` (typed:
+    format, versions, the config, who provided each stage and the prior, extra), where it is,
+    and its ``tensors`` table (name -> dtype, shape, offsets)."""
 
-    document: dict[str, Any]
+    document: HeaderDocument
     path: Path
     tensors: dict[str, dict[str, Any]]
 
     def stage_versions(self) -> dict[int, str]:
         """Stage index -> the version of the plugin that wrote it ("" when the file does not say)."""
-        return {r["index"]: str(r.get("package_version", "")) for r in self.document["stages"]}
+        return {r.index: r.package_version for r in self.document.stages}
 
     @property
     def prior_version(self) -> str:
-        return str((self.document.get("prior") or {}).get("package_version", ""))
+        return self.document.prior.package_version if self.document.prior is not None else ""
 
 
 def read_header(path: str | Path) -> PipelineHeader:
@@ -194,10 +249,10 @@ def read_header(path: str | Path) -> PipelineHeader:
             f"{path} is a safetensors file but not a stagegen pipeline (no '{METADATA_KEY}' document in its metadata); "
             "plain weight files cannot be loaded as pipelines"
         )
-    doc = _parse_json(meta[METADATA_KEY], path, "the stagegen document in the header")
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    raw = _parse_json(meta[METADATA_KEY], path, "the stagegen document in the header")
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise PipelineFileError(f"{path}: the header document is not a {FORMAT} document")
-    _check_document(doc, path)
+    doc = _document(raw, path)
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}
     for key, entry in tensors.items():
         if not (

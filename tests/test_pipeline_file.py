@@ -67,7 +67,7 @@ def test_decoding_in_chunks_gives_the_same_images(saved):
 
 def test_header_records_versions_and_full_config(saved):
     _, path = saved
-    doc = read_header(path).document
+    doc = read_header(path).document.as_dict()
     assert doc["format_version"] == 1 and doc["stagegen_version"] == stagegen.__version__
     assert [s["type"] for s in doc["stages"]] == ["vae", "resnet-l1", "resnet-l2"]
     assert all(s["package"] == "stagegen" for s in doc["stages"])
@@ -166,7 +166,7 @@ def test_loading_does_not_need_loss_networks(tmp_path):
 
 def test_the_header_says_who_provided_each_stage_and_the_prior(saved):
     _, path = saved
-    doc = read_header(path).document
+    doc = read_header(path).document.as_dict()
     assert [(r["type"], r["package"]) for r in doc["stages"]] == [
         ("vae", "stagegen"),
         ("resnet-l1", "stagegen"),

@@ -20,29 +20,26 @@ def info(pipeline, as_json):
     header = read_header(pipeline)
     doc, tensors = header.document, header.tensors
     if as_json:  # JSON escapes control characters itself
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(doc.as_dict(), indent=2))
         return
     say = lambda line: click.echo(safe_text(line))  # noqa: E731  the text comes from the file: never let it drive the terminal
-    cfg = doc["config"]
+    cfg = doc.config
     size = cfg.get("image_size", "?")
     say(
-        f"{pipeline}: stagegen pipeline, format {doc['format_version']}, written by stagegen {doc.get('stagegen_version', '?')} "
-        f"on {doc.get('created', '?')}"
+        f"{pipeline}: stagegen pipeline, format {doc.format_version}, written by stagegen {doc.stagegen_version} on {doc.created}"
     )
     say(f"images: {cfg.get('channels', '?')} channel(s), {size}x{size}; {len(tensors)} tensors")
+    # the config is validated only when the pipeline is built: describe what is there, defensively
     specs = cfg.get("stages") if isinstance(cfg.get("stages"), list) else []
-    for rec, spec in zip(doc["stages"], specs):
+    for rec, spec in zip(doc.stages, specs):
         spec = spec if isinstance(spec, dict) else {}
         extra = (
             ""
-            if rec["index"] == 0
+            if rec.index == 0
             else (f", loss weight {spec.get('loss_weight', '?')}, {'detached' if spec.get('detach_input') else 'joint'}")
         )
-        r = rec.get("resolution", "?")
-        say(
-            f"  stage {rec['index']}: {rec.get('type', '?')} ({rec.get('kind', '?')}) at {r}x{r} from {rec.get('package', '?')} "
-            f"{rec.get('package_version', '')}{extra}"
-        )
+        r = rec.resolution if rec.resolution is not None else "?"
+        say(f"  stage {rec.index}: {rec.type} ({rec.kind}) at {r}x{r} from {rec.package} {rec.package_version}{extra}")
         options = spec.get("options") if isinstance(spec.get("options"), dict) else {}
         for k, v in options.items():
             say(f"      {k} = {json.dumps(v)}")
@@ -55,15 +52,14 @@ def info(pipeline, as_json):
     prior = cfg.get("prior") if isinstance(cfg.get("prior"), dict) else {"type": "normal", "options": {}}
     prior_options = prior.get("options") if isinstance(prior.get("options"), dict) else {}
     options = ", ".join(f"{k}={json.dumps(v)}" for k, v in prior_options.items())
-    record = doc.get("prior") if isinstance(doc.get("prior"), dict) else {}
-    provider = f" from {record.get('package', '?')} {record.get('package_version', '')}" if record else ""
+    provider = f" from {doc.prior.package} {doc.prior.package_version}" if doc.prior is not None else ""
     say(
         f"  prior: {prior.get('type', '?')}{provider}"
         + (f" ({options})" if options else "")
         + "; latents are drawn from it when sampling"
     )
-    if doc.get("extra"):
-        say("extra: " + json.dumps(doc["extra"]))
+    if doc.extra:
+        say("extra: " + json.dumps(doc.extra))
 
 
 @cli.command()

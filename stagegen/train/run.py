@@ -28,7 +28,7 @@ def _pipeline_steps(path: Path) -> int | None:
     from ..pipeline_file import read_header
 
     try:
-        return read_header(path).document.get("extra", {}).get("train_steps") if path.is_file() else None
+        return read_header(path).document.extra.get("train_steps") if path.is_file() else None
     except ValueError:
         return None
 
