@@ -41,12 +41,23 @@ def compare(
     out = Path(out)
     shown = real[:n_show]
     recon_rows = [shown] + [p.reconstruct(shown.to(p.device)).cpu() for p in pipelines.values()]
-    save_grid(recon_rows, out)
+    save_grid(recon_rows, out, labels=["input", *pipelines])
     sample_path = out.with_name(out.stem + "-samples" + out.suffix)
     temperature = evaluate_kwargs.get("temperature", 1.0)
-    save_grid([p.sample(n_show, seed=seed, temperature=temperature).cpu() for p in pipelines.values()], sample_path)
+    samples = [p.sample(n_show, seed=seed, temperature=temperature).cpu() for p in pipelines.values()]
+    save_grid(samples, sample_path, labels=list(pipelines))
     reports = {name: evaluate(p, real, seed=seed, **evaluate_kwargs) for name, p in pipelines.items()}
+    steps = {name: (getattr(p, "file_metadata", None) or {}).get("extra", {}).get("train_steps") for name, p in pipelines.items()}
+    for name, report in reports.items():
+        report["train_steps"] = steps[name]
     md = [f"Rows of {out.name}: input, then " + ", ".join(pipelines) + f"; {sample_path.name}: one row per pipeline.", ""]
+    known = {n for n in steps.values() if n is not None}
+    md += [
+        "Training steps: "
+        + ", ".join(f"{name} {n if n is not None else 'unknown'}" for name, n in steps.items())
+        + (" (unequal: this is not a comparison at equal budget)" if len(known) > 1 else ""),
+        "",
+    ]
     md += [format_table(r, title=name) + "\n" for name, r in reports.items()]
     out.with_suffix(".md").write_text("\n".join(md))
     out.with_suffix(".json").write_text(json.dumps(reports, indent=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -122,12 +123,44 @@ def _refuse_non_finite(rows: list[torch.Tensor], path: str | Path) -> None:
 MIN_GRID_IMAGE = 48
 
 
-def save_grid(rows: list[torch.Tensor], path: str | Path, min_size: int = MIN_GRID_IMAGE, per_row: int | None = None) -> Path:
-    """Rows of images as one picture (see :func:`grid`); rows longer than ``per_row`` wrap."""
+def save_grid(
+    rows: list[torch.Tensor],
+    path: str | Path,
+    min_size: int = MIN_GRID_IMAGE,
+    per_row: int | None = None,
+    labels: list[str] | None = None,
+) -> Path:
+    """Rows of images as one picture (see :func:`grid`); rows longer than ``per_row`` wrap.
+    ``labels`` (one per row: which stage, which prior) are written in a margin on the left."""
     if not rows or not all(len(r) for r in rows):
         raise ValueError(f"no images to put in {path}")
+    if labels is not None and len(labels) != len(rows):
+        raise ValueError(f"{len(labels)} labels for {len(rows)} rows")
     image_format(path)
     _refuse_non_finite(rows, path)
+    if labels is not None and per_row is not None:  # each block of wrapped rows repeats the labels
+        longest = max(len(r) for r in rows)
+        labels = [label for start in range(0, longest, per_row) for r, label in zip(rows, labels) if len(r) > start]
     rows = wrap_rows(rows, per_row)
     size = max(r.shape[-1] for r in rows)
-    return save_image(grid(rows, upscale_to=max(size, min_size)), path)
+    canvas = grid(rows, upscale_to=max(size, min_size))
+    if labels:
+        canvas = _label_rows(canvas, labels, max(size, min_size))
+    return save_image(canvas, path)
+
+
+def _label_rows(canvas: torch.Tensor, labels: list[str], size: int, padding: int = 2) -> torch.Tensor:
+    """The grid with a white margin on its left holding each row's label (Pillow's own font)."""
+    from PIL import Image, ImageDraw
+
+    image = to_pil(canvas)
+    draw = ImageDraw.Draw(image)
+    width = max(int(draw.textlength(label)) for label in labels) + 8
+    labelled = Image.new(image.mode, (image.width + width, image.height), 255 if image.mode == "L" else (255, 255, 255))
+    labelled.paste(image, (width, 0))
+    draw = ImageDraw.Draw(labelled)
+    for i, label in enumerate(labels):
+        top = padding + i * (size + padding) + size // 2 - 5
+        draw.text((4, top), label, fill=0 if image.mode == "L" else (0, 0, 0))
+    array = torch.from_numpy(np.asarray(labelled).copy()).float() / 255
+    return array.unsqueeze(0) if array.dim() == 2 else array.permute(2, 0, 1)

@@ -292,6 +292,13 @@ class Pipeline(nn.Module):
 
     # ------------------------------------------------------------------ public API ([0, 1] images)
 
+    def row_labels(self, first_suffix: str = "") -> list[str]:
+        """A grid's label for each stage's row: index, type and resolution (``first_suffix``
+        added to the first: which prior drew the latents)."""
+        labels = [f"{i} {spec.type} {res}px" for i, (spec, res) in enumerate(zip(self.specs, self.resolutions))]
+        labels[0] += first_suffix
+        return labels
+
     def _generator(self, seed: int | None) -> torch.Generator:
         g = torch.Generator()  # on CPU: the same seed gives the same latents on any device
         if seed is None:

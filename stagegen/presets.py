@@ -48,6 +48,16 @@ def _preset_for(data_name: str | None) -> str:
     )
 
 
+def starting_preset(preset_name: str | None, from_file: dict[str, Any], data_name: str | None) -> str | None:
+    """The preset a run starts from: the one named, else none when the config file lists its
+    own stages, else the dataset's own (see :func:`compose_run_config`)."""
+    if preset_name:
+        return preset_name
+    if from_file.get("pipeline", {}).get("stages"):
+        return None
+    return _preset_for(data_name)
+
+
 def _apply_dataset_defaults(raw: dict[str, Any], data_name: str | None) -> None:
     """The dataset's image size and channels, where the preset was made for another dataset."""
     if not data_name or raw.get("data", {}).get("name") == data_name:
@@ -103,8 +113,9 @@ def compose_run_config(
     (``sharp-celeba64`` for celeba), or the default dataset's with the dataset's image size and
     channels, so ``--data celeba`` never trains 16x16 grayscale faces by accident."""
     from_file = read_config_file(config_file) if config_file else {}
-    if preset_name or not from_file.get("pipeline", {}).get("stages"):
-        raw = preset(preset_name or _preset_for(fields.get("data__name")))
+    starting = starting_preset(preset_name, from_file, fields.get("data__name"))
+    if starting is not None:
+        raw = preset(starting)
         if not preset_name:
             _apply_dataset_defaults(raw, fields.get("data__name"))
     else:

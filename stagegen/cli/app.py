@@ -86,14 +86,37 @@ def grid_path(ctx, param, value):
     return value
 
 
-def data_options(f):
-    f = click.option("--data", "data_name", default="digits", show_default=True, help="dataset name")(f)
-    f = click.option("--data-root", type=click.Path(), help="where the dataset's files are")(f)
-    f = click.option("--split", default="test", show_default=True, help="train, val or test")(f)
+def data_options(f, split: str = "test"):
+    f = click.option(
+        "--data", "data_name", help="dataset name (default: the one the pipeline file says it was trained on, else digits)"
+    )(f)
+    f = click.option(
+        "--data-root", type=click.Path(), help="where the dataset's files are (default: the root the file recorded)"
+    )(f)
+    f = click.option("--split", default=split, show_default=True, help="train, val or test")(f)
     return f
+
+
+def pipeline_data(pipe, data_name: str | None, data_root: str | None) -> tuple[str, str | None]:
+    """The dataset a command on ``pipe`` reads: the one given, else the one its file says it was
+    trained on (with the root it recorded, if that still exists), else the embedded digits; a
+    choice not given on the command line is said on stderr."""
+    extra = (getattr(pipe, "file_metadata", None) or {}).get("extra", {})
+    trained_on, recorded_root = extra.get("data"), extra.get("data_root")
+    if data_name is None:
+        data_name = trained_on if isinstance(trained_on, str) else "digits"
+        if isinstance(trained_on, str):
+            from pathlib import Path
+
+            if data_root is None and isinstance(recorded_root, str) and Path(recorded_root).exists():
+                data_root = recorded_root
+            where = f" from {data_root}" if data_root else ""
+            click.echo(f"data: {data_name}{where}, the dataset the pipeline was trained on (--data chooses another)", err=True)
+    return data_name, data_root
 
 
 def real_for(pipe, data_name, data_root, split, n, seed=0):
     from ..compare import real_images
 
+    data_name, data_root = pipeline_data(pipe, data_name, data_root)
     return real_images(data_name, data_root, split, pipe.config.image_size, pipe.config.channels, n, seed=seed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .app import SEED, cli, data_options, grid_path, real_for
+from .app import SEED, cli, data_options, grid_path, pipeline_data, real_for
 
 
 def _chosen_metrics(text: str | None) -> tuple[tuple[str, ...], set[str]]:
@@ -118,8 +118,13 @@ def eval_(
 
     metrics, needs = _chosen_metrics(metrics)
     pipe = load(pipeline, device=device)
+    data_name, data_root = pipeline_data(pipe, data_name, data_root)
     real = real_for(pipe, data_name, data_root, split, limit, seed)
     resources = _resources(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights, resource_options)
+    click.echo(
+        f"evaluating {', '.join(metrics)} on {len(real)} real images and {n_samples or len(real)} samples per stage ...",
+        err=True,
+    )
     report = evaluate(pipe, real, metrics, n_samples, seed, temperature=temperature, resources=resources)
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
 
@@ -160,6 +165,7 @@ def compare_cmd(
         raise click.BadParameter(f"{len(labels)} names for {len(pipelines)} pipelines", param_hint="--names")
     loaded = {label: load(p, device=device) for label, p in zip(labels, pipelines)}
     first = next(iter(loaded.values()))
+    data_name, data_root = pipeline_data(first, data_name, data_root)
     real = real_for(first, data_name, data_root, split, limit, seed)
     metrics, needs = _chosen_metrics(metrics)
     resources = _resources(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights, resource_options)

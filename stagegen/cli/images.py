@@ -50,7 +50,8 @@ def sample(pipeline, n, out, seed, temperature, all_stages, per_row, device):
     stages = pipe.sample(n, seed=seed, temperature=temperature, return_stages=True)  # refused first if it cannot fit
     if out.suffix:  # a grid, in the format the suffix names
         rows = stages if all_stages else [stages[-1]]
-        save_grid(rows, out, per_row=per_row)
+        labels = pipe.row_labels() if all_stages else None
+        save_grid(rows, out, per_row=per_row, labels=labels)
         what = f"{len(rows)} stage(s) x {n} images" if all_stages else f"{n} images"
         click.echo(f"wrote {out} ({what}, {min(n, per_row)} per row)")
     else:
@@ -83,7 +84,7 @@ def reconstruct(pipeline, data_name, data_root, split, n, out, seed, device):
 
     pipe = load(pipeline, device=device)
     x = real_for(pipe, data_name, data_root, split, n, seed)
-    save_grid([x, *pipe.reconstruct(x, return_stages=True)], out)
+    save_grid([x, *pipe.reconstruct(x, return_stages=True)], out, labels=["input", *pipe.row_labels()])
     click.echo(f"wrote {out} (input row + {len(pipe.specs)} stage rows x {len(x)} images)")
 
 

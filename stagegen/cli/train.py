@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .app import SEED, cli
+from .app import SEED, cli, data_options, pipeline_data
 from .config_flags import config_flags, given_config_fields, refused_on_resume, resumable_flags
 
 
@@ -44,7 +44,8 @@ from .config_flags import config_flags, given_config_fields, refused_on_resume, 
 )
 def train(preset_name, stages, prior_name, config_file, options, out, resume, **flags):
     """Train a pipeline and write it, with sample grids and metrics, to a run directory."""
-    from ..presets import compose_run_config
+    from ..config import read_config_file
+    from ..presets import compose_run_config, starting_preset
     from ..train import TrainingInterrupted, TrainingStopped
     from ..train import resume as resume_run
     from ..train import train as run_training
@@ -67,6 +68,10 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, **
         else:
             stage_list = stages.split(",") if stages else None
             config = compose_run_config(preset_name, config_file, stage_list, list(options), prior_name, **fields)
+            from_file = read_config_file(config_file) if config_file else {}
+            starting = starting_preset(preset_name, from_file, fields.get("data__name"))
+            how = "" if preset_name else " (the dataset's own; --preset chooses another)"
+            click.echo(f"preset: {starting}{how}" if starting else "preset: none (the config file lists its stages)", err=True)
             name = (preset_name or "-".join(config.pipeline.stage_names)) if not stages else stages.replace(",", "-")
             run_dir = Path(out) if out else Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
             result = run_training(config, run_dir)
@@ -91,6 +96,10 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, **
         )
 
 
+def data_options_for_fit(f):
+    return data_options(f, split="train")  # the prior is fitted to the training posteriors
+
+
 @cli.command(name="fit-prior")
 @click.argument("pipeline", type=click.Path(exists=True))
 @click.option("--prior", "prior_name", default="gmm", show_default=True, help="prior type (see `stagegen plugins`)")
@@ -102,9 +111,7 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, **
     metavar="KEY=VALUE",
     help="prior option, e.g. components=20 or prior.components=20",
 )
-@click.option("--data", "data_name", default="digits", show_default=True, help="dataset the pipeline was trained on")
-@click.option("--data-root", type=click.Path(), help="where the dataset's files are")
-@click.option("--split", default="train", show_default=True, help="split whose posteriors the prior is fitted to")
+@data_options_for_fit
 @click.option(
     "--max-images",
     type=click.IntRange(min=1),
@@ -131,6 +138,7 @@ def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, ma
             raise click.BadParameter(f"{assignment!r} must look like KEY=VALUE, e.g. components=20", param_hint="-O")
         set_option(raw, assignment if assignment.startswith("prior.") else f"prior.{assignment}")
     pipe.set_prior(raw["pipeline"]["prior"])
+    data_name, data_root = pipeline_data(pipe, data_name, data_root)
     dataset = open_dataset(data_name, data_root, split, pipe.config.image_size, pipe.config.channels)
     start = time.perf_counter()
     stats = fit_prior(pipe, dataset, max_images, seed=seed)

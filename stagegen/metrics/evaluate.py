@@ -124,4 +124,14 @@ def format_table(report: dict[str, Any], title: str | None = None) -> str:
             else:
                 cells.append("" if v is None else str(v))
         lines.append("| " + " | ".join(cells) + " |")
+    # what the rows were measured on, and what the metrics say of the real images themselves
+    lines += [
+        "",
+        f"{report.get('n_real', '?')} real images, {report.get('n_samples', '?')} samples per stage from the "
+        f"{report.get('prior', '?')} prior at temperature {report.get('temperature', '?')}",
+    ]
+    said = {"stages", "n_real", "n_samples", "prior", "temperature"}
+    for key, value in report.items():
+        if key not in said:
+            lines.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
     return "\n".join(lines)

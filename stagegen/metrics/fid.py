@@ -76,7 +76,8 @@ class InceptionFeatures(FeatureExtractor):
         if not path.is_file():
             raise MissingWeightsError(
                 f"Inception-v3 weights for FID are not on this machine: expected {path.name} in {path.parent} "
-                "(torchvision's ImageNet weights), or give --inception-weights PATH; or use --fid-features mnist"
+                "(torchvision's ImageNet weights), or give --inception-weights PATH (for digit data, --fid-features "
+                "mnist or digits use stagegen's own classifiers instead)"
             )
         model = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -164,6 +164,8 @@ class Grids(Callback):
     def on_run_end(self, trainer, result):
         if trainer.dist.is_main:
             self._write(trainer, trainer.run_dir / "samples.png", recon_path=trainer.run_dir / "reconstructions.png")
+            if trainer.config.train.sample_every:  # the series ends where the run ends, from the fitted prior
+                self._write(trainer, trainer.run_dir / "samples" / f"step_{trainer.step:07d}.png")
 
 
 class Checkpoints(Callback):
@@ -209,6 +211,8 @@ class PriorFit(Callback):
 
         t = trainer.config.train
         if trainer.dist.is_main and trainer.pipeline.prior.needs_fit:
+            n = min(len(trainer.dataset), t.prior_fit_images)
+            say(f"fitting the {trainer.config.pipeline.prior.type} prior to {n} training images' posteriors ...")
             try:
                 with trainer.signals.abandon_on_signal(FINAL_PRIOR_FIT):  # the final checkpoint is written: nothing is lost
                     record = fit_run_prior(trainer.state, trainer.dataset, t.prior_fit_images, t.seed)

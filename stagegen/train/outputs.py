@@ -38,8 +38,12 @@ def generator_weights(state: TrainState):
         pipeline.train(was_training)
 
 
-def save_run_pipeline(state: TrainState, path: Path, data_name: str) -> Path:
+def save_run_pipeline(state: TrainState, path: Path, data_name: str, data_root: str | None = None) -> Path:
+    """The pipeline file of a run; its header records the dataset (and where its files were), so
+    `reconstruct`, `eval` and `fit-prior` on the file read the same data unless told otherwise."""
     extra = {"train_steps": state.step, "ema": state.ema is not None, "data": data_name}
+    if data_root:
+        extra["data_root"] = str(Path(data_root).resolve())
     return save_pipeline(state.pipeline, path, state_dict=state.generator_state(), extra=extra)
 
 
@@ -67,6 +71,16 @@ def fit_run_prior(state: TrainState, dataset, max_images: int, seed: int) -> dic
     }
 
 
+def grid_prior(state: TrainState) -> str:
+    """Which prior the grids draw from now (see :func:`grid_latents`), for their labels."""
+    name = state.pipeline.config.prior.type
+    if state.pipeline.prior.fitted:
+        return "N(0, I)" if name == "normal" else f"fitted {name} prior"
+    if state.sample_prior is not None and state.sample_prior.fits:
+        return f"{name} prior fitted to recent posteriors"
+    return "N(0, I) (prior not fitted yet)"
+
+
 def grid_latents(state: TrainState, seed: int) -> torch.Tensor:
     """The same noise at every grid: from the prior once it is fitted; before that, from the
     sample path's prior when the run has one (fitted to recent posteriors), else N(0, I)."""
@@ -92,11 +106,11 @@ def write_grids(
     reconstruction grid of ``inputs`` (input row, then each stage). Returns the sample grid."""
     with generator_weights(state) as pipeline:
         samples = [to_unit_range(y).float() for y in pipeline.run_chain(grid_latents(state, seed).to(pipeline.device)).images]
-        save_grid(samples, path)
+        save_grid(samples, path, labels=pipeline.row_labels(f", z: {grid_prior(state)}"))
         if recon_path is not None:
             x = prepare(inputs)
             posterior = pipeline.encode(to_unit_range(x))
             latent = pipeline.trunk.reconstruction_latent(posterior)
             stages = [to_unit_range(y).float() for y in pipeline.run_chain(latent).images]
-            save_grid([to_unit_range(x).float(), *stages], recon_path)
+            save_grid([to_unit_range(x).float(), *stages], recon_path, labels=["input", *pipeline.row_labels()])
     return grid(samples)

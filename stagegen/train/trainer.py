@@ -300,7 +300,8 @@ class Trainer:
                     break
             self.emit("train_end")
             if self.dist.is_main:
-                self.result.pipeline_path = save_run_pipeline(state, self.pipeline_path, self.config.data.name)
+                data = self.config.data
+                self.result.pipeline_path = save_run_pipeline(state, self.pipeline_path, data.name, data.root)
             self.emit("run_end", self.result)
         finally:
             self.signals.restore()

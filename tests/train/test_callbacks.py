@@ -28,9 +28,10 @@ def test_events_come_in_the_order_of_a_run(tmp_path):
     names = [name for name, _ in events]
     assert names.count("step_end") == 4
     assert ("grid", 2) in events and ("checkpoint", 2) in events  # on schedule, before the last step
-    # at the end: the last checkpoint, (no prior fit: this chain samples N(0, I)), the pipeline file, the final grids
+    # at the end: the last checkpoint, (no prior fit: this chain samples N(0, I)), the pipeline file,
+    # the final grids (samples.png, then the last of the samples/ series)
     end = names.index("train_end")
-    assert names[end:] == ["train_end", "checkpoint", "run_end", "grid", "teardown"]
+    assert names[end:] == ["train_end", "checkpoint", "run_end", "grid", "grid", "teardown"]
     assert ("checkpoint", 4) in events
 
 

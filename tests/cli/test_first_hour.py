@@ -1,0 +1,87 @@
+"""What a newcomer met in their first hour (issue 19's list), each checked by running the command:
+commands on a pipeline file read the dataset it was trained on, long phases say what they do,
+grids say what their rows are, and reports say what they were measured on."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from stagegen.cli import cli
+from stagegen.pipeline import Pipeline
+
+from ..conftest import tiny_pipeline_config
+from ..train.test_interruption import TINY
+
+
+def _invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def folder_pipeline(tmp_path):
+    """A pipeline file that says it was trained on a folder of images, and that folder."""
+    root = tmp_path / "images"
+    root.mkdir()
+    for i in range(40):
+        Image.new("L", (16, 16), 6 * i).save(root / f"{i:03d}.png")
+    pipe = Pipeline(tiny_pipeline_config()).eval()
+    path = pipe.save(tmp_path / "p.safetensors")
+    from stagegen.pipeline_file import save_pipeline
+
+    save_pipeline(pipe, path, extra={"data": "folder", "data_root": str(root), "train_steps": 7})
+    return path, root
+
+
+def test_commands_on_a_pipeline_read_the_dataset_it_was_trained_on(folder_pipeline, tmp_path):
+    path, root = folder_pipeline
+    result = _invoke("reconstruct", path, "-n", 4, "-o", tmp_path / "r.png")
+    assert result.exit_code == 0, result.output
+    assert f"data: folder from {root}, the dataset the pipeline was trained on" in result.stderr
+    result = _invoke("fit-prior", path, "-O", "components=2", "-O", "covariance=diag", "-o", tmp_path / "g.safetensors")
+    assert result.exit_code == 0 and "folder train images" in result.stdout  # not "1527 digits train images"
+    result = _invoke("eval", path, "--metrics", "psnr", "--limit", 8)
+    assert result.exit_code == 0 and "data: folder" in result.stderr
+    assert _invoke("eval", path, "--data", "digits", "--metrics", "psnr", "--limit", 8).stderr.count("data: folder") == 0
+
+
+def test_eval_says_what_it_measures_and_on_how_many_images(folder_pipeline):
+    path, _ = folder_pipeline
+    result = _invoke("eval", path, "--metrics", "psnr,sharpness", "--split", "train", "--limit", 8, "--samples", 6)
+    assert "evaluating psnr, sharpness on" in result.stderr
+    assert "8 real images, 6 samples per stage from the normal prior at temperature 1.0" in result.stdout
+
+
+def test_grids_label_their_rows(folder_pipeline, tmp_path):
+    path, _ = folder_pipeline
+    _invoke("reconstruct", path, "-n", 4, "-o", tmp_path / "r.png")
+    _invoke("sample", path, "-n", 4, "--all-stages", "-o", tmp_path / "s.png")
+    plain = 4 * 50 + 2  # four 48-pixel images and their gaps: a label margin makes it wider
+    assert Image.open(tmp_path / "r.png").width > plain and Image.open(tmp_path / "s.png").width > plain
+
+
+def test_compare_says_when_the_step_counts_differ(folder_pipeline, tmp_path):
+    path, root = folder_pipeline
+    other = Pipeline(tiny_pipeline_config()).eval()
+    from stagegen.pipeline_file import save_pipeline
+
+    save_pipeline(other, tmp_path / "q.safetensors", extra={"data": "folder", "data_root": str(root), "train_steps": 339})
+    result = _invoke(
+        "compare", path, tmp_path / "q.safetensors", "--names", "a,b", "--metrics", "psnr", "--limit", 8, "-o", tmp_path / "c.png"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Training steps: a 7, b 339 (unequal: this is not a comparison at equal budget)" in result.stdout
+    assert json.loads((tmp_path / "c.json").read_text())["b"]["train_steps"] == 339
+
+
+def test_a_short_run_says_its_preset_and_its_prior_fit_and_leaves_a_final_grid(tmp_path):
+    out = tmp_path / "run"
+    result = _invoke("train", "--steps", 3, "--out", out, "--no-progress", *TINY)
+    assert result.exit_code == 0, result.output
+    assert "preset: sharp-digits (the dataset's own; --preset chooses another)" in result.stderr
+    assert "fitting the gmm prior to 1500 training images' posteriors" in result.stderr
+    assert (out / "samples" / "step_0000003.png").is_file()  # presets write every 500 steps: none before
+    from stagegen import load
+
+    assert load(out / "pipeline.safetensors").file_metadata["extra"]["data"] == "digits"
