@@ -159,6 +159,9 @@ class Grids(Callback):
     def on_step_end(self, trainer, outcome):
         t = trainer.config.train
         if trainer.dist.is_main and t.sample_every and trainer.step % t.sample_every == 0 and trainer.step < t.steps:
+            sampler = trainer.state.sample_prior
+            if sampler is not None and not sampler.for_losses:
+                sampler.refit()  # the grid's prior, fitted to the latest posteriors (its label says so)
             self._write(trainer, trainer.run_dir / "samples" / f"step_{trainer.step:07d}.png")
 
     def on_run_end(self, trainer, result):

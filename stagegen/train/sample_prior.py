@@ -30,7 +30,11 @@ FIRST_FIT_LATENTS = 1024
 
 
 class SamplePrior:
-    def __init__(self, pipeline: Pipeline, config: TrainConfig):
+    """``for_losses``: the sample path draws from it every few steps (refitted on schedule);
+    otherwise it serves the training grids only, refitted when one is drawn (:meth:`refit`)."""
+
+    def __init__(self, pipeline: Pipeline, config: TrainConfig, for_losses: bool = True):
+        self.for_losses = for_losses
         spec = pipeline.config.prior
         prior_type = get_prior_type(spec.type)
         self.prior = prior_type.build(prior_type.validate_options(spec.options), PriorContext(tuple(pipeline.trunk.latent_shape)))
@@ -73,6 +77,15 @@ class SamplePrior:
         if not self.prior.needs_fit or self.filled < min(FIRST_FIT_LATENTS, len(self.means)):
             return None
         if self.fits and step % self.refit_every:
+            return None
+        return self.refit()
+
+    #: the fewest posteriors a grid's refit uses (a grid early in a run waits for them)
+    MIN_GRID_LATENTS = 256
+
+    def refit(self) -> dict[str, float] | None:
+        """Fit to the posteriors kept now (None, and no fit, while fewer than a grid needs)."""
+        if not self.prior.needs_fit or self.filled < min(self.MIN_GRID_LATENTS, len(self.means)):
             return None
         start = time.perf_counter()
         n = self.filled

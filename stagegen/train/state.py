@@ -64,7 +64,11 @@ class TrainState:
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
         aux_optimizers = {key: auxiliary_optimizer(pipeline, key, aux) for key, aux in auxiliaries.items()}
         ema = EMA(pipeline, config.ema_decay) if config.ema_decay else None
-        sample_prior = SamplePrior(pipeline, config) if (pipeline.uses_samples and config.sample_path_every) else None
+        sample_path = pipeline.uses_samples and config.sample_path_every
+        # grids during training draw from the prior as it would be fitted now, not from N(0, I):
+        # without a sample path, the same kept prior is refitted only when a grid is drawn
+        grids = config.sample_every and pipeline.prior.needs_fit
+        sample_prior = SamplePrior(pipeline, config, for_losses=bool(sample_path)) if (sample_path or grids) else None
         return cls(pipeline, optimizers, schedulers, dict(auxiliaries), aux_optimizers, ema, sample_prior)
 
     def generator_state(self) -> dict[str, torch.Tensor]:

@@ -70,7 +70,7 @@ def train_step(
     uint8 batch into the model's input. On success ``state.step`` advances by one."""
     pipeline = state.pipeline
     sampler = state.sample_prior
-    wanted = sampler is not None and pipeline.wants_samples(state.step)
+    wanted = sampler is not None and sampler.for_losses and pipeline.wants_samples(state.step)
     # fitted first as soon as a loss asks for samples (and enough posteriors are in), then on schedule
     refit = sampler.maybe_refit(state.step) if wanted else None
     if refit is not None:

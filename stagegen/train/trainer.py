@@ -361,7 +361,7 @@ class Trainer:
             + f"; {t.steps} steps of batch {t.batch_size}"
             + (f", resuming from step {self.step}" if resumed else ""),
         ]
-        if self.state.sample_prior is not None:
+        if self.state.sample_prior is not None and self.state.sample_prior.for_losses:
             fit = (
                 f"refitted every {t.sample_prior_refit_every} steps to the latest {t.sample_prior_latents} posterior means"
                 if self.state.sample_prior.prior.needs_fit

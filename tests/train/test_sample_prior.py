@@ -6,7 +6,7 @@ from stagegen.config import TrainConfig
 from stagegen.pipeline import Pipeline
 from stagegen.train.sample_prior import SamplePrior
 
-from ..conftest import tiny_pipeline_config
+from ..conftest import tiny_pipeline_config, tiny_run_config
 
 
 def _sampler(prior="gmm", **train):
@@ -45,3 +45,22 @@ def test_state_round_trips_so_a_resumed_run_draws_the_same_latents():
     b.load_state_dict(state)
     assert torch.equal(a.sample(4), b.sample(4))
     assert b.seen == 70 and b.fits == 1
+
+
+def test_training_grids_draw_from_a_prior_fitted_to_recent_posteriors(tmp_path):
+    """A chain without a sample path drew its training grids from N(0, I) until the end (stroke
+    fragments on MNIST at step 1,000); the grid's prior is now refitted when a grid is drawn."""
+    from stagegen.train import Trainer
+    from stagegen.train.outputs import grid_latents, grid_prior
+
+    config = tiny_run_config(steps=100, sample_every=40)
+    raw = config.model_dump()
+    raw["pipeline"]["prior"] = {"type": "gmm", "options": {"components": 2, "covariance": "diag"}}
+    trainer = Trainer(type(config).model_validate(raw), tmp_path / "run")
+    sampler = trainer.state.sample_prior
+    assert sampler is not None and not sampler.for_losses  # kept for the grids only: the losses never see it
+    trainer.fit(stop_after=41)
+    assert sampler.fits == 1 and (tmp_path / "run" / "samples" / "step_0000040.png").is_file()
+    assert grid_prior(trainer.state) == "gmm prior fitted to recent posteriors"
+    expected = sampler.prior.sample(8, torch.Generator().manual_seed(0))
+    assert torch.equal(grid_latents(trainer.state, 0), expected)
