@@ -97,6 +97,9 @@ class MetricsLogger(Callback):
         if main and trainer.dist.enabled:
             self.progress.write(f"stagegen: {lr_scale_note(trainer.dist.world_size, t.batch_size, t.accumulate)}")
         self.window = MetricsWindow(t.batch_size * t.accumulate * trainer.dist.world_size)
+        # the bar's values change at least twenty times a run (each costs a host sync, so a long
+        # run keeps to its metrics lines)
+        self.show_every = max(1, min(t.log_every, t.steps // 20))
 
     def _close_window(self, trainer, show: bool) -> None:
         record, values = self.window.close(trainer.state)
@@ -114,6 +117,8 @@ class MetricsLogger(Callback):
         # the first step is logged too, so the bar shows every stage's terms from the start
         if trainer.step % t.log_every == 0 or trainer.step == t.steps or self.window.steps == trainer.step:
             self._close_window(trainer, show=True)
+        elif self.progress.bar is not None and trainer.step % self.show_every == 0:
+            self.progress.show(self.window.peek())  # a short run's bar moves between metrics lines too
 
     def on_nonfinite_step(self, trainer, outcome):
         bad, in_a_row = outcome.nonfinite, trainer.nonfinite_in_a_row

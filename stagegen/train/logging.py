@@ -150,14 +150,33 @@ class MetricsWindow:
         self.headlines |= outcome.headlines
         self.steps += 1
 
+    def _means(self) -> dict[str, dict]:
+        return {kind: {key: float(v / self.counts[kind, key]) for key, v in sums.items()} for kind, sums in self.sums.items()}
+
+    def _progress(self, means: dict[str, dict], loss: float, images_per_second: float) -> dict[str, float]:
+        """What a progress bar shows: the loss, each stage's first term, the headline diagnostics, images/s."""
+        progress = {"loss": loss}
+        for stage in sorted({stage for stage, _ in means["losses"]}):  # each stage's first term, compactly
+            name = next(name for s, name in means["losses"] if s == stage)
+            progress[f"s{stage}/{name}"] = means["losses"][stage, name]
+        for stage, name in sorted(self.headlines & set(means["diagnostics"])):
+            progress[name] = means["diagnostics"][stage, name]
+        progress["img/s"] = images_per_second
+        return progress
+
+    def peek(self) -> dict[str, float]:
+        """The progress values of the window so far, without ending it (one host sync)."""
+        means = self._means()
+        elapsed = time.perf_counter() - self.start
+        return self._progress(means, sum(means["losses"].values()), self.images_per_step * self.steps / max(elapsed, 1e-9))
+
     def close(self, state) -> tuple[dict[str, Any], dict[str, float]]:
         """The metrics line of this window for a TrainState (one host sync) and what a progress
-        bar shows of it (the loss, each stage's first term, the headline diagnostics, images/s);
-        then a fresh window."""
+        bar shows of it; then a fresh window."""
         from .step import StepOutcome
 
         elapsed = time.perf_counter() - self.start
-        means = {kind: {key: float(v / self.counts[kind, key]) for key, v in sums.items()} for kind, sums in self.sums.items()}
+        means = self._means()
         record: dict[str, Any] = {"step": state.step, "epoch": state.epoch, "loss": sum(means["losses"].values())}
         record.update({StepOutcome.label(key): v for key, v in means["losses"].items()})
         record.update({StepOutcome.label(key, auxiliary=True): v for key, v in means["auxiliary"].items()})
@@ -165,12 +184,6 @@ class MetricsWindow:
         record["lr"] = state.schedulers[0].get_last_lr()[0]
         record["images_per_second"] = self.images_per_step * self.steps / max(elapsed, 1e-9)
         record["nonfinite_skipped"] = state.nonfinite_total
-        progress = {"loss": record["loss"]}
-        for stage in sorted({stage for stage, _ in means["losses"]}):  # each stage's first term, compactly
-            name = next(name for s, name in means["losses"] if s == stage)
-            progress[f"s{stage}/{name}"] = means["losses"][stage, name]
-        for stage, name in sorted(self.headlines & set(means["diagnostics"])):
-            progress[name] = means["diagnostics"][stage, name]
-        progress["img/s"] = record["images_per_second"]
+        progress = self._progress(means, record["loss"], record["images_per_second"])
         self._reset()
         return record, progress

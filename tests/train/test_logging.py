@@ -37,3 +37,18 @@ def test_a_sparse_log_of_gigabytes_is_streamed_under_a_memory_limit(tmp_path):
     proc = run_bounded(code, str(path), memory_bytes=2**30, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1]
+
+
+def test_a_short_runs_progress_bar_moves_between_metrics_lines(tmp_path, monkeypatch):
+    """A 32-step run with log_every=50 showed its first step's loss until the end."""
+    from stagegen.train import train
+    from stagegen.train.logging import Progress
+
+    from ..conftest import tiny_run_config
+
+    shown = []
+    monkeypatch.setattr(Progress, "show", lambda self, values: shown.append(values["loss"]))
+    train(tiny_run_config(steps=32, log_every=50, progress=True), tmp_path / "run")
+    assert len(shown) >= 20 and len(set(shown)) >= 20
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len([line for line in lines if '"loss"' in line]) == 2  # the log keeps its own interval (first step, last)
