@@ -58,6 +58,14 @@ class SamplePrior:
     def filled(self) -> int:
         return min(self.seen, len(self.means))
 
+    def grid_is_near(self, step: int, config: TrainConfig) -> bool:
+        """Whether the posteriors of ``step`` are among those the next grid's refit keeps: a
+        grid-only prior observes just the steps that fill its buffer before a grid (a copy to the
+        host every step would cost every step)."""
+        batch = config.batch_size * config.accumulate
+        steps_kept = -(-len(self.means) // batch)
+        return bool(config.sample_every) and (-step) % config.sample_every < steps_kept
+
     def observe(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Remember a batch's posteriors (the newest replace the oldest)."""
         if not self.prior.needs_fit:

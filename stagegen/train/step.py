@@ -76,6 +76,7 @@ def train_step(
     if refit is not None:
         refit = {"step": state.step, **refit}  # fitted after this many steps
     sample_path = wanted and state.step % config.sample_path_every == 0 and sampler.ready
+    observe = sampler is not None and (sampler.for_losses or sampler.grid_is_near(state.step + 1, config))
     model = model if model is not None else pipeline
     stages = pipeline.active_stages(state.step)  # an int that changes rarely: torch.compile keeps its graph
     for opt in state.optimizers:
@@ -95,7 +96,7 @@ def train_step(
             terms = pipeline.loss_terms(x, out, state.step, state.auxiliaries, diagnostics, headlines)
             loss = torch.stack([v.float() for v in terms.values()]).sum()
         (loss / config.accumulate).backward()
-        if sampler is not None:
+        if observe:
             sampler.observe(out.posterior.mean, out.posterior.std)
         for k, v in terms.items():
             summed[k] = summed.get(k, 0) + v.detach().float() / config.accumulate
