@@ -147,6 +147,11 @@ class TrainConfig(_Strict):
         description="layout of images and conv weights in training; channels_last is faster with oneDNN (CPU) and cuDNN",
     )
     progress: bool = Field(True, description="show a progress bar", json_schema_extra=RESUMABLE)
+    report: bool = Field(
+        True,
+        description="write report.html at the end: the run as one HTML page (curves, grids, prior, interpolations)",
+        json_schema_extra=RESUMABLE,
+    )
     time_budget: float | None = Field(
         None,
         gt=0,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -25,7 +27,18 @@ def _chosen_metrics(text: str | None) -> tuple[tuple[str, ...], set[str]]:
     return names, {need for m in names for need in registry.get(m).needs}
 
 
-def _resources(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights, resource_options):
+def _resources(
+    needs,
+    data_name,
+    data_root,
+    classifier,
+    fid_features,
+    mnist_root,
+    inception_weights,
+    tf_inception_weights,
+    resource_options,
+    device="cpu",
+):
     """The resources the chosen metrics need, from the plugins that provide them, for this data."""
     from ..metrics.resources import INPUTS, provide_resources
     from ..overrides import parse_value
@@ -35,6 +48,8 @@ def _resources(needs, data_name, data_root, classifier, fid_features, mnist_root
         "fid_features": fid_features,
         "mnist_root": mnist_root,
         "inception_weights": inception_weights,
+        "tf_inception_weights": tf_inception_weights,
+        "device": device,
     }
     for assignment in resource_options:
         key, sep, value = assignment.partition("=")
@@ -48,8 +63,9 @@ def _resources(needs, data_name, data_root, classifier, fid_features, mnist_root
 def _eval_options(f):
     f = click.option(
         "--metrics",
-        help="comma-separated metric names (default: psnr, ssim, sharpness, swd, realism, fid, "
-        "recognisability and any plugin metric on by default; `stagegen plugins` lists them all, lpips too)",
+        help="comma-separated metric names (default: psnr, ssim, sharpness, swd, realism, fid, precision_recall, "
+        "tf_fid and kid (where the TF-Inception weights are), recognisability and any plugin metric on by default; "
+        "`stagegen plugins` lists them all, lpips too)",
     )(f)
     f = click.option(
         "--samples", "n_samples", type=click.IntRange(min=1), help="prior samples per stage (default: as many as real images)"
@@ -76,6 +92,12 @@ def _eval_options(f):
         "--mnist-root", type=click.Path(), help="MNIST files for the mnist classifier (default: --data-root of mnist data)"
     )(f)
     f = click.option("--inception-weights", type=click.Path(), help="Inception-v3 weights file for --fid-features inception")(f)
+    f = click.option(
+        "--tf-inception-weights",
+        type=click.Path(),
+        help="the TF-FID Inception weights (weights-inception-2015-12-05-6726825d.pth) for the tf_fid and kid metrics "
+        "(default: torch-fidelity's download location)",
+    )(f)
     f = click.option(
         "--resource-option",
         "resource_options",
@@ -106,6 +128,7 @@ def eval_(
     temperature,
     mnist_root,
     inception_weights,
+    tf_inception_weights,
     resource_options,
     seed,
     device,
@@ -115,18 +138,34 @@ def eval_(
     samples; and any metric a plugin registers."""
     from .. import load
     from ..metrics import evaluate, format_table
+    from ..report import record_eval
 
     metrics, needs = _chosen_metrics(metrics)
     pipe = load(pipeline, device=device)
     data_name, data_root = pipeline_data(pipe, data_name, data_root)
     real = real_for(pipe, data_name, data_root, split, limit, seed)
-    resources = _resources(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights, resource_options)
+    resources = _resources(
+        needs,
+        data_name,
+        data_root,
+        classifier,
+        fid_features,
+        mnist_root,
+        inception_weights,
+        tf_inception_weights,
+        resource_options,
+        device,
+    )
     click.echo(
         f"evaluating {', '.join(metrics)} on {len(real)} real images and {n_samples or len(real)} samples per stage ...",
         err=True,
     )
     report = evaluate(pipe, real, metrics, n_samples, seed, temperature=temperature, resources=resources)
+    report["data"] = f"{data_name}, {split} split"
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
+    saved = record_eval(pipeline, report, "stagegen " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    if saved is not None:
+        click.echo(f"kept beside the run for `stagegen report`: {saved}", err=True)
 
 
 @cli.command(name="compare")
@@ -150,6 +189,7 @@ def compare_cmd(
     temperature,
     mnist_root,
     inception_weights,
+    tf_inception_weights,
     resource_options,
     seed,
     device,
@@ -168,6 +208,17 @@ def compare_cmd(
     data_name, data_root = pipeline_data(first, data_name, data_root)
     real = real_for(first, data_name, data_root, split, limit, seed)
     metrics, needs = _chosen_metrics(metrics)
-    resources = _resources(needs, data_name, data_root, classifier, fid_features, mnist_root, inception_weights, resource_options)
+    resources = _resources(
+        needs,
+        data_name,
+        data_root,
+        classifier,
+        fid_features,
+        mnist_root,
+        inception_weights,
+        tf_inception_weights,
+        resource_options,
+        device,
+    )
     compare(loaded, real, out, seed=seed, metrics=metrics, n_samples=n_samples, temperature=temperature, resources=resources)
     click.echo(Path(out).with_suffix(".md").read_text())

@@ -87,6 +87,8 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, **
         click.echo(f"pipeline:        {result.pipeline_path}")
         click.echo(f"samples:         {result.run_dir / 'samples.png'} (one row per stage, coarse to fine)")
         click.echo(f"reconstructions: {result.run_dir / 'reconstructions.png'} (input row, then each stage)")
+        if result.report_path is not None:
+            click.echo(f"report:          {result.report_path} (the run as one page; open it in a browser)")
     if result.prior_error is not None:
         run = json.loads((result.run_dir / "config.json").read_text())
         prior, data = run["pipeline"]["prior"]["type"], run["data"]["name"]

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..hookspecs import hookimpl
 from ..images import resize
 from .classifiers import recognisability
-from .fid import frechet_distance
+from .fid import frechet_distance, metric_cache_dir, precision_recall
 from .image import finite_mean, psnr, sharpness_ratio, ssim
 from .realism import two_sample_accuracy
 from .registry import MetricContext, MetricType
 from .resources import register_metric_resources  # noqa: F401  the built-in resources: registered with the metrics
 from .swd import swd
+from .tf_inception import PROTOCOL, kid
 
 
 def _psnr(ctx: MetricContext) -> dict:
@@ -51,12 +53,42 @@ def _realism(ctx: MetricContext) -> dict:
     return {"sample_realism": two_sample_accuracy(real, samples.clamp(0, 1), seed=ctx.seed)}
 
 
-def _fid(ctx: MetricContext) -> dict:
-    features = ctx.resources["fid_features"]
-    if "fid_real_features" not in ctx.cache:  # the real images' features at the final resolution, once
+def _features(ctx: MetricContext, resource: str) -> tuple[np.ndarray, np.ndarray]:
+    """This stage's sample features and the real images' (at the final resolution) in the
+    feature space of ``resource``, each computed once per evaluation for all metrics using them."""
+    features = ctx.resources[resource]
+    real_key, sample_key = (resource, "real"), (resource, "samples", ctx.stage)
+    if real_key not in ctx.cache:
         real = ctx.final_real if ctx.final_real is not None else ctx.real
-        ctx.cache["fid_real_features"] = features(real)
-    return {"sample_fid": frechet_distance(features(ctx.samples), ctx.cache["fid_real_features"])}
+        reference = getattr(features, "reference", None)  # a network with an on-disk cache of the real features
+        ctx.cache[real_key] = reference(real, metric_cache_dir()) if reference is not None else features(real)
+    if sample_key not in ctx.cache:
+        ctx.cache[sample_key] = features(ctx.samples)
+    return ctx.cache[sample_key], ctx.cache[real_key]
+
+
+def _fid(ctx: MetricContext) -> dict:
+    return {"sample_fid": frechet_distance(*_features(ctx, "fid_features"))}
+
+
+def _precision_recall(ctx: MetricContext) -> dict:
+    generated, real = _features(ctx, "fid_features")
+    precision, recall = precision_recall(generated, real)
+    return {"sample_precision": precision, "sample_recall": recall}
+
+
+def _tf_fid(ctx: MetricContext) -> dict:
+    return {"sample_tf_fid": frechet_distance(*_features(ctx, "tf_inception"))}
+
+
+def _kid(ctx: MetricContext) -> dict:
+    mean, std, _ = kid(*_features(ctx, "tf_inception"), seed=ctx.seed)
+    return {"sample_kid": mean, "sample_kid_std": std}
+
+
+def _tf_protocol(real, resources) -> dict:
+    network = resources["tf_inception"]
+    return {"tf_fid_protocol": PROTOCOL.format(weights=f"{network.path.name}, sha256 {network.weights_sha256[:12]}")}
 
 
 def _fid_summary(real, resources) -> dict:
@@ -133,6 +165,33 @@ def register_metrics(register):
             compute=_fid,
             summary=_fid_summary,
             description="Frechet distance of sample features to the real images' (digit classifier or Inception)",
+        )
+    )
+    register(
+        MetricType(
+            name="precision_recall",
+            needs=("samples", "fid_features"),
+            compute=_precision_recall,
+            description="precision (share of samples inside the real images' manifold) and recall (share of real images "
+            "inside the samples'), k=3 nearest neighbours in the FID feature space (Kynkaanniemi et al. 2019)",
+        )
+    )
+    register(
+        MetricType(
+            name="tf_fid",
+            needs=("samples", "tf_inception"),
+            compute=_tf_fid,
+            summary=_tf_protocol,
+            description="FID in the TF-Inception feature space papers use (needs its weights; protocol printed)",
+        )
+    )
+    register(
+        MetricType(
+            name="kid",
+            needs=("samples", "tf_inception"),
+            compute=_kid,
+            summary=_tf_protocol,
+            description="kernel inception distance in the TF-Inception feature space (needs its weights)",
         )
     )
     register(

@@ -105,33 +105,44 @@ def evaluate(
     return report
 
 
-def format_table(report: dict[str, Any], title: str | None = None) -> str:
-    """A markdown table of a report (one row per stage)."""
-    columns: list[str] = []  # in the order the metrics filled them
+def format_value(v: Any) -> str:
+    """A report cell: floats to three decimals (small ones in exponent form), lists joined."""
+    if isinstance(v, list):
+        return " / ".join(f"{x:.2f}" for x in v)
+    if isinstance(v, float):
+        return f"{v:.2e}" if 0 < abs(v) < 0.01 else f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    return "" if v is None else str(v)
+
+
+def table_columns(report: dict[str, Any]) -> list[str]:
+    """The value columns of a report's stage rows, in the order the metrics filled them."""
+    columns: list[str] = []
     for r in report["stages"]:
         columns += [c for c in r if c not in ("stage", "type", "resolution") and c not in columns]
-    head = ["stage", "type", "res", *columns]
-    lines = [f"**{title}**", ""] if title else []
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in report["stages"]:
-        cells = [str(r["stage"]), r["type"], str(r["resolution"])]
-        for c in columns:
-            v = r.get(c)
-            if isinstance(v, list):
-                cells.append(" / ".join(f"{x:.2f}" for x in v))
-            elif isinstance(v, float):
-                cells.append(f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}")
-            else:
-                cells.append("" if v is None else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    # what the rows were measured on, and what the metrics say of the real images themselves
-    lines += [
-        "",
+    return columns
+
+
+def report_notes(report: dict[str, Any]) -> list[str]:
+    """What the rows were measured on, and what the metrics say of the real images themselves."""
+    lines = [
         f"{report.get('n_real', '?')} real images, {report.get('n_samples', '?')} samples per stage from the "
-        f"{report.get('prior', '?')} prior at temperature {report.get('temperature', '?')}",
+        f"{report.get('prior', '?')} prior at temperature {report.get('temperature', '?')}"
     ]
     said = {"stages", "n_real", "n_samples", "prior", "temperature"}
     for key, value in report.items():
         if key not in said:
             lines.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
+    return lines
+
+
+def format_table(report: dict[str, Any], title: str | None = None) -> str:
+    """A markdown table of a report (one row per stage)."""
+    columns = table_columns(report)
+    head = ["stage", "type", "res", *columns]
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in report["stages"]:
+        cells = [str(r["stage"]), r["type"], str(r["resolution"]), *(format_value(r.get(c)) for c in columns)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *report_notes(report)]
     return "\n".join(lines)

@@ -36,6 +36,28 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
+def precision_recall(generated: np.ndarray, real: np.ndarray, neighbours: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019, torch-fidelity's implementation):
+    precision, the share of generated rows within the k-th-neighbour radius of some real row;
+    recall, the share of real rows within that of some generated row. Both sets should be of
+    equal size (the radii shrink as a set grows)."""
+    from torch_fidelity.metric_prc import calculate_precision_recall_part
+
+    # the part-wise version keeps memory at one block of distances, not n x n
+    return calculate_precision_recall_part(
+        torch.from_numpy(generated).float(), torch.from_numpy(real).float(), neighborhood=neighbours, batch_size=2048
+    )
+
+
+def metric_cache_dir() -> Path | None:
+    """Where metrics cache the real images' features: beside the dataset cache ($STAGEGEN_CACHE);
+    None when caching is off."""
+    from ..data.cache import default_cache_dir
+
+    cache = default_cache_dir()
+    return cache.parent / "metrics" if cache is not None else None
+
+
 class FeatureExtractor:
     """Images in [0, 1] -> feature rows for FID."""
 

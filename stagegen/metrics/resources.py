@@ -6,7 +6,7 @@ A resource is registered through the ``register_metric_resources`` hook as a
 :class:`ResourceType` whose ``provide(request)`` returns the resource for the data being
 evaluated, or None where it has none to offer (no digit classifier for faces): the metrics that
 need it are then left out of the report. ``evaluate`` and the CLI know no resource by name.
-The built-ins (``classifier``, ``fid_features``, ``lpips``) register below like any plugin's.
+The built-ins (``classifier``, ``fid_features``, ``tf_inception``, ``lpips``) register below like any plugin's.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ INPUTS = ("reconstructions", "samples")
 class ResourceRequest:
     """What a resource provider may read: the data evaluated (its registered name and root),
     the options of the command (``classifier``, ``fid_features``, ``mnist_root``,
-    ``inception_weights`` for the built-ins, ``--resource-option KEY=VALUE`` for any), and
+    ``inception_weights``, ``tf_inception_weights``, ``device`` for the built-ins, ``--resource-option KEY=VALUE`` for any), and
     ``get(name)``, another resource (the FID features reuse the classifier)."""
 
     data_name: str
@@ -112,6 +112,22 @@ def _fid_features(request: ResourceRequest):
     return None
 
 
+def _tf_inception(request: ResourceRequest):
+    """The TF-FID network from the weights the user has; without them, a note (once) and None,
+    unless the user named a file, which must then be right."""
+    from ..weights import MissingWeightsError
+    from .tf_inception import TFInceptionFeatures
+
+    path = request.options.get("tf_inception_weights")
+    try:
+        return TFInceptionFeatures(path, device=request.options.get("device", "cpu"))
+    except MissingWeightsError as exc:
+        if path:
+            raise
+        request.note(f"TF-FID and KID skipped: {exc}")
+    return None
+
+
 def _lpips(request: ResourceRequest):
     from ..losses import LPIPSFeatures
 
@@ -133,6 +149,14 @@ def register_metric_resources(register):
             provide=_fid_features,
             description="FID features: the digit classifier's for digit data, Inception-v3 where its weights are "
             "(option fid_features: auto, mnist, digits, inception)",
+        )
+    )
+    register(
+        ResourceType(
+            name="tf_inception",
+            provide=_tf_inception,
+            description="the TF-FID Inception network papers report FID and KID with (option tf_inception_weights: its "
+            "file, by default torch-fidelity's download location)",
         )
     )
     register(ResourceType(name="lpips", provide=_lpips, description="the LPIPS network (needs its weights)"))

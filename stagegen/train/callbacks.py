@@ -1,7 +1,8 @@
 """The events of a training run, and the jobs that listen to them.
 
 The trainer runs the steps and emits events; everything else a run does is a callback: the
-metrics log and progress bar, sample grids, checkpoints, the time budget and the prior fit.
+metrics log and progress bar, sample grids, checkpoints, the time budget, the prior fit and the
+run's report.
 A plugin adds its own through the ``register_callbacks`` hook (early stopping, an upload, a
 notification), and Python code passes them to :class:`~stagegen.train.Trainer`.
 
@@ -15,7 +16,7 @@ Events, in the order a run emits them (each calls ``on_<event>`` of every callba
 - ``time_budget(trainer)``: the time budget ends the run after this step;
 - ``train_end(trainer)``: the last step is done (the final checkpoint, then the prior fit);
 - ``prior_fit(trainer, record)``: the pipeline's prior was fitted to the final weights;
-- ``run_end(trainer, result)``: the pipeline file is written (the final grids);
+- ``run_end(trainer, result)``: the pipeline file is written (the final grids, then the report);
 - ``teardown(trainer)``: always, last, also after an error or an interruption.
 
 A callback reads the run through the trainer (``config``, ``state``, ``run_dir``, ``step``,
@@ -40,7 +41,17 @@ if TYPE_CHECKING:
     from ..config import RunConfig
     from .trainer import Trainer
 
-__all__ = ["Callback", "CallbackType", "Checkpoints", "Grids", "MetricsLogger", "PriorFit", "TimeBudget", "default_callbacks"]
+__all__ = [
+    "Callback",
+    "CallbackType",
+    "Checkpoints",
+    "Grids",
+    "MetricsLogger",
+    "PriorFit",
+    "Report",
+    "TimeBudget",
+    "default_callbacks",
+]
 
 
 class Callback:
@@ -77,6 +88,14 @@ class CallbackType:
     description: str = ""
 
 
+#: what a stage's logged ``bpd`` is (docs/training.md says the same)
+BPD_NOTE = (
+    "note: {keys} is the training batches' negative ELBO (one posterior sample each, the decoder's sigma as trained "
+    "or fitted to the batch) in bits per dimension of 8-bit data at the training resolution, with no dequantisation "
+    "and no importance sampling: a number to watch fall, not the test-set bits per dimension papers report"
+)
+
+
 def say(line: str) -> None:
     """What the run does (its header, the prior's fit), on stderr whether or not a bar is shown."""
     print(line, file=sys.stderr, flush=True)
@@ -94,6 +113,7 @@ class MetricsLogger(Callback):
             for line in trainer.describe(resumed=trainer.step > 0):
                 say(line)
         self.progress = Progress(t.steps, trainer.step, t.progress and main)
+        self.bpd_said = False
         if main and trainer.dist.enabled:
             self.progress.write(f"stagegen: {lr_scale_note(trainer.dist.world_size, t.batch_size, t.accumulate)}")
         self.window = MetricsWindow(t.batch_size * t.accumulate * trainer.dist.world_size)
@@ -105,6 +125,11 @@ class MetricsLogger(Callback):
         record, values = self.window.close(trainer.state)
         trainer.result.losses.append(record)
         self.log.write(record)
+        if trainer.dist.is_main and not self.bpd_said:
+            bpd = [key for key in record if key.endswith("/bpd")]
+            if bpd:  # said once, because the name invites a comparison the number cannot bear
+                self.bpd_said = True
+                self.progress.write(BPD_NOTE.format(keys=", ".join(bpd)))
         if show:
             self.progress.show(values)
 
@@ -154,8 +179,9 @@ class MetricsLogger(Callback):
 
 
 class Grids(Callback):
-    """Sample grids from a fixed latent batch every ``sample_every`` steps (samples/step_N.png),
-    and samples.png and reconstructions.png at the end. Rank 0 writes."""
+    """Sample grids from a fixed latent batch every ``sample_every`` steps (samples/step_N.png)
+    with reconstructions of fixed inputs beside them (samples/recon_N.png), and samples.png and
+    reconstructions.png at the end. Rank 0 writes."""
 
     def _write(self, trainer, path, recon_path=None):
         grid = write_grids(trainer.state, path, trainer.config.train.seed, trainer.grid_inputs, trainer.prepare, recon_path)
@@ -167,13 +193,17 @@ class Grids(Callback):
             sampler = trainer.state.sample_prior
             if sampler is not None and not sampler.for_losses:
                 sampler.refit()  # the grid's prior, fitted to the latest posteriors (its label says so)
-            self._write(trainer, trainer.run_dir / "samples" / f"step_{trainer.step:07d}.png")
+            self._write_step(trainer)
+
+    def _write_step(self, trainer):
+        samples = trainer.run_dir / "samples"
+        self._write(trainer, samples / f"step_{trainer.step:07d}.png", recon_path=samples / f"recon_{trainer.step:07d}.png")
 
     def on_run_end(self, trainer, result):
         if trainer.dist.is_main:
             self._write(trainer, trainer.run_dir / "samples.png", recon_path=trainer.run_dir / "reconstructions.png")
             if trainer.config.train.sample_every:  # the series ends where the run ends, from the fitted prior
-                self._write(trainer, trainer.run_dir / "samples" / f"step_{trainer.step:07d}.png")
+                self._write_step(trainer)
 
 
 class Checkpoints(Callback):
@@ -231,6 +261,22 @@ class PriorFit(Callback):
             trainer.emit("prior_fit", record)
 
 
+class Report(Callback):
+    """report.html at the end (``train.report``), after the final grids. Rank 0. The pipeline
+    and the grids are written before it, so a report that cannot be made costs nothing else:
+    the run says so and how to make it later."""
+
+    def on_run_end(self, trainer, result):
+        if not (trainer.dist.is_main and trainer.config.train.report):
+            return
+        from ..report import write_report
+
+        try:
+            result.report_path = write_report(trainer.run_dir)
+        except (OSError, ValueError, RuntimeError) as exc:
+            say(f"stagegen: the run report was not written ({exc}); make it with: stagegen report {trainer.run_dir}")
+
+
 def default_callbacks() -> list[Callback]:
     """The jobs every run has, in the order they hear each event."""
-    return [MetricsLogger(), Grids(), Checkpoints(), TimeBudget(), PriorFit()]
+    return [MetricsLogger(), Grids(), Checkpoints(), TimeBudget(), PriorFit(), Report()]

@@ -56,7 +56,7 @@ class MetricsLog:
 MAX_METRICS_LINE = 2**20
 
 
-def _lines(f, limit: int):
+def bounded_lines(f, limit: int):
     """The lines of a binary file, each read in full only when shorter than ``limit`` bytes (a
     longer one, such as gigabytes of a sparse file without a newline, yields None): memory
     stays bounded whatever the file holds."""
@@ -83,7 +83,7 @@ def truncate_metrics(path: Path, step: int) -> None:
 
     def write(tmp):
         with open(path, "rb") as source, open(tmp, "wb") as out:
-            for line in _lines(source, MAX_METRICS_LINE):
+            for line in bounded_lines(source, MAX_METRICS_LINE):
                 if line is None:
                     continue
                 try:

@@ -64,6 +64,7 @@ class TrainResult:
     nonfinite_steps: int = 0
     stopped_by_budget: bool = False  # the time budget ended the run before train.steps
     prior_error: str | None = None  # the final prior fit failed: the pipeline's prior is unfitted
+    report_path: Path | None = None  # report.html, when written
 
 
 def seed_everything(seed: int) -> None:
