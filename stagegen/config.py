@@ -150,7 +150,6 @@ class TrainConfig(_Strict):
     report: bool = Field(
         True,
         description="write report.html at the end: the run as one HTML page (curves, grids, prior, interpolations)",
-        json_schema_extra=RESUMABLE,
     )
     time_budget: float | None = Field(
         None,

@@ -128,6 +128,9 @@ def test_run_header_says_what_is_trained(tmp_path):
     assert "data: digits train split, 1500 images at 16x16" in header
     assert "device: cpu; 2 steps of batch 8" in header
     assert "fitted the gmm prior to 1500 training images" in header
+    # what the logged bpd is, said once, since its name invites a comparison with papers it cannot bear
+    assert header.count("note: stage0/bpd is the training batches' negative ELBO") == 1
+    assert "not the test-set bits per dimension papers report" in header
 
 
 def test_bad_option_is_named(tmp_path):
