@@ -72,6 +72,25 @@ class PriorSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="options of that prior type")
 
 
+#: a file listing more labels than this was crafted (CelebA identities are 10,177)
+MAX_LABELS = 100_000
+
+
+class ConditionalSpec(_Strict):
+    """A prior per label, fitted after training (:mod:`stagegen.conditional`): written by the
+    fit, not by hand; a pipeline file with one samples labels as well as unconditionally."""
+
+    labels: list[str] = Field(min_length=2, max_length=MAX_LABELS, description="the class names, in label order")
+    prior: PriorSpec = Field(description="the type and options of every label's prior")
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v) or not all(v):
+            raise ValueError("label names must be distinct and non-empty")
+        return v
+
+
 #: a longer chain is no model anyone trains (a x2 ladder from 4 to 4096 pixels has 11 stages);
 #: the bound refuses a file listing thousands before any is built
 MAX_STAGES = 32
@@ -86,6 +105,14 @@ class PipelineConfig(_Strict):
         min_length=1, max_length=MAX_STAGES, description=f"the trunk, then its refiners (at most {MAX_STAGES} in all)"
     )
     prior: PriorSpec = Field(default_factory=PriorSpec, description="the latent prior sampling uses; fitted after training")
+    conditional: ConditionalSpec | None = Field(
+        None, description="a prior per label, fitted after training from labelled data (set by the fit, not by hand)"
+    )
+    attributes: list[str] | None = Field(
+        None,
+        max_length=MAX_LABELS,
+        description="binary attributes with a latent direction each, fitted after training (set by the fit, not by hand)",
+    )
     normalization: Literal["minus_one_one"] = Field(
         "minus_one_one", description="how [0, 1] images are mapped for the networks: x * 2 - 1"
     )
@@ -160,6 +187,12 @@ class TrainConfig(_Strict):
     )
     prior_fit_images: int = Field(
         20_000, ge=1, description="training images whose posteriors the prior is fitted to (a seeded subset)"
+    )
+    conditional_prior: bool = Field(
+        True,
+        description="when the training data declares labels (digits, MNIST, class folders), also fit a prior per label "
+        "to the same posteriors, so that `sample --label` works; where it declares attributes (CelebA with its "
+        "attribute list), their latent directions, for `sample --attribute` and `edit`",
     )
     sample_path_every: int = Field(
         1,

@@ -252,6 +252,14 @@ def load_pipeline(path: str | Path, build, device: str | torch.device = "cpu", c
     problem = pipeline.prior.check_state()  # finite, yet not a distribution: a mixture weight below zero
     if problem is not None:
         raise PipelineFileError(f"{path}: its {config.prior.type} prior is unusable: {problem}; the file was altered or damaged")
+    if pipeline.conditional is not None:  # written only once fitted
+        pipeline.conditional.mark_fitted()
+        problem = pipeline.conditional.check_state()
+        if problem is not None:
+            raise PipelineFileError(f"{path}: its conditional prior is unusable: {problem}; the file was altered or damaged")
+    problem = pipeline.attributes.check_state() if pipeline.attributes is not None else None
+    if problem is not None:
+        raise PipelineFileError(f"{path}: its attribute directions are unusable: {problem}; the file was altered or damaged")
     pipeline.file_metadata = doc.as_dict()
     pipeline = pipeline.to(device).eval()
     if channels_last:

@@ -21,7 +21,9 @@ from torch import nn
 
 from .augment import augment_input
 from .composition import BoundLoss, build_losses, resolve_spec, stage_terms, validated_losses
-from .config import PipelineConfig, PriorSpec, StageSpec
+from .conditional import NO_CONDITIONAL_PRIOR, ConditionalPrior
+from .config import ConditionalSpec, PipelineConfig, PriorSpec, StageSpec
+from .directions import NO_ATTRIBUTES, AttributeDirections
 from .images import resize
 from .loading import load_pipeline
 from .pipeline_file import save_pipeline
@@ -112,14 +114,28 @@ class Pipeline(nn.Module):
         self.resolutions = resolutions
         self.stages = nn.ModuleList(stages)
         self.prior: Prior = self._build_prior(self.config.prior)
+        #: a prior per label (:mod:`.conditional`), when one was fitted; built here from a file's config
+        self.conditional: ConditionalPrior | None = None
+        if self.config.conditional is not None:
+            spec = self.config.conditional
+            self.set_conditional(ConditionalPrior(spec.labels, lambda: self.make_prior(spec.prior)[0]), spec.prior)
+        #: a latent direction per binary attribute (:mod:`.directions`), when fitted
+        self.attributes: AttributeDirections | None = None
+        if self.config.attributes is not None:
+            self.set_attributes(AttributeDirections(self.config.attributes, self.trunk.latent_shape))
 
-    def _build_prior(self, spec: PriorSpec) -> Prior:
+    def make_prior(self, spec: PriorSpec) -> tuple[Prior, PriorSpec]:
+        """A new (unfitted) prior over this trunk's latents, and its spec with every option's
+        validated value (a renamed type under its current name)."""
         prior_type = get_prior_type(spec.type)
         options = prior_type.validate_options(spec.options)
         prior = prior_type.build(options, PriorContext(tuple(self.trunk.latent_shape)))
         if not isinstance(prior, Prior):
             raise TypeError(f"prior type {spec.type!r} built a {type(prior).__name__}, not a stagegen.prior.Prior")
-        current = PriorSpec(type=prior_type.name, options=options.model_dump(mode="json"))  # a renamed type: its current name
+        return prior, PriorSpec(type=prior_type.name, options=options.model_dump(mode="json"))
+
+    def _build_prior(self, spec: PriorSpec) -> Prior:
+        prior, current = self.make_prior(spec)
         self.config = self.config.model_copy(update={"prior": current})
         return prior
 
@@ -129,6 +145,31 @@ class Pipeline(nn.Module):
         device = self.device
         self.prior = self._build_prior(spec).to(device)
         return self.prior
+
+    def set_conditional(self, conditional: ConditionalPrior | None, spec: PriorSpec | None = None) -> None:
+        """Give the pipeline a prior per label (``spec``: their type and options), or take it away."""
+        self.conditional = conditional
+        if conditional is None:
+            self.config = self.config.model_copy(update={"conditional": None})
+            return
+        update = ConditionalSpec(labels=list(conditional.labels), prior=spec)
+        self.config = self.config.model_copy(update={"conditional": update})
+
+    def set_attributes(self, directions: AttributeDirections | None) -> None:
+        """Give the pipeline attribute directions (or take them away)."""
+        self.attributes = directions
+        names = list(directions.names) if directions is not None else None
+        self.config = self.config.model_copy(update={"attributes": names})
+
+    @property
+    def attribute_names(self) -> tuple[str, ...]:
+        """The attributes ``sample(attributes=...)`` and ``edit`` take; empty without directions."""
+        return self.attributes.names if self.attributes is not None else ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels ``sample(label=...)`` takes; empty without a conditional prior."""
+        return self.conditional.labels if self.conditional is not None else ()
 
     # ------------------------------------------------------------------ structure
 
@@ -309,14 +350,33 @@ class Pipeline(nn.Module):
 
     @torch.inference_mode()
     def sample(
-        self, n: int, seed: int | None = None, temperature: float = 1.0, return_stages: bool = False
+        self,
+        n: int,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        return_stages: bool = False,
+        label: int | str | None = None,
+        attributes: dict[str, float] | None = None,
     ) -> torch.Tensor | list[torch.Tensor]:
         """n images from latents of the pipeline's prior (N(0, I) unless a fitted one is stored),
-        its spread scaled by ``temperature``; with return_stages, one tensor per stage."""
+        its spread scaled by ``temperature``; with return_stages, one tensor per stage. With
+        ``label`` (a name from :attr:`labels`, or its index), from that label's prior; with
+        ``attributes`` ({"Eyeglasses": 1.0}), moved along those attributes' directions."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"the number of samples must be a positive integer, got {n!r}")
+        if label is not None and self.conditional is None:
+            raise ValueError(NO_CONDITIONAL_PRIOR)
+        if label is not None:
+            self.conditional.resolve(label)  # an unknown label is refused before any work
+        shift = self.attribute_shift(attributes) if attributes else None
         self.check_decode_memory(n, return_stages)  # before the latents: n itself may be too many
-        z = self.prior.sample(n, self._generator(seed), temperature)
+        generator = self._generator(seed)
+        if label is None:
+            z = self.prior.sample(n, generator, temperature)
+        else:
+            z = self.conditional.sample(n, label, generator, temperature)
+        if shift is not None:
+            z = z + shift
         return self.decode(z.to(self.device), return_stages=return_stages)
 
     #: latents decoded per pass at inference on a CPU: a large batch's activations overflow the
@@ -346,6 +406,25 @@ class Pipeline(nn.Module):
             parts.append(images if return_stages else images[-1:])  # keep only what is returned
         images = [to_unit_range(torch.cat(stage)).float() for stage in zip(*parts)]
         return images if return_stages else images[-1]
+
+    def attribute_shift(self, strengths: dict[str, float]) -> torch.Tensor:
+        """The latent offset of attributes at strengths ({"Smiling": 1.5}); refused by name."""
+        if self.attributes is None:
+            raise ValueError(NO_ATTRIBUTES)
+        return self.attributes.shift(strengths)
+
+    @torch.inference_mode()
+    def edit(self, x: torch.Tensor, strengths: dict[str, float], steps: int = 6) -> list[torch.Tensor]:
+        """Each image of ``x`` (in [0, 1]) moved along attribute directions, from its own
+        reconstruction (strength 0) to the given strengths in ``steps`` equal steps: one tensor
+        per stage, N * steps images each (an image's steps together)."""
+        if steps < 2:
+            raise ValueError(f"steps must be at least 2 (the image and its full edit), got {steps}")
+        shift = self.attribute_shift(strengths).to(self.device)
+        z = self.trunk.reconstruction_latent(self.encode(x))
+        t = torch.linspace(0, 1, steps, device=self.device).reshape(1, steps, *([1] * shift.dim()))
+        moved = (z.unsqueeze(1) + t * shift).reshape(len(z) * steps, *shift.shape)
+        return self.decode(moved, return_stages=True)
 
     @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> Posterior:

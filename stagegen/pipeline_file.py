@@ -27,6 +27,10 @@ FORMAT_VERSION = 1
 METADATA_KEY = "stagegen"
 
 
+#: the parts of a pipeline fitted after training, beside the generator's weights
+FITTED_AFTER_TRAINING = ("conditional.", "attributes.")
+
+
 class PipelineFileError(ValueError):
     """A file that is not a loadable stagegen pipeline, with the reason."""
 
@@ -48,7 +52,7 @@ def header_document(pipeline, extra: dict[str, Any] | None = None) -> dict[str, 
         )
     prior_type = pipeline.config.prior.type
     prior_provider = get_plugin_manager().priors.provider(prior_type)
-    return {
+    document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "stagegen_version": __version__,
@@ -64,6 +68,16 @@ def header_document(pipeline, extra: dict[str, Any] | None = None) -> dict[str, 
         },
         "extra": extra or {},
     }
+    if getattr(pipeline, "conditional", None) is not None:  # its labels and options are in the config; who provided its type
+        spec = pipeline.config.conditional.prior
+        provider = get_plugin_manager().priors.provider(spec.type)
+        document["conditional"] = {
+            "type": spec.type,
+            "package": provider.package,
+            "package_version": provider.version,
+            "labels": len(pipeline.conditional.labels),
+        }
+    return document
 
 
 def save_pipeline(
@@ -74,6 +88,8 @@ def save_pipeline(
 
     path = Path(path)
     state = state_dict if state_dict is not None else pipeline.state_dict()
+    if state_dict is not None:  # fitted after training (a prior per label, attribute directions): not in EMA weights
+        state = {**{k: v for k, v in pipeline.state_dict().items() if k.startswith(FITTED_AFTER_TRAINING)}, **state}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     metadata = {METADATA_KEY: json.dumps(header_document(pipeline, extra), sort_keys=True)}
     data = save(tensors, metadata=metadata)  # in memory, then written by Python: a full disk is an OSError

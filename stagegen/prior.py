@@ -78,6 +78,8 @@ class LatentSet:
 
     mean: torch.Tensor  # N x D
     std: torch.Tensor  # N x D
+    #: which images of the dataset the rows encode (a seeded subset may leave some out)
+    index: torch.Tensor | None = None
 
     def samples(self, generator: torch.Generator) -> torch.Tensor:
         """One draw z ~ q(z|x) per image."""
@@ -191,7 +193,7 @@ def encode_dataset(pipeline, images, max_images: int | None = None, seed: int = 
             stds.append(q.std.flatten(1).float().cpu())
     finally:
         pipeline.train(was_training)
-    return LatentSet(torch.cat(means), torch.cat(stds))
+    return LatentSet(torch.cat(means), torch.cat(stds), index)
 
 
 class PriorFitError(ValueError):
@@ -212,9 +214,12 @@ def check_fit_memory(prior: Prior, n: int, prior_name: str) -> None:
         )
 
 
-def fit_prior(pipeline, images, max_images: int | None = 20_000, seed: int = 0) -> dict[str, float]:
+def fit_prior(
+    pipeline, images, max_images: int | None = 20_000, seed: int = 0, latents: LatentSet | None = None
+) -> dict[str, float]:
     """Fit ``pipeline.prior`` to the trunk's posteriors of ``images`` (a dataset of uint8 images
     or batches in [0, 1]); deterministic under ``seed``. Returns the prior's fit statistics.
+    ``latents``: those posteriors, when already encoded (``encode_dataset``, same subset).
     A fit that fails, or whose result :meth:`Prior.check_state` finds unusable (NaN, a mixture
     weight below zero), is a :class:`PriorFitError`: check it before writing anything with it."""
     prior = pipeline.prior
@@ -223,7 +228,8 @@ def fit_prior(pipeline, images, max_images: int | None = 20_000, seed: int = 0) 
     name = pipeline.config.prior.type
     n = len(images) if max_images is None else min(len(images), max_images)
     check_fit_memory(prior, n, name)
-    latents = encode_dataset(pipeline, images, max_images, seed)
+    if latents is None:
+        latents = encode_dataset(pipeline, images, max_images, seed)
     if not (torch.isfinite(latents.mean).all() and torch.isfinite(latents.std).all()):
         raise ValueError("the trunk's posteriors hold non-finite values; the pipeline's weights are broken, no prior was fitted")
     generator = torch.Generator().manual_seed(seed)

@@ -37,6 +37,7 @@ SKIPPED = {
     "pip install": "installs are checked in a fresh venv by tests/test_install.py",
     "pytest": "the test command itself: this test runs inside it",
     "benchmarks/": "benchmarks run with tiny settings in tests/test_benchmarks.py",
+    "my-face.jpg": "edits a photo of the reader's own; tests/cli/test_conditional.py edits image files",
 }
 
 

@@ -64,7 +64,8 @@ def _eval_options(f):
     f = click.option(
         "--metrics",
         help="comma-separated metric names (default: psnr, ssim, sharpness, swd, realism, fid, precision_recall, "
-        "tf_fid and kid (where the TF-Inception weights are), recognisability and any plugin metric on by default; "
+        "tf_fid and kid (where the TF-Inception weights are), recognisability, label_recognisability (a pipeline with "
+        "a prior per label) and any plugin metric on by default; "
         "`stagegen plugins` lists them all, lpips too)",
     )(f)
     f = click.option(
@@ -156,8 +157,16 @@ def eval_(
         resource_options,
         device,
     )
+    per_label = ""
+    if pipe.labels:
+        from ..metrics.evaluate import label_sample_count
+
+        per_label = (
+            f", and {label_sample_count(n_samples or len(real), len(pipe.labels))} of each of its {len(pipe.labels)} labels"
+        )
     click.echo(
-        f"evaluating {', '.join(metrics)} on {len(real)} real images and {n_samples or len(real)} samples per stage ...",
+        f"evaluating {', '.join(metrics)} on {len(real)} real images and {n_samples or len(real)} samples per stage"
+        f"{per_label} ...",
         err=True,
     )
     report = evaluate(pipe, real, metrics, n_samples, seed, temperature=temperature, resources=resources)

@@ -29,9 +29,22 @@ from .app import SEED, cli, data_options, grid_path, real_for
     show_default=True,
     help="images per grid row; more wrap into further rows (with --all-stages, blocks of one row per stage)",
 )
+@click.option(
+    "--label",
+    metavar="NAME|INDEX|all",
+    help="draw from one label's prior (a pipeline with a conditional prior; `stagegen info` lists its labels); "
+    "all: one row of -n images per label",
+)
+@click.option(
+    "--attribute",
+    "attribute",
+    metavar="NAME[=S],...",
+    help="move every sample along attribute directions (a pipeline with them, as one trained on CelebA with its "
+    "attribute list): Eyeglasses, or Smiling=1.5,Male=-1 (strength 1 unless given)",
+)
 @click.option("--device", default="cpu", show_default=True)
-def sample(pipeline, n, out, seed, temperature, all_stages, per_row, device):
-    """Draw images from a trained pipeline."""
+def sample(pipeline, n, out, seed, temperature, all_stages, per_row, label, attribute, device):
+    """Draw images from a trained pipeline (of one label, or of every label, with --label)."""
     from .. import load
     from ..images import MIN_GRID_IMAGE, check_grid_size, image_format, save_grid, save_image
 
@@ -44,23 +57,148 @@ def sample(pipeline, n, out, seed, temperature, all_stages, per_row, device):
             param_hint="-o",
         )
     pipe = load(pipeline, device=device)
+    wanted = chosen_labels(pipe, label)
+    strengths = chosen_attributes(pipe, attribute)
+    blocks = len(wanted) if wanted else 1
     if out.suffix:  # the grid's size is known before any image is made
-        lines = -(-n // per_row) * (len(pipe.specs) if all_stages else 1)
+        lines = blocks * -(-n // per_row) * (len(pipe.specs) if all_stages else 1)
         check_grid_size(lines, min(n, per_row), max(pipe.resolutions[-1], MIN_GRID_IMAGE))
-    stages = pipe.sample(n, seed=seed, temperature=temperature, return_stages=True)  # refused first if it cannot fit
+    # each label's images from the same seed: a grid's columns differ by label, not by noise
+    drawn = [
+        (name, pipe.sample(n, seed=seed, temperature=temperature, return_stages=True, label=name, attributes=strengths))
+        for name in (wanted or [None])
+    ]
     if out.suffix:  # a grid, in the format the suffix names
-        rows = stages if all_stages else [stages[-1]]
-        labels = pipe.row_labels() if all_stages else None
-        save_grid(rows, out, per_row=per_row, labels=labels)
-        what = f"{len(rows)} stage(s) x {n} images" if all_stages else f"{n} images"
+        rows, labels = [], []
+        for name, stages in drawn:
+            rows += stages if all_stages else [stages[-1]]
+            prefix = "" if name is None else f"label {name}" + (": " if all_stages else "")
+            labels += [prefix + row for row in pipe.row_labels()] if all_stages else [prefix]
+        save_grid(rows, out, per_row=per_row, labels=labels if any(labels) else None)
+        what = f"{len(pipe.specs)} stage(s) x {n} images" if all_stages else f"{n} images"
+        what = f"{len(wanted)} label(s) x {what}" if wanted else what
         click.echo(f"wrote {out} ({what}, {min(n, per_row)} per row)")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        chosen = list(enumerate(stages)) if all_stages else [(len(stages) - 1, stages[-1])]
-        for s, images in chosen:
-            for i, image in enumerate(images):
-                save_image(image, out / (f"stage{s}_{i:05d}.png" if all_stages else f"{i:05d}.png"))
-        click.echo(f"wrote {n * len(chosen)} images to {out}")
+        written = 0
+        for name, stages in drawn:
+            chosen = list(enumerate(stages)) if all_stages else [(len(stages) - 1, stages[-1])]
+            prefix = "" if name is None else f"label-{safe_file_part(name)}_"
+            for s, images in chosen:
+                for i, image in enumerate(images):
+                    save_image(image, out / (prefix + (f"stage{s}_{i:05d}.png" if all_stages else f"{i:05d}.png")))
+                    written += 1
+        click.echo(f"wrote {written} images to {out}")
+
+
+def chosen_labels(pipe, label: str | None) -> list[str]:
+    """The label names ``--label`` asks for (every one for ``all``); none without the option.
+    Refused, before any work, for a pipeline without a conditional prior or an unknown label."""
+    if label is None:
+        return []
+    if not pipe.labels:
+        from ..conditional import NO_CONDITIONAL_PRIOR
+
+        raise click.BadParameter(NO_CONDITIONAL_PRIOR, param_hint="--label")
+    if label == "all":
+        return list(pipe.labels)
+    try:
+        return [pipe.labels[pipe.conditional.resolve(label)]]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--label") from None
+
+
+def chosen_attributes(pipe, text: str | None) -> dict[str, float] | None:
+    """``--attribute``'s strengths by attribute, checked against the pipeline before any work."""
+    if text is None:
+        return None
+    from ..directions import parse_strengths
+
+    try:
+        strengths = parse_strengths(text)
+        pipe.attribute_shift(strengths)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--attribute") from None
+    return strengths
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(exists=True))
+@click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@data_options
+@click.option(
+    "-n", "--num", "n", type=click.IntRange(1, 256), default=4, show_default=True, help="dataset images to edit (no IMAGES)"
+)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="which dataset images (a seeded subset)")
+@click.option(
+    "--attribute",
+    "attribute",
+    required=True,
+    metavar="NAME[=S],...",
+    help="the edit: Smiling=+1.5 (toward smiling, 1.5 times the direction), Eyeglasses,Male=-1 ...",
+)
+@click.option("--steps", type=click.IntRange(2, 64), default=6, show_default=True, help="images from no edit to the full one")
+@click.option(
+    "--crop",
+    type=click.IntRange(min=1),
+    help="center square crop (pixels) before resizing, as in training; default: CelebA's for a pipeline trained on "
+    "celeba (148 at 64x64), else the largest centered square",
+)
+@click.option("-o", "--out", required=True, type=click.Path(), callback=grid_path, help="output image (.png, ...)")
+@click.option("--device", default="cpu", show_default=True)
+def edit(pipeline, images, data_name, data_root, split, n, seed, attribute, steps, crop, out, device):
+    """Move images (files, or without any, -n images of the pipeline's dataset) along attribute
+    directions: one row of edits per image and stage, from its reconstruction to the full edit."""
+    from .. import load
+    from ..images import MIN_GRID_IMAGE, check_grid_size, save_grid
+
+    pipe = load(pipeline, device=device)
+    strengths = chosen_attributes(pipe, attribute)
+    check_grid_size((len(images) or n) * len(pipe.specs), steps, max(pipe.resolutions[-1], MIN_GRID_IMAGE))
+    if images:
+        pictures, names = _read_images(pipe, images, crop), [Path(p).name for p in images]
+    else:
+        pictures = real_for(pipe, data_name, data_root, split, n, seed)
+        names = [f"{split} image {i + 1}" for i in range(len(pictures))]
+    stages = pipe.edit(pictures, strengths, steps)
+    rows, labels = [], []
+    for i, name in enumerate(names):
+        for label, stage in zip(pipe.row_labels(), stages):
+            rows.append(stage[i * steps : (i + 1) * steps])
+            labels.append(f"{name}: {label}" if len(names) > 1 else label)
+    save_grid(rows, out, labels=labels)
+    what = ", ".join(f"{name} {value:+g}" for name, value in strengths.items())
+    click.echo(f"wrote {out} ({len(names)} image(s) x {len(pipe.specs)} stage(s), {steps} steps from no edit to {what})")
+
+
+def _read_images(pipe, images, crop):
+    """Image files as the pipeline's training saw its images: cropped, resized, in [0, 1]."""
+    import torch
+
+    from ..data.decode import ImageTransform, decode_image
+
+    if crop is None and (pipe.file_metadata.get("extra") or {}).get("data") == "celeba":
+        from ..data.celeba import auto_crop
+
+        crop = auto_crop(pipe.config.image_size)
+    transform = ImageTransform(pipe.config.image_size, pipe.config.channels, crop)
+    pictures = []
+    for path in images:
+        try:
+            pictures.append(decode_image(Path(path).read_bytes(), transform).float() / 255)
+        except Exception as exc:  # a corrupt or foreign file: say which, and that nothing was written
+            detail = str(exc).split(" <_io.")[0]  # Pillow names its buffer object: no help to anyone
+            raise click.BadParameter(
+                f"{path} is not a readable image ({type(exc).__name__}: {detail})", param_hint="IMAGES"
+            ) from None
+    return torch.stack(pictures)
+
+
+def safe_file_part(name: str) -> str:
+    """A label name as part of a file name (a folder's class names are file names already)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80] or "_"
 
 
 @cli.command()

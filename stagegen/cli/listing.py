@@ -58,8 +58,22 @@ def info(pipeline, as_json):
         + (f" ({options})" if options else "")
         + "; latents are drawn from it when sampling"
     )
+    say("  " + describe_conditional(cfg.get("conditional")))
+    attributes = cfg.get("attributes")
+    if isinstance(attributes, list):
+        say(f"  attributes: {', '.join(str(a) for a in attributes)} (latent directions: `sample --attribute`, `edit`)")
     if doc.extra:
         say("extra: " + json.dumps(doc.extra))
+
+
+def describe_conditional(conditional) -> str:
+    """The ``info`` line of a file's conditional prior, read defensively (the file is unchecked)."""
+    if not isinstance(conditional, dict):
+        return "labels: none (no conditional prior; `stagegen fit-prior PIPELINE --conditional -o NEW` fits one per label)"
+    labels = conditional.get("labels") if isinstance(conditional.get("labels"), list) else []
+    prior = conditional.get("prior") if isinstance(conditional.get("prior"), dict) else {}
+    shown = ", ".join(str(label) for label in labels[:40]) + (f", ... ({len(labels)} in all)" if len(labels) > 40 else "")
+    return f"labels: {shown} (a {prior.get('type', '?')} prior per label: `stagegen sample PIPELINE --label NAME`)"
 
 
 @cli.command()

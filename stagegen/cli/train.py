@@ -102,9 +102,56 @@ def data_options_for_fit(f):
     return data_options(f, split="train")  # the prior is fitted to the training posteriors
 
 
+def _fit_conditional(pipe, dataset, data_name, split, max_images, seed, spec) -> tuple[dict, int, str]:
+    """A prior per label and/or attribute directions, whichever the data declares."""
+    from ..conditional import fit_conditional_prior
+    from ..data.attributes import attributes_of
+    from ..data.labels import labels_of
+    from ..directions import fit_attribute_directions
+
+    labels, attributes = labels_of(dataset), attributes_of(dataset)
+    if labels is None and attributes is None:
+        missing = getattr(dataset, "attribute_file", None)
+        where = (
+            f"; its attributes come from {missing.name} beside its images: put the official file in {missing.parent}"
+            if missing
+            else ""
+        )
+        raise click.UsageError(
+            f"the {data_name} {split} images declare no labels or attributes, so there is nothing to condition on{where}. "
+            "Labelled data: digits, mnist, or a folder of class subfolders root/<class>/*.png"
+        )
+    stats: dict = {}
+    done = []
+    if labels is not None:
+        stats.update(fit_conditional_prior(pipe, dataset, labels, max_images, seed=seed, prior=spec))
+        more = ", ..." if len(labels.names) > 10 else ""
+        done.append(f"a {spec['type']} prior per label ({len(labels.names)} labels: {', '.join(labels.names[:10])}{more})")
+        fitted = int(stats["conditional_fit_images"])
+    if attributes is not None:
+        if attributes.note:
+            click.echo(f"stagegen: {attributes.note}", err=True)
+        directions, found = fit_attribute_directions(pipe, dataset, attributes, max_images, seed)
+        pipe.set_attributes(directions)
+        stats.update(found)
+        done.append(f"the latent directions of {int(found['attributes_usable'])} of {len(attributes.names)} attributes")
+        fitted = int(found["attribute_images"])
+    return stats, fitted, " and ".join(done)
+
+
 @cli.command(name="fit-prior")
 @click.argument("pipeline", type=click.Path(exists=True))
-@click.option("--prior", "prior_name", default="gmm", show_default=True, help="prior type (see `stagegen plugins`)")
+@click.option(
+    "--prior",
+    "prior_name",
+    help="prior type (see `stagegen plugins`); default gmm, or with --conditional the type of the file's own prior",
+)
+@click.option(
+    "--conditional",
+    is_flag=True,
+    help="fit a prior per label of the (labelled) data instead, so that `sample --label` works, and for data with "
+    "attributes (CelebA) their latent directions, for `sample --attribute` and `edit`; the file's own prior is kept",
+)
 @click.option(
     "-O",
     "--option",
@@ -123,8 +170,9 @@ def data_options_for_fit(f):
 )
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="the new pipeline file")
-def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, max_images, seed, out):
-    """Fit a latent prior to a trained pipeline's posteriors; write the pipeline with it."""
+def fit_prior_cmd(pipeline, prior_name, conditional, options, data_name, data_root, split, max_images, seed, out):
+    """Fit a latent prior (or, with --conditional, one per label) to a trained pipeline's
+    posteriors; write the pipeline with it."""
     import time
 
     from .. import load
@@ -134,19 +182,27 @@ def fit_prior_cmd(pipeline, prior_name, options, data_name, data_root, split, ma
     from ..prior import fit_prior
 
     pipe = load(pipeline)
-    raw: dict = {"pipeline": {"prior": {"type": prior_name, "options": {}}}}
+    own = pipe.config.prior
+    if prior_name is None:
+        prior_name = own.type if conditional else "gmm"
+    start_options = dict(own.options) if conditional and prior_name == own.type else {}
+    raw: dict = {"pipeline": {"prior": {"type": prior_name, "options": start_options}}}
     for assignment in options:  # the -O grammar of `train`, where a bare key is the prior's
         if "=" not in assignment:
             raise click.BadParameter(f"{assignment!r} must look like KEY=VALUE, e.g. components=20", param_hint="-O")
         set_option(raw, assignment if assignment.startswith("prior.") else f"prior.{assignment}")
-    pipe.set_prior(raw["pipeline"]["prior"])
+    spec = raw["pipeline"]["prior"]
+    if not conditional:
+        pipe.set_prior(spec)
     data_name, data_root = pipeline_data(pipe, data_name, data_root)
     dataset = open_dataset(data_name, data_root, split, pipe.config.image_size, pipe.config.channels)
     start = time.perf_counter()
-    stats = fit_prior(pipe, dataset, max_images, seed=seed)
-    extra = {**pipe.file_metadata.get("extra", {}), "prior_fit": {"data": data_name, "split": split, **stats}}
+    if conditional:
+        record = "conditional_prior_fit"
+        stats, fitted, what = _fit_conditional(pipe, dataset, data_name, split, max_images, seed, spec)
+    else:
+        stats = fit_prior(pipe, dataset, max_images, seed=seed)
+        record, fitted, what = "prior_fit", int(stats.get("prior_fit_images", 0)), f"a {prior_name} prior"
+    extra = {**pipe.file_metadata.get("extra", {}), record: {"data": data_name, "split": split, **stats}}
     save_pipeline(pipe, out, extra=extra)
-    click.echo(
-        f"fitted a {prior_name} prior to {int(stats.get('prior_fit_images', 0))} {data_name} {split} images "
-        f"in {time.perf_counter() - start:.1f} s; wrote {out}"
-    )
+    click.echo(f"fitted {what} to {fitted} {data_name} {split} images in {time.perf_counter() - start:.1f} s; wrote {out}")

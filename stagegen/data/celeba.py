@@ -1,6 +1,7 @@
 """CelebA "Align&Cropped" from the official zip (read in place) or the extracted folder,
-with the official split from list_eval_partition.txt. A partial image set works: the split
-uses the images that exist."""
+with the official split from list_eval_partition.txt and the 40 attributes from
+list_attr_celeba.txt where they lie beside it. A partial image set works: the split uses the
+images that exist."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from .attributes import ATTRIBUTE_FILE, attributes_for
 from .cache import load_images
 from .decode import ImageTransform
 from .registry import DataError, DataRequest, DatasetOptions
@@ -64,6 +66,11 @@ def _partition(path: Path) -> dict[str, str] | None:
     return table
 
 
+def auto_crop(image_size: int) -> int:
+    """The center crop of ``crop=auto``: the paper's 128 at image size 128, else the common 148."""
+    return 128 if image_size == 128 else 148
+
+
 def build_celeba(request: DataRequest) -> TensorImages:
     o: CelebAOptions = request.options
     root = Path(request.root)
@@ -82,6 +89,12 @@ def build_celeba(request: DataRequest) -> TensorImages:
         names = [n for n in source.names if split_of(basename(n), 0.05, 0.05, 0) == request.split]
     if not names:
         raise DataError(f"CelebA split {request.split!r} has no images among the {len(source.names)} under {root}")
-    crop = o.crop if o.crop != "auto" else (128 if request.image_size == 128 else 148)
+    crop = o.crop if o.crop != "auto" else auto_crop(request.image_size)
     transform = ImageTransform(request.image_size, request.channels, crop)
-    return load_images(f"celeba [{request.split}]", source, names, transform, request.cache_dir, o.fail_on_bad, o.workers)
+    dataset = load_images(f"celeba [{request.split}]", source, names, transform, request.cache_dir, o.fail_on_bad, o.workers)
+    # the 40 binary attributes, where the official list lies beside the images (after skipped
+    # images, so they stay aligned); without it the faces train and sample as before
+    attribute_file = folder / ATTRIBUTE_FILE
+    dataset.attributes = attributes_for(attribute_file, dataset.names) if attribute_file.is_file() else None
+    dataset.attribute_file = attribute_file
+    return dataset

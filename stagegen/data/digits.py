@@ -6,8 +6,12 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
+from .labels import Labels
 from .registry import DataRequest, DatasetOptions
 from .tensors import TensorImages, convert_channels, resize_uint8, split_indices
+
+#: the class names of both digit collections, in the order of their labels
+DIGIT_NAMES = tuple(str(d) for d in range(10))
 
 
 class DigitsOptions(DatasetOptions):
@@ -20,11 +24,13 @@ def build_digits(request: DataRequest) -> TensorImages:
     from sklearn.datasets import load_digits
 
     o: DigitsOptions = request.options
-    images = torch.from_numpy(load_digits().images).float()  # 1797 x 8 x 8, values 0..16
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images).float()  # 1797 x 8 x 8, values 0..16
     images = (images * (255.0 / 16.0)).round().to(torch.uint8).unsqueeze(1)
     index = split_indices(len(images), request.split, o.val_fraction, o.test_fraction, o.split_seed)
     images = convert_channels(resize_uint8(images[index], request.image_size), request.channels)
-    return TensorImages(images, [f"digit-{i}" for i in index.tolist()])
+    labels = Labels(DIGIT_NAMES, torch.from_numpy(bunch.target[index.numpy()]).long())
+    return TensorImages(images, [f"digit-{i}" for i in index.tolist()], labels)
 
 
 def labelled_split(split: str, image_size: int, options: DigitsOptions | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Any folder or zip of images (recursive), with a deterministic split."""
+"""Any folder or zip of images (recursive), with a deterministic split; class subfolders
+(`root/<class>/*.png`, as torchvision's ImageFolder) label the images."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pydantic import Field
 
 from .cache import load_images
 from .decode import IMAGE_SUFFIXES, ImageTransform
+from .labels import folder_labels
 from .registry import DataError, DataRequest, DatasetOptions
 from .sources import FolderSource, ImageSource, ZipSource
 from .splits import split_of
@@ -53,4 +55,9 @@ def build_folder(request: DataRequest) -> TensorImages:
             f"split {request.split!r} of {root} has no images ({len(source.names)} in all); change val_fraction/test_fraction"
         )
     transform = ImageTransform(request.image_size, request.channels, squash=o.crop == "none")
-    return load_images(f"folder {root} [{request.split}]", source, names, transform, request.cache_dir, o.fail_on_bad, o.workers)
+    dataset = load_images(
+        f"folder {root} [{request.split}]", source, names, transform, request.cache_dir, o.fail_on_bad, o.workers
+    )
+    # root/<class>/*.png: labelled by class folder (after skipped images, so they stay aligned)
+    dataset.labels = folder_labels(dataset.names, source.names)
+    return dataset

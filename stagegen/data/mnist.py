@@ -14,6 +14,8 @@ import torch
 from pydantic import Field
 
 from ..io import atomic_write
+from .digits import DIGIT_NAMES
+from .labels import Labels
 from .registry import DataError, DataRequest, DatasetOptions
 from .tensors import TensorImages, convert_channels, resize_uint8
 
@@ -118,10 +120,30 @@ def build_mnist(request: DataRequest) -> TensorImages:
             f"{root}/MNIST/raw/, or add -O data.options.download=true on a machine with internet"
         )
     images = _read_idx(images_path, 0x00000803)
+    labels = _labels_for(root, which, len(images))
     if which == "train" and o.val_size:
-        images = images[-o.val_size :] if request.split == "val" else images[: -o.val_size]
+        part = slice(-o.val_size, None) if request.split == "val" else slice(None, -o.val_size)
+        images, labels = images[part], labels[part] if labels is not None else None
     elif request.split == "val":
         raise DataError("MNIST has no val split unless you hold one out: add -O data.options.val_size=5000")
     tensor = torch.from_numpy(images.copy()).unsqueeze(1)
     tensor = convert_channels(resize_uint8(tensor, request.image_size), request.channels)
-    return TensorImages(tensor)
+    declared = Labels(DIGIT_NAMES, torch.from_numpy(labels.astype(np.int64))) if labels is not None else None
+    return TensorImages(tensor, labels=declared)
+
+
+def _labels_for(root: Path, which: str, n: int) -> np.ndarray | None:
+    """The digits of the ``which`` images (train or test); None, said once, where the label
+    file is absent (the images still train an unconditional model). A label file that does not
+    match the images is an error: labels off by one image would fit every class wrongly."""
+    stem = FILES[f"{which}-labels"][0]
+    if _find(root, stem) is None:
+        print(f"stagegen: no {stem}(.gz) under {root}: the MNIST {which} images are used without their labels")
+        return None
+    labels = read_labels(root, stem)
+    if len(labels) != n or labels.ndim != 1 or int(labels.max(initial=0)) > 9:
+        raise DataError(
+            f"{_find(root, stem)} does not match the {which} images ({len(labels)} labels for {n} images, "
+            f"largest {int(labels.max(initial=0))}); replace it with the official file"
+        )
+    return labels

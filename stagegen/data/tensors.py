@@ -6,16 +6,21 @@ import torch
 from torch.utils.data import Dataset
 
 from ..images import resize
+from .labels import Labels
 
 
 class TensorImages(Dataset):
-    """Images as one uint8 tensor N x C x H x W (in memory or memory-mapped)."""
+    """Images as one uint8 tensor N x C x H x W (in memory or memory-mapped), with their names
+    and, for a labelled collection, their class labels (:mod:`.labels`)."""
 
-    def __init__(self, images: torch.Tensor, names: list[str] | None = None):
+    def __init__(self, images: torch.Tensor, names: list[str] | None = None, labels: Labels | None = None):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"expected a uint8 N x C x H x W tensor, got {images.dtype} {tuple(images.shape)}")
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(labels)} labels for {len(images)} images")
         self.images = images
         self.names = names
+        self.labels = labels
 
     def __len__(self) -> int:
         return self.images.shape[0]

@@ -104,6 +104,25 @@ def _recognisability(ctx: MetricContext) -> dict:
     return {"sample_confident": confident, "sample_coverage": coverage}
 
 
+def _label_recognisability(ctx: MetricContext) -> dict:
+    """Of the samples drawn for each label, the share the classifier assigns to that label with
+    >= 0.9 confidence; only labels the classifier knows by name (the digits' "0".."9")."""
+    classifier = ctx.resources["classifier"]
+    known = [(name, images) for name, images in ctx.label_samples if name in classifier.class_names]
+    if not known:
+        return {}
+    shares = []
+    for name, images in known:
+        probabilities = classifier.probabilities(images)
+        hit = (probabilities.argmax(1) == classifier.class_names.index(name)) & (probabilities.max(1).values >= 0.9)
+        shares.append(float(hit.float().mean()))
+    return {
+        "label_recognised": sum(shares) / len(shares),  # equal samples per label: the share of all of them
+        "label_recognised_worst": min(shares),
+        "label_recognised_per_label": shares,
+    }
+
+
 def _recognisability_summary(real, resources) -> dict:
     classifier = resources["classifier"]
     confident, coverage = recognisability(classifier.probabilities(real))
@@ -201,6 +220,15 @@ def register_metrics(register):
             compute=_recognisability,
             summary=_recognisability_summary,
             description="share of samples a digit classifier is confident about, and how many classes they cover",
+        )
+    )
+    register(
+        MetricType(
+            name="label_recognisability",
+            needs=("label_samples", "classifier"),
+            compute=_label_recognisability,
+            description="share of each label's samples (a conditional prior's) that a digit classifier assigns to "
+            "that label with >= 0.9 confidence: overall, the worst label, and per label",
         )
     )
     register(

@@ -226,6 +226,9 @@ def load_classifier(name: str, root: str | Path | None = None, progress: bool = 
 class Classifier:
     """A trained digit classifier: FID features, class probabilities, and its test accuracy."""
 
+    #: what each output class is, as the digit datasets name their labels
+    class_names = tuple(str(d) for d in range(10))
+
     def __init__(self, name: str, root: str | Path | None = None, progress: bool = True):
         self.name = name
         self.model, self.accuracy = load_classifier(name, root, progress)

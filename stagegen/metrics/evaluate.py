@@ -32,6 +32,28 @@ def generate(pipeline, n: int, seed: int = 0, temperature: float = 1.0, batch: i
     return _chunks(lambda s, m: pipeline.sample(m, seed=seed + s, temperature=temperature, return_stages=True), n, batch)
 
 
+def generate_per_label(
+    pipeline, n: int, seed: int = 0, temperature: float = 1.0, batch: int = 256
+) -> list[list[tuple[str, torch.Tensor]]]:
+    """n samples of every label of the pipeline's conditional prior, per stage: for each stage,
+    (label name, its samples) in label order."""
+    per_label = [
+        _chunks(
+            lambda s, m, name=name: pipeline.sample(m, seed=seed + s, temperature=temperature, return_stages=True, label=name),
+            n,
+            batch,
+        )
+        for name in pipeline.labels
+    ]
+    return [[(name, stages[k]) for name, stages in zip(pipeline.labels, per_label)] for k in range(len(pipeline.specs))]
+
+
+def label_sample_count(n_samples: int, labels: int) -> int:
+    """Samples per label: the unconditional count shared out, and never under 100 (a share of
+    fewer says little about one label)."""
+    return max(-(-n_samples // labels), 100)
+
+
 def reconstruct_all(pipeline, real: torch.Tensor, batch: int = 256) -> list[torch.Tensor]:
     return _chunks(lambda s, m: pipeline.reconstruct(real[s : s + m].to(pipeline.device), return_stages=True), len(real), batch)
 
@@ -67,11 +89,15 @@ def evaluate(
     resources = {**{k: v for k, v in given.items() if v is not None}, **(resources or {})}
     chosen = [registry.get(m) for m in metrics]
     chosen = [m for m in chosen if all(need in INPUTS or resources.get(need) is not None for need in m.needs)]
+    if not pipeline.labels:  # no conditional prior: nothing to sample a label from
+        chosen = [m for m in chosen if "label_samples" not in m.needs]
     needs = {need for m in chosen for need in m.needs}
     n_samples = n_samples or len(real)
     real = real.float()
     recon = reconstruct_all(pipeline, real, batch) if "reconstructions" in needs else None
     samples = generate(pipeline, n_samples, seed, temperature, batch=batch) if "samples" in needs else None
+    n_per_label = label_sample_count(n_samples, len(pipeline.labels)) if "label_samples" in needs else 0
+    label_samples = generate_per_label(pipeline, n_per_label, seed, temperature, batch) if n_per_label else None
 
     rows = []
     cache: dict[str, Any] = {}
@@ -88,6 +114,7 @@ def evaluate(
             resources=resources,
             cache=cache,
             final_real=real.clamp(0, 1),
+            label_samples=label_samples[k] if label_samples is not None else None,
         )
         for metric in chosen:
             row.update(metric.compute(ctx))
@@ -99,6 +126,8 @@ def evaluate(
         "prior": pipeline.config.prior.type,
         "temperature": temperature,
     }
+    if n_per_label:
+        report["n_samples_per_label"] = n_per_label
     for metric in chosen:
         if metric.summary is not None:
             report.update(metric.summary(real, resources))
@@ -128,7 +157,9 @@ def report_notes(report: dict[str, Any]) -> list[str]:
         f"{report.get('n_real', '?')} real images, {report.get('n_samples', '?')} samples per stage from the "
         f"{report.get('prior', '?')} prior at temperature {report.get('temperature', '?')}"
     ]
-    said = {"stages", "n_real", "n_samples", "prior", "temperature"}
+    if "n_samples_per_label" in report:
+        lines.append(f"{report['n_samples_per_label']} samples per label from each label's prior (the label_ columns)")
+    said = {"stages", "n_real", "n_samples", "prior", "temperature", "n_samples_per_label"}
     for key, value in report.items():
         if key not in said:
             lines.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

@@ -30,6 +30,8 @@ class MetricContext:
     resources: dict[str, Any] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)  # shared by the metrics of one evaluation
     final_real: torch.Tensor | None = None  # the real images at the pipeline's (last stage's) resolution
+    #: with a conditional prior: each label's name and this stage's samples drawn from its prior
+    label_samples: list[tuple[str, torch.Tensor]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

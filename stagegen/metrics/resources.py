@@ -19,8 +19,9 @@ from ..hookspecs import hookimpl
 
 __all__ = ["INPUTS", "ResourceRequest", "ResourceType", "provide_resources"]
 
-#: what every evaluation can give a metric without a resource
-INPUTS = ("reconstructions", "samples")
+#: what an evaluation can give a metric without a resource (``label_samples``: only a pipeline
+#: with a conditional prior, :mod:`stagegen.conditional`; metrics that need them are left out otherwise)
+INPUTS = ("reconstructions", "samples", "label_samples")
 
 
 @dataclass

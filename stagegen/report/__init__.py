@@ -3,8 +3,8 @@
 It shows the run's header and configuration, every logged value over training (one panel per
 loss term and diagnostic, per stage), the sample and reconstruction grids over time, the
 prior's fit, the latest `stagegen eval` of the run's pipeline (``eval.json``), and an
-interpolation strip through every stage. `stagegen train` writes it as ``report.html`` at the
-end of a run.
+interpolation strip through every stage; for a pipeline with a prior per label, one row of
+samples per label. `stagegen train` writes it as ``report.html`` at the end of a run.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ REPORT_FILE = "report.html"
 MAX_GRIDS = 12
 MAX_IMAGE_BYTES = 8 * 2**20  # a grid is tens of kilobytes; anything this large is not one of ours
 INTERPOLATIONS, INTERPOLATION_STEPS = 2, 10
+#: a per-label grid shows at most this many labels, of this many samples each
+MAX_LABEL_ROWS, LABEL_SAMPLES = 20, 10
 
 
 def _spread(steps: list[int], most: int) -> list[int]:
@@ -142,11 +144,9 @@ def _evaluation(page: Page, run: RunFiles) -> None:
         page.paragraph(line, note=True)
 
 
-def _interpolations(page: Page, run: RunFiles, seed: int = 0) -> None:
-    import torch
-
+def _from_pipeline(page: Page, run: RunFiles) -> None:
+    """The sections drawn from the pipeline file: interpolations, and each label's samples."""
     from .. import load
-    from ..images import save_grid
 
     page.heading("Interpolations", "interpolations")
     if run.pipeline is None:
@@ -154,8 +154,42 @@ def _interpolations(page: Page, run: RunFiles, seed: int = 0) -> None:
         return
     try:
         pipe = load(run.pipeline)
+    except (ValueError, RuntimeError, OSError) as exc:  # a file that does not load
+        page.paragraph(f"no interpolation: {exc}", note=True)
+        return
+    _interpolations(page, pipe)
+    if pipe.labels:
+        _labels(page, pipe)
+
+
+def _labels(page: Page, pipe, seed: int = 0) -> None:
+    import torch
+
+    from ..images import save_grid
+
+    page.heading("Samples per label", "labels")
+    page.paragraph(
+        f"One row per label, each drawn from that label's own {pipe.config.conditional.prior.type} prior (fitted ex post "
+        f"to the posteriors of its training images) and decoded through every stage; the last stage is shown "
+        f"(`stagegen sample PIPELINE --label all`), seed {seed}."
+    )
+    labels = pipe.labels[:MAX_LABEL_ROWS]
+    with torch.inference_mode(), tempfile.TemporaryDirectory() as tmp:
+        rows = [pipe.sample(LABEL_SAMPLES, seed=seed, label=name) for name in labels]
+        path = save_grid(rows, Path(tmp) / "labels.png", labels=[f"label {name}" for name in labels])
+        page.image(
+            path.read_bytes(), f"{len(labels)} of {len(pipe.labels)} labels" if len(labels) < len(pipe.labels) else "every label"
+        )
+
+
+def _interpolations(page: Page, pipe, seed: int = 0) -> None:
+    import torch
+
+    from ..images import save_grid
+
+    try:
         ends = pipe.prior.sample(2 * INTERPOLATIONS, torch.Generator().manual_seed(seed)).to(pipe.device)
-    except (ValueError, RuntimeError, OSError) as exc:  # an unfitted prior, a file that does not load
+    except ValueError as exc:  # an unfitted prior
         page.paragraph(f"no interpolation: {exc}", note=True)
         return
     page.paragraph(
@@ -179,7 +213,7 @@ def build_report(run_dir: str | Path, interpolations: bool = True) -> str:
     _prior(page, run)
     _evaluation(page, run)
     if interpolations:
-        _interpolations(page, run)
+        _from_pipeline(page, run)
     return page.html()
 
 

@@ -171,6 +171,26 @@ class MetricsLogger(Callback):
             f"fitted the {trainer.config.pipeline.prior.type} prior to {int(record['prior_fit_images'])} training "
             f"images' posteriors in {record['seconds']:.1f} s"
         )
+        if "conditional_labels" in record:
+            labels = trainer.pipeline.labels
+            say(
+                f"fitted a {trainer.pipeline.config.conditional.prior.type} prior per label to the same posteriors in "
+                f"{record['conditional_seconds']:.1f} s ({len(labels)} labels: {', '.join(labels[:10])}"
+                f"{', ...' if len(labels) > 10 else ''}; the fewest images of one label: "
+                f"{int(record['conditional_fewest_images'])}); sample one with --label"
+            )
+        elif "conditional_error" in record:
+            say(f"stagegen: no prior per label was fitted ({record['conditional_error']}); the unconditional prior stands")
+        if "attribute_images" in record:
+            names = trainer.pipeline.attribute_names
+            say(
+                f"fitted the latent directions of {int(record['attributes_usable'])} of {len(names)} attributes to "
+                f"{int(record['attribute_images'])} images' posteriors in {record['attributes_seconds']:.1f} s"
+                + (f" ({record['attributes_note']})" if record.get("attributes_note") else "")
+                + "; edit with `stagegen edit`"
+            )
+        elif "attributes_error" in record:
+            say(f"stagegen: no attribute directions were fitted ({record['attributes_error']})")
 
     def on_teardown(self, trainer):
         if hasattr(self, "log"):
@@ -253,7 +273,7 @@ class PriorFit(Callback):
             say(f"fitting the {trainer.config.pipeline.prior.type} prior to {n} training images' posteriors ...")
             try:
                 with trainer.signals.abandon_on_signal(FINAL_PRIOR_FIT):  # the final checkpoint is written: nothing is lost
-                    record = fit_run_prior(trainer.state, trainer.dataset, t.prior_fit_images, t.seed)
+                    record = fit_run_prior(trainer.state, trainer.dataset, t.prior_fit_images, t.seed, t.conditional_prior)
             except PriorFitError as exc:
                 trainer.result.prior_error = str(exc)
                 say(f"stagegen: {exc}; the pipeline is written with its prior unfitted")

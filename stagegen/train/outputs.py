@@ -11,10 +11,12 @@ from typing import Any
 
 import torch
 
+from ..data.attributes import Attributes, attributes_of
+from ..data.labels import Labels, labels_of
 from ..images import grid, save_grid
 from ..pipeline import to_unit_range
-from ..pipeline_file import save_pipeline
-from ..prior import fit_prior
+from ..pipeline_file import FITTED_AFTER_TRAINING, save_pipeline
+from ..prior import encode_dataset, fit_prior
 from .state import TrainState
 
 GRID_IMAGES = 8
@@ -28,7 +30,10 @@ def generator_weights(state: TrainState):
     backup = None
     if state.ema is not None:
         backup = {k: v.clone() for k, v in pipeline.state_dict().items()}
-        pipeline.load_state_dict(state.ema.state_dict())
+        # the EMA copy averages the generator; what was fitted after training stays as it is
+        missing, unexpected = pipeline.load_state_dict(state.ema.state_dict(), strict=False)
+        if unexpected or any(not k.startswith(FITTED_AFTER_TRAINING) for k in missing):
+            raise RuntimeError(f"the EMA weights do not match the pipeline: missing {missing[:3]}, unexpected {unexpected[:3]}")
     pipeline.eval()
     try:
         yield pipeline
@@ -47,28 +52,76 @@ def save_run_pipeline(state: TrainState, path: Path, data_name: str, data_root: 
     return save_pipeline(state.pipeline, path, state_dict=state.generator_state(), extra=extra)
 
 
-def fit_run_prior(state: TrainState, dataset, max_images: int, seed: int) -> dict[str, Any]:
+def fit_run_prior(state: TrainState, dataset, max_images: int, seed: int, conditional: bool = True) -> dict[str, Any]:
     """Fit the pipeline's prior to the training images' posteriors under the generator weights;
-    the fitted state goes into the EMA copy too, so the pipeline file holds it."""
+    the fitted state goes into the EMA copy too, so the pipeline file holds it. With
+    ``conditional``, where the dataset declares labels, also a prior per label to the same
+    posteriors (:mod:`stagegen.conditional`), and where it declares attributes, their latent
+    directions (:mod:`stagegen.directions`); a failure of those is recorded (``conditional_error``,
+    ``attributes_error``), the unconditional prior is kept."""
     start = time.perf_counter()
+    labels = labels_of(dataset) if conditional else None
+    attributes = attributes_of(dataset) if conditional else None
+    label_priors = directions = None
+    record: dict[str, Any] = {}
     with generator_weights(state) as pipeline:
         unfitted = {k: v.detach().clone() for k, v in pipeline.prior.state_dict().items()}
         try:
-            stats = fit_prior(pipeline, dataset, max_images, seed=seed)
+            latents = encode_dataset(pipeline, dataset, max_images, seed)
+            stats = fit_prior(pipeline, dataset, max_images, seed=seed, latents=latents)
         except BaseException:  # a failed or interrupted fit leaves the prior as it was, never half-fitted
             pipeline.prior.load_state_dict(unfitted)
             raise
         fitted = {f"prior.{k}": v.detach().clone() for k, v in pipeline.prior.state_dict().items()}
+        seconds = time.perf_counter() - start
+        if labels is not None:
+            label_priors, fit = _fit_label_priors(pipeline, latents, labels, seed)
+            record.update(fit)
+        if attributes is not None:
+            directions, fit = _fit_directions(pipeline, dataset, attributes, latents)
+            record.update(fit)
     state.pipeline.load_state_dict(fitted, strict=False)
     if state.ema is not None:
         state.ema.load_state_dict(fitted)
+    # after the weights are back: modules of their own, beside them
+    if label_priors is not None:
+        state.pipeline.set_conditional(*label_priors)
+    if directions is not None:
+        state.pipeline.set_attributes(directions)
     return {
         "step": state.step,
         "event": "prior_fit",
         "prior": state.pipeline.config.prior.type,
         **stats,
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
+        **record,
     }
+
+
+def _fit_label_priors(pipeline, latents, labels: Labels, seed: int) -> tuple[tuple | None, dict[str, Any]]:
+    """A prior per label to the posteriors the unconditional fit used (so the labels cost no
+    second encoding pass): ((the conditional prior, its spec), record) or (None, the error)."""
+    from ..conditional import fit_label_priors, label_prior_spec
+
+    start = time.perf_counter()
+    try:
+        conditional, spec, stats = fit_label_priors(pipeline, latents, labels, label_prior_spec(pipeline), seed)
+    except (ValueError, torch.linalg.LinAlgError) as exc:  # PriorFitError included: no labels, the run still stands
+        return None, {"conditional_error": str(exc)}
+    return (conditional.to(pipeline.device), spec), {**stats, "conditional_seconds": time.perf_counter() - start}
+
+
+def _fit_directions(pipeline, dataset, attributes: Attributes, latents) -> tuple[Any, dict[str, Any]]:
+    """Attribute directions from the same posteriors: (directions, record) or (None, the error)."""
+    from ..directions import fit_attribute_directions
+
+    start = time.perf_counter()
+    try:
+        directions, stats = fit_attribute_directions(pipeline, dataset, attributes, latents=latents)
+    except ValueError as exc:
+        return None, {"attributes_error": str(exc)}
+    note = {"attributes_note": attributes.note} if attributes.note else {}
+    return directions.to(pipeline.device), {**stats, **note, "attributes_seconds": time.perf_counter() - start}
 
 
 def grid_prior(state: TrainState) -> str:

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..pipeline import Pipeline
+from ..pipeline_file import FITTED_AFTER_TRAINING
 from .auxiliary import auxiliary_optimizer
 from .ema import EMA
 from .sample_prior import SamplePrior
@@ -81,7 +82,8 @@ class TrainState:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "nonfinite_total": self.nonfinite_total,
-            "pipeline": self.pipeline.state_dict(),
+            # what is fitted after training (priors per label, directions) is refitted after a resume
+            "pipeline": {k: v for k, v in self.pipeline.state_dict().items() if not k.startswith(FITTED_AFTER_TRAINING)},
             "auxiliaries": {key: a.state_dict() for key, a in self.auxiliaries.items()},
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],

@@ -23,12 +23,12 @@ def _images(text):
 
 def test_the_run_writes_a_self_contained_report_of_every_part(finished_run):
     text = (finished_run / "report.html").read_text()
-    for section in ("curves", "samples", "reconstructions", "final", "prior", "evaluation", "interpolations"):
+    for section in ("curves", "samples", "reconstructions", "final", "prior", "evaluation", "interpolations", "labels"):
         assert f'id="{section}"' in text, section
     sources = _images(text)
     # curves: the run's and each stage's; grids at steps 4, 8, 12 (samples and reconstructions);
-    # samples.png and reconstructions.png; two interpolation paths
-    assert len(sources) == 3 + 3 + 3 + 2 + 2
+    # samples.png and reconstructions.png; two interpolation paths; the digits' rows per label
+    assert len(sources) == 3 + 3 + 3 + 2 + 2 + 1
     for src in sources:
         assert src.startswith("data:image/png;base64,")  # nothing is fetched from anywhere
         assert png_size(base64.b64decode(src.split(",", 1)[1])) is not None
@@ -104,6 +104,6 @@ def test_the_command_writes_the_page_and_says_where(finished_run, tmp_path):
     out = tmp_path / "shared.html"
     proc = run("report", str(finished_run), "-o", str(out))
     assert f"wrote {out}" in proc.stdout and out.is_file()
-    assert out.read_text().count("data:image/png;base64,") == 13
+    assert out.read_text().count("data:image/png;base64,") == 14
     proc = run("report", str(tmp_path), check=False)
     assert proc.returncode == 1 and "not a stagegen run directory" in proc.stderr
