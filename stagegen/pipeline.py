@@ -376,7 +376,7 @@ class Pipeline(nn.Module):
         else:
             z = self.conditional.sample(n, label, generator, temperature)
         if shift is not None:
-            z = z + shift
+            z = z + shift.to(z.device)
         return self.decode(z.to(self.device), return_stages=return_stages)
 
     #: latents decoded per pass at inference on a CPU: a large batch's activations overflow the
