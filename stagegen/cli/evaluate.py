@@ -157,15 +157,16 @@ def eval_(
         resource_options,
         device,
     )
-    per_label = ""
-    if pipe.labels:
-        from ..metrics.evaluate import label_sample_count
+    from ..metrics.evaluate import label_sample_count, runnable_metrics
 
-        per_label = (
-            f", and {label_sample_count(n_samples or len(real), len(pipe.labels))} of each of its {len(pipe.labels)} labels"
-        )
+    # say what is measured, and what is left out and why, before the work
+    runnable, left_out = runnable_metrics(pipe, metrics, resources)
+    for name, why in left_out.items():
+        click.echo(f"note: {name} is left out: {why}", err=True)
+    per_label = label_sample_count(pipe, runnable, n_samples or len(real))
+    per_label = f", and {per_label} of each of its {len(pipe.labels)} labels" if per_label else ""
     click.echo(
-        f"evaluating {', '.join(metrics)} on {len(real)} real images and {n_samples or len(real)} samples per stage"
+        f"evaluating {', '.join(runnable)} on {len(real)} real images and {n_samples or len(real)} samples per stage"
         f"{per_label} ...",
         err=True,
     )

@@ -19,6 +19,23 @@ def metric_names(defaults_only: bool = False) -> tuple[str, ...]:
     return tuple(n for n in registry.in_order() if not defaults_only or registry.get(n).default)
 
 
+def runnable_metrics(pipeline, metrics: tuple[str, ...], resources: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """Of ``metrics``, those this evaluation can compute, and why each other one is left out:
+    a resource not provided (no digit classifier for faces, no TF-Inception weights), or label
+    samples from a pipeline without a prior per label."""
+    registry = get_plugin_manager().metrics
+    kept, left_out = [], {}
+    for name in metrics:
+        missing = [need for need in registry.get(name).needs if need not in INPUTS and resources.get(need) is None]
+        if missing:
+            left_out[name] = f"it needs {', '.join(missing)}, which this evaluation does not have"
+        elif "label_samples" in registry.get(name).needs and not pipeline.labels:
+            left_out[name] = "the pipeline has no prior per label"
+        else:
+            kept.append(name)
+    return kept, left_out
+
+
 def _chunks(fn, n: int, batch: int) -> list[torch.Tensor]:
     parts: list[list[torch.Tensor]] = []
     for start in range(0, n, batch):
@@ -48,10 +65,14 @@ def generate_per_label(
     return [[(name, stages[k]) for name, stages in zip(pipeline.labels, per_label)] for k in range(len(pipeline.specs))]
 
 
-def label_sample_count(n_samples: int, labels: int) -> int:
-    """Samples per label: the unconditional count shared out, and never under 100 (a share of
-    fewer says little about one label)."""
-    return max(-(-n_samples // labels), 100)
+def label_sample_count(pipeline, metrics: list[str], n_samples: int) -> int:
+    """Samples per label the ``metrics`` need: none unless one reads label samples; else the
+    unconditional count shared out over the labels, and never under 100 (a share of fewer says
+    little about one label)."""
+    registry = get_plugin_manager().metrics
+    if not pipeline.labels or not any("label_samples" in registry.get(m).needs for m in metrics):
+        return 0
+    return max(-(-n_samples // len(pipeline.labels)), 100)
 
 
 def reconstruct_all(pipeline, real: torch.Tensor, batch: int = 256) -> list[torch.Tensor]:
@@ -87,16 +108,14 @@ def evaluate(
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(registry.names())} (see `stagegen plugins`)")
     given = {"fid_features": fid_features, "classifier": classifier, "lpips": lpips_network}
     resources = {**{k: v for k, v in given.items() if v is not None}, **(resources or {})}
-    chosen = [registry.get(m) for m in metrics]
-    chosen = [m for m in chosen if all(need in INPUTS or resources.get(need) is not None for need in m.needs)]
-    if not pipeline.labels:  # no conditional prior: nothing to sample a label from
-        chosen = [m for m in chosen if "label_samples" not in m.needs]
+    runnable = runnable_metrics(pipeline, metrics, resources)[0]
+    chosen = [registry.get(m) for m in runnable]
     needs = {need for m in chosen for need in m.needs}
     n_samples = n_samples or len(real)
     real = real.float()
     recon = reconstruct_all(pipeline, real, batch) if "reconstructions" in needs else None
     samples = generate(pipeline, n_samples, seed, temperature, batch=batch) if "samples" in needs else None
-    n_per_label = label_sample_count(n_samples, len(pipeline.labels)) if "label_samples" in needs else 0
+    n_per_label = label_sample_count(pipeline, runnable, n_samples)
     label_samples = generate_per_label(pipeline, n_per_label, seed, temperature, batch) if n_per_label else None
 
     rows = []

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import stagegen
 from stagegen.cli import cli
 from stagegen.metrics import MetricType, evaluate, metric_names
+from stagegen.metrics.evaluate import runnable_metrics
 from stagegen.pipeline import Pipeline
 from stagegen.plugins import get_plugin_manager
 
@@ -118,6 +119,24 @@ def test_a_resource_with_nothing_for_this_data_leaves_its_metric_out(pipeline_fi
     pipe = stagegen.load(pipeline_file)
     report = evaluate(pipe, torch.rand(8, 1, 16, 16), ("psnr", "warmth"), n_samples=8, resources={"thermometer": None})
     assert "sample_warmth" not in report["stages"][0] and "recon_psnr" in report["stages"][0]
+
+
+def test_eval_says_which_metrics_it_leaves_out_and_why(pipeline_file, classifier_cache):
+    _register_weather_plugin()
+    pipe = stagegen.load(pipeline_file)
+    kept, left_out = runnable_metrics(pipe, ("psnr", "warmth", "label_recognisability"), {"thermometer": None})
+    assert kept == ["psnr"]
+    assert left_out == {
+        "warmth": "it needs thermometer, which this evaluation does not have",
+        "label_recognisability": "it needs classifier, which this evaluation does not have",
+    }
+    kept, left_out = runnable_metrics(pipe, ("label_recognisability",), {"classifier": object()})
+    assert kept == [] and left_out == {"label_recognisability": "the pipeline has no prior per label"}
+    args = ["eval", str(pipeline_file), "--metrics", "psnr,label_recognisability", "--limit", "8"]
+    result = CliRunner().invoke(cli, args, env={"STAGEGEN_CACHE": str(classifier_cache)})
+    assert result.exit_code == 0, result.output
+    assert "note: label_recognisability is left out: the pipeline has no prior per label" in result.stderr
+    assert "evaluating psnr on 8 real images" in result.stderr  # only what is measured
 
 
 def test_unknown_metric_and_unprovided_resource_are_named(pipeline_file):
