@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .config import DataConfig, RunConfig, deep_merge, read_config_file, validate_run_config
@@ -99,7 +100,7 @@ def replace_stages(raw: dict[str, Any], names: list[str]) -> None:
 
 def compose_run_config(
     preset_name: str | None = None,
-    config_file: str | None = None,
+    config_file: str | Path | dict[str, Any] | None = None,
     stages: list[str] | None = None,
     options: list[str] | None = None,
     prior: str | None = None,
@@ -111,8 +112,12 @@ def compose_run_config(
 
     Without a preset, the dataset chooses the starting point: its own recommended preset
     (``sharp-celeba64`` for celeba), or the default dataset's with the dataset's image size and
-    channels, so ``--data celeba`` never trains 16x16 grayscale faces by accident."""
-    from_file = read_config_file(config_file) if config_file else {}
+    channels, so ``--data celeba`` never trains 16x16 grayscale faces by accident.
+    ``config_file``: a JSON/TOML file's path, or its contents already read (a dict)."""
+    if isinstance(config_file, dict):
+        from_file = config_file
+    else:
+        from_file = read_config_file(config_file) if config_file else {}
     starting = starting_preset(preset_name, from_file, fields.get("data__name"))
     if starting is not None:
         raw = preset(starting)

@@ -67,8 +67,8 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, **
             result = resume_run(resume, **overrides)
         else:
             stage_list = stages.split(",") if stages else None
-            config = compose_run_config(preset_name, config_file, stage_list, list(options), prior_name, **fields)
-            from_file = read_config_file(config_file) if config_file else {}
+            from_file = read_config_file(config_file) if config_file else {}  # read once: it may change under us
+            config = compose_run_config(preset_name, from_file, stage_list, list(options), prior_name, **fields)
             starting = starting_preset(preset_name, from_file, fields.get("data__name"))
             how = "" if preset_name else " (the dataset's own; --preset chooses another)"
             click.echo(f"preset: {starting}{how}" if starting else "preset: none (the config file lists its stages)", err=True)
