@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..io import read_text_file
 from .registry import DataError
 
 __all__ = ["ATTRIBUTE_FILE", "Attributes", "attributes_for", "attributes_of", "read_attribute_file"]
@@ -55,18 +56,12 @@ class AttributeFile:
 def read_attribute_file(path: str | Path) -> AttributeFile:
     """Parse an attribute file; :class:`DataError` naming the line for one that is malformed."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_ATTRIBUTE_FILE_BYTES:
-        raise DataError(f"{path} is {size:,} bytes: not an attribute list (the official one is 26.7 MB); replace or remove it")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path} is not an attribute list: not text (byte {exc.start}); replace it with the official file"
-        ) from None
+    try:  # a regular file of bounded size only: a FIFO or /dev/zero in its place must not hang the run
+        text = read_text_file(path, "the attribute list", MAX_ATTRIBUTE_FILE_BYTES)
+    except ValueError as exc:
+        raise DataError(f"{exc}; replace it with the official list_attr_celeba.txt (26.7 MB) or remove it") from None
     lines = text.splitlines()
-    if len(lines) < 2 or not lines[0].strip().isdigit():
+    if len(lines) < 2 or not lines[0].strip().isdigit() or len(lines[0].strip()) > 12:
         raise DataError(
             f"{path} is not an attribute list: its first line should be the number of images and its second the "
             "attribute names (as list_attr_celeba.txt); replace it with the official file"

@@ -56,10 +56,19 @@ def test_a_malformed_file_is_refused_by_line(tmp_path, text, problem):
         read_attribute_file(_write(tmp_path / "list_attr_celeba.txt", text))
 
 
-def test_a_file_that_is_not_text_is_refused(tmp_path):
+def test_a_file_that_is_not_text_or_not_a_file_is_refused(tmp_path):
+    import os
+
     path = tmp_path / "list_attr_celeba.txt"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-    with pytest.raises(DataError, match="not an attribute list: not text"):
+    with pytest.raises(DataError, match="the attribute list .* is not UTF-8 text.*replace it with the official"):
+        read_attribute_file(path)
+    path.write_text("9" * 5000 + "\nEyeglasses\n")  # a count of 5,000 digits: not a count
+    with pytest.raises(DataError, match="its first line should be the number of images"):
+        read_attribute_file(path)
+    path.unlink()
+    os.mkfifo(path)  # a FIFO without a writer would block a plain read forever
+    with pytest.raises(DataError, match="is not a regular file"):
         read_attribute_file(path)
 
 

@@ -48,3 +48,27 @@ def test_real_celeba_split_sizes():
     assert counts == {"train": 8771, "val": 780, "test": 660}
     val = open_dataset("celeba", str(CELEBA), "val", 64, 3, {"workers": 2})
     assert len(val) == 780 and val[0].shape == (3, 64, 64)
+
+
+@needs_mnist
+def test_real_mnist_declares_the_official_labels():
+    from stagegen.data.labels import labels_of
+
+    labels = labels_of(open_dataset("mnist", str(MNIST), "test", 28, 1))
+    assert labels.names == tuple("0123456789")
+    assert labels.counts() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # the t10k file's
+
+
+@needs_celeba
+def test_real_celeba_attribute_list_is_partial_and_says_so():
+    from stagegen.data.attributes import attributes_for, read_attribute_file
+
+    path = CELEBA / "list_attr_celeba.txt"
+    table = read_attribute_file(path)
+    assert len(table.names) == 40 and len(table.rows) == 20000 and table.declared == 202599
+    assert "its first line says 202,599 images, it holds rows for 20,000 (a partial file)" in table.note
+    with zipfile.ZipFile(CELEBA / "img_align_celeba.zip") as z:
+        names = [n for n in z.namelist() if n.endswith(".jpg")]
+    attributes = attributes_for(path, names)
+    assert int(attributes.known.sum()) == 4759  # as ../shared/data/README.md says
+    assert attributes.note.endswith("4,759 of these 10,211 images have attributes")
