@@ -36,10 +36,5 @@ def build_digits(request: DataRequest) -> TensorImages:
 def labelled_split(split: str, image_size: int, options: DigitsOptions | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One split's images (uint8 N x 1 x S x S) and their digit labels, the same split the
     dataset gives (for the recognisability classifier)."""
-    from sklearn.datasets import load_digits
-
-    o = options or DigitsOptions()
-    bunch = load_digits()
-    images = (torch.from_numpy(bunch.images).float() * (255.0 / 16.0)).round().to(torch.uint8).unsqueeze(1)
-    index = split_indices(len(images), split, o.val_fraction, o.test_fraction, o.split_seed)
-    return resize_uint8(images[index], image_size), torch.from_numpy(bunch.target[index.numpy()]).long()
+    dataset = build_digits(DataRequest(None, split, image_size, 1, options or DigitsOptions()))
+    return dataset.images, dataset.labels.index
