@@ -12,7 +12,13 @@ from .images import save_grid
 from .metrics import evaluate, format_table
 
 
-def real_images(
+def real_images(*args, **kwargs) -> torch.Tensor:
+    """Up to n images of a dataset split as floats in [0, 1] (a seeded random subset); the
+    arguments of :func:`labelled_real_images`, without the labels."""
+    return labelled_real_images(*args, **kwargs)[0]
+
+
+def labelled_real_images(
     name: str,
     root: str | None,
     split: str,
@@ -21,32 +27,45 @@ def real_images(
     n: int | None = None,
     options: dict | None = None,
     seed: int = 0,
-) -> torch.Tensor:
-    """Up to n images of a dataset split as floats in [0, 1] (a seeded random subset)."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Up to n images of a dataset split as floats in [0, 1] (a seeded random subset), and their
+    class indices (None where the dataset declares no labels), which a label-conditioned trunk
+    encodes and decodes with."""
     from .data import open_dataset
+    from .data.labels import labels_of
 
     dataset = open_dataset(name, root, split, image_size, channels, options)
     index = torch.arange(len(dataset))
     if n is not None and n < len(dataset):
         index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    return torch.stack([dataset[int(i)] for i in index]).float() / 255
+    labels = labels_of(dataset)
+    images = torch.stack([dataset[int(i)] for i in index]).float() / 255
+    return images, None if labels is None else labels.index[index]
 
 
 def compare(
-    pipelines: dict[str, Any], real: torch.Tensor, out: str | Path, n_show: int = 10, seed: int = 0, **evaluate_kwargs
+    pipelines: dict[str, Any],
+    real: torch.Tensor,
+    out: str | Path,
+    n_show: int = 10,
+    seed: int = 0,
+    real_labels: torch.Tensor | None = None,
+    **evaluate_kwargs,
 ) -> dict[str, Any]:
     """Writes OUT (reconstructions: input row, then each pipeline's final output), OUT-samples
     (one row of prior samples per pipeline, same latents where latent sizes agree), and OUT.md /
-    OUT.json with every pipeline's per-stage metrics. Returns the reports."""
+    OUT.json with every pipeline's per-stage metrics. Returns the reports. ``real_labels``: the
+    real images' classes, which a label-conditioned trunk reconstructs with."""
     out = Path(out)
     shown = real[:n_show]
-    recon_rows = [shown] + [p.reconstruct(shown.to(p.device)).cpu() for p in pipelines.values()]
+    shown_labels = None if real_labels is None else real_labels[:n_show]
+    recon_rows = [shown] + [p.reconstruct(shown.to(p.device), labels=shown_labels).cpu() for p in pipelines.values()]
     save_grid(recon_rows, out, labels=["input", *pipelines])
     sample_path = out.with_name(out.stem + "-samples" + out.suffix)
     temperature = evaluate_kwargs.get("temperature", 1.0)
     samples = [p.sample(n_show, seed=seed, temperature=temperature).cpu() for p in pipelines.values()]
     save_grid(samples, sample_path, labels=list(pipelines))
-    reports = {name: evaluate(p, real, seed=seed, **evaluate_kwargs) for name, p in pipelines.items()}
+    reports = {name: evaluate(p, real, seed=seed, real_labels=real_labels, **evaluate_kwargs) for name, p in pipelines.items()}
     steps = {name: (getattr(p, "file_metadata", None) or {}).get("extra", {}).get("train_steps") for name, p in pipelines.items()}
     for name, report in reports.items():
         report["train_steps"] = steps[name]

@@ -108,6 +108,12 @@ class PipelineConfig(_Strict):
     conditional: ConditionalSpec | None = Field(
         None, description="a prior per label, fitted after training from labelled data (set by the fit, not by hand)"
     )
+    trunk_labels: list[str] | None = Field(
+        None,
+        min_length=2,
+        max_length=MAX_LABELS,
+        description="the class names a label-conditioned trunk (a CVAE) was trained on, in label order (set by training)",
+    )
     attributes: list[str] | None = Field(
         None,
         max_length=MAX_LABELS,
@@ -116,6 +122,13 @@ class PipelineConfig(_Strict):
     normalization: Literal["minus_one_one"] = Field(
         "minus_one_one", description="how [0, 1] images are mapped for the networks: x * 2 - 1"
     )
+
+    @field_validator("trunk_labels")
+    @classmethod
+    def _distinct_labels(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (len(set(v)) != len(v) or not all(v)):
+            raise ValueError("label names must be distinct and non-empty")
+        return v
 
     @field_validator("channels")
     @classmethod

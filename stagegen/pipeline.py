@@ -3,7 +3,9 @@
 Images cross the public API as float tensors in [0, 1], N x C x H x W. Inside, the networks
 work in [-1, 1] (tanh outputs); the mapping is recorded in the config (``normalization``).
 Built for training, each stage also gets its losses (:mod:`.composition`), kept outside the
-module tree so that they are never saved with the generator.
+module tree so that they are never saved with the generator. A label-conditioned trunk (a
+CVAE) takes each image's class wherever the chain encodes or decodes: the ``labels``
+arguments, which every other trunk ignores.
 
 (Over 300 lines for one reason: building the chain, its training forward with the sample path,
 and the public API are one ``nn.Module``, the one object DistributedDataParallel and
@@ -23,6 +25,7 @@ from .augment import augment_input
 from .composition import BoundLoss, build_losses, resolve_spec, stage_terms, validated_losses
 from .conditional import NO_CONDITIONAL_PRIOR, ConditionalPrior
 from .config import ConditionalSpec, PipelineConfig, PriorSpec, StageSpec
+from .data.labels import label_tensor, resolve_label
 from .directions import NO_ATTRIBUTES, AttributeDirections
 from .images import resize
 from .loading import load_pipeline
@@ -30,6 +33,11 @@ from .pipeline_file import save_pipeline
 from .plugins import get_prior_type, get_stage_type
 from .prior import Prior, PriorContext
 from .stages import BuildContext, LossContext, Posterior, Refiner, Trunk
+
+NEEDS_LABELS = (
+    "this pipeline's trunk is conditioned on class labels (a CVAE): give each image's label "
+    "(labels=..., a name or index for all of them, or one per image)"
+)
 
 
 def term_label(stage: int, name: str, auxiliary: bool = False) -> str:
@@ -123,6 +131,11 @@ class Pipeline(nn.Module):
         self.attributes: AttributeDirections | None = None
         if self.config.attributes is not None:
             self.set_attributes(AttributeDirections(self.config.attributes, self.trunk.latent_shape))
+        if self.label_conditioned:
+            names = self.config.trunk_labels or [str(i) for i in range(self.trunk.label_count)]
+            self.set_trunk_labels(names)
+        elif self.config.trunk_labels is not None:
+            raise ValueError("the config names trunk_labels, but its trunk is not conditioned on labels")
 
     def make_prior(self, spec: PriorSpec) -> tuple[Prior, PriorSpec]:
         """A new (unfitted) prior over this trunk's latents, and its spec with every option's
@@ -162,13 +175,55 @@ class Pipeline(nn.Module):
         self.config = self.config.model_copy(update={"attributes": names})
 
     @property
+    def label_conditioned(self) -> bool:
+        """Whether the trunk is conditioned on class labels (a CVAE): encoding and decoding then
+        take each image's label, and sampling a label decodes with it."""
+        return getattr(self.trunk, "label_count", 0) > 0
+
+    def set_trunk_labels(self, names: list[str] | tuple[str, ...]) -> None:
+        """Name the classes of a label-conditioned trunk (the training data's, in label order)."""
+        count = getattr(self.trunk, "label_count", 0)
+        if len(names) != count:
+            raise ValueError(
+                f"the trunk is conditioned on {count} classes, but {len(names)} label names were given ({', '.join(names[:10])})"
+            )
+        self.config = self.config.model_copy(update={"trunk_labels": list(names)})
+
+    def label_indices(self, labels, n: int) -> torch.Tensor | None:
+        """``labels`` as ``n`` class indices (int64, on the pipeline's device) for a
+        label-conditioned trunk: one label (a name or index) for every image, or one per image
+        (a sequence, or an int64 tensor). None for any other trunk, which ignores labels."""
+        if not self.label_conditioned:
+            return None
+        if labels is None:
+            raise ValueError(NEEDS_LABELS)
+        return label_tensor(self.config.trunk_labels, labels, n).to(self.device)
+
+    def _trunk_encode(self, x: torch.Tensor, labels: torch.Tensor | None) -> Posterior:
+        if not self.label_conditioned:
+            return self.trunk.encode(x)
+        if labels is None:
+            raise ValueError(NEEDS_LABELS)
+        return self.trunk.encode(x, labels)
+
+    def _trunk_decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.label_conditioned:
+            return self.trunk.decode(z)
+        if labels is None:
+            raise ValueError(NEEDS_LABELS)
+        return self.trunk.decode(z, labels)
+
+    @property
     def attribute_names(self) -> tuple[str, ...]:
         """The attributes ``sample(attributes=...)`` and ``edit`` take; empty without directions."""
         return self.attributes.names if self.attributes is not None else ()
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """The labels ``sample(label=...)`` takes; empty without a conditional prior."""
+        """The labels ``sample(label=...)`` takes: a label-conditioned trunk's classes, else
+        those of the prior per label; empty when the pipeline has neither."""
+        if self.label_conditioned:
+            return tuple(self.config.trunk_labels)
         return self.conditional.labels if self.conditional is not None else ()
 
     # ------------------------------------------------------------------ structure
@@ -221,11 +276,17 @@ class Pipeline(nn.Module):
         return next((i for i, spec in enumerate(self.specs) if spec.train_from > step), len(self.stages))
 
     def run_chain(
-        self, z: torch.Tensor, posterior: Posterior | None = None, stop_gradients: bool = True, stages: int | None = None
+        self,
+        z: torch.Tensor,
+        posterior: Posterior | None = None,
+        stop_gradients: bool = True,
+        stages: int | None = None,
+        labels: torch.Tensor | None = None,
     ) -> ChainOutput:
-        """Decode z and refine it through every stage (the first ``stages`` of them); honours each
-        refiner's detach_input and, in training, its input augmentation."""
-        images = [self.trunk.decode(z)]
+        """Decode z (with ``labels``, class indices, for a label-conditioned trunk) and refine it
+        through every stage (the first ``stages`` of them); honours each refiner's detach_input
+        and, in training, its input augmentation."""
+        images = [self._trunk_decode(z, labels)]
         for spec, refiner in zip(self.specs[1:stages], self.stages[1:stages]):
             prev = images[-1].detach() if (spec.detach_input and stop_gradients) else images[-1]
             if self.training:
@@ -233,7 +294,7 @@ class Pipeline(nn.Module):
             images.append(refiner(prev))
         return ChainOutput(images, posterior, z)
 
-    def sample_path(self, z: torch.Tensor, stages: int | None = None) -> list[torch.Tensor]:
+    def sample_path(self, z: torch.Tensor, stages: int | None = None, labels: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every stage's image from prior latents as sampling makes them: the trunk decodes in
         eval mode without gradient (the sample path trains the refiners, not the trunk), the
         refiners run as in training, without input augmentation (these are the real inputs)."""
@@ -241,7 +302,7 @@ class Pipeline(nn.Module):
         self.trunk.eval()
         try:
             with torch.no_grad():
-                images = [self.trunk.decode(z)]
+                images = [self._trunk_decode(z, labels)]
         finally:
             self.trunk.train(was_training)
         for spec, refiner in zip(self.specs[1:stages], self.stages[1:stages]):
@@ -255,15 +316,21 @@ class Pipeline(nn.Module):
         generator: torch.Generator | None = None,
         prior_latents: torch.Tensor | None = None,
         stages: int | None = None,
+        labels: torch.Tensor | None = None,
     ) -> ChainOutput:
         """x in [-1, 1] -> every stage's output (training-time reparameterised forward); with
         ``prior_latents``, the sample path's outputs too (one forward, so DistributedDataParallel
         sees every parameter the step's loss uses). With ``stages``, only the first ones run (the
-        trainer passes :meth:`active_stages`: refiners that join later are left out)."""
-        posterior = self.trunk.encode(resize(x, self.resolutions[0]) if self._trunk_sees_small() else x)
-        out = self.run_chain(posterior.sample(generator), posterior, stages=stages)
+        trainer passes :meth:`active_stages`: refiners that join later are left out). ``labels``:
+        the images' class indices, which a label-conditioned trunk needs (the sample path then
+        draws its labels uniformly)."""
+        posterior = self._trunk_encode(resize(x, self.resolutions[0]) if self._trunk_sees_small() else x, labels)
+        out = self.run_chain(posterior.sample(generator), posterior, stages=stages, labels=labels)
         if prior_latents is not None:
-            out.samples = self.sample_path(prior_latents, stages)
+            prior_labels = None
+            if self.label_conditioned:
+                prior_labels = torch.randint(self.trunk.label_count, (len(prior_latents),), device=prior_latents.device)
+            out.samples = self.sample_path(prior_latents, stages, prior_labels)
         return out
 
     def _trunk_sees_small(self) -> bool:
@@ -360,24 +427,30 @@ class Pipeline(nn.Module):
     ) -> torch.Tensor | list[torch.Tensor]:
         """n images from latents of the pipeline's prior (N(0, I) unless a fitted one is stored),
         its spread scaled by ``temperature``; with return_stages, one tensor per stage. With
-        ``label`` (a name from :attr:`labels`, or its index), from that label's prior; with
-        ``attributes`` ({"Eyeglasses": 1.0}), moved along those attributes' directions."""
+        ``label`` (a name from :attr:`labels`, or its index), images of that label: from that
+        label's prior when the pipeline has a prior per label, decoded with the label when the
+        trunk is label-conditioned (which, without ``label``, decodes each sample with a label
+        drawn uniformly). With ``attributes`` ({"Eyeglasses": 1.0}), latents moved along those
+        attributes' directions."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"the number of samples must be a positive integer, got {n!r}")
-        if label is not None and self.conditional is None:
+        if label is not None and not self.labels:
             raise ValueError(NO_CONDITIONAL_PRIOR)
         if label is not None:
-            self.conditional.resolve(label)  # an unknown label is refused before any work
+            label = resolve_label(self.labels, label)  # an unknown label is refused before any work
         shift = self.attribute_shift(attributes) if attributes else None
         self.check_decode_memory(n, return_stages)  # before the latents: n itself may be too many
         generator = self._generator(seed)
-        if label is None:
+        if label is None or self.conditional is None:
             z = self.prior.sample(n, generator, temperature)
         else:
             z = self.conditional.sample(n, label, generator, temperature)
         if shift is not None:
             z = z + shift.to(z.device)
-        return self.decode(z.to(self.device), return_stages=return_stages)
+        labels = None
+        if self.label_conditioned:  # drawn after z: a seed gives the same latents with or without a label
+            labels = torch.randint(self.trunk.label_count, (n,), generator=generator) if label is None else label
+        return self.decode(z.to(self.device), return_stages=return_stages, labels=labels)
 
     #: latents decoded per pass at inference on a CPU: a large batch's activations overflow the
     #: caches (msvae-mnist: 136 images/s at batch 256 in one pass, 365 in passes of 32)
@@ -394,15 +467,17 @@ class Pipeline(nn.Module):
         check_sampling_memory(self, n, kept, self._decode_chunk(n))
 
     @torch.inference_mode()
-    def decode(self, z: torch.Tensor, return_stages: bool = False) -> torch.Tensor | list[torch.Tensor]:
+    def decode(self, z: torch.Tensor, return_stages: bool = False, labels=None) -> torch.Tensor | list[torch.Tensor]:
         """Latents -> images in [0, 1] (the last stage's, or every stage's), in passes of
-        ``cpu_chunk_size`` on a CPU; refused first when it cannot fit in memory."""
+        ``cpu_chunk_size`` on a CPU; refused first when it cannot fit in memory. ``labels``
+        (see :meth:`label_indices`): what a label-conditioned trunk decodes with."""
         self.check_decode_memory(len(z), return_stages)
+        y = self.label_indices(labels, len(z))
         z = z.to(self.device)
         chunk = self._decode_chunk(len(z))
         parts = []
         for i in range(0, len(z), chunk):
-            images = self.run_chain(z[i : i + chunk]).images
+            images = self.run_chain(z[i : i + chunk], labels=None if y is None else y[i : i + chunk]).images
             parts.append(images if return_stages else images[-1:])  # keep only what is returned
         images = [to_unit_range(torch.cat(stage)).float() for stage in zip(*parts)]
         return images if return_stages else images[-1]
@@ -414,38 +489,51 @@ class Pipeline(nn.Module):
         return self.attributes.shift(strengths)
 
     @torch.inference_mode()
-    def edit(self, x: torch.Tensor, strengths: dict[str, float], steps: int = 6) -> list[torch.Tensor]:
+    def edit(self, x: torch.Tensor, strengths: dict[str, float], steps: int = 6, labels=None) -> list[torch.Tensor]:
         """Each image of ``x`` (in [0, 1]) moved along attribute directions, from its own
         reconstruction (strength 0) to the given strengths in ``steps`` equal steps: one tensor
-        per stage, N * steps images each (an image's steps together)."""
+        per stage, N * steps images each (an image's steps together). ``labels``: the images'
+        classes, which a label-conditioned trunk needs."""
         if steps < 2:
             raise ValueError(f"steps must be at least 2 (the image and its full edit), got {steps}")
         shift = self.attribute_shift(strengths).to(self.device)
-        z = self.trunk.reconstruction_latent(self.encode(x))
+        y = self.label_indices(labels, len(x))
+        z = self.trunk.reconstruction_latent(self.encode(x, y))
         t = torch.linspace(0, 1, steps, device=self.device).reshape(1, steps, *([1] * shift.dim()))
         moved = (z.unsqueeze(1) + t * shift).reshape(len(z) * steps, *shift.shape)
-        return self.decode(moved, return_stages=True)
+        return self.decode(moved, return_stages=True, labels=None if y is None else y.repeat_interleave(steps))
 
     @torch.inference_mode()
-    def encode(self, x: torch.Tensor) -> Posterior:
-        """q(z|x) for images in [0, 1]."""
+    def encode(self, x: torch.Tensor, labels=None) -> Posterior:
+        """q(z|x) for images in [0, 1] (q(z|x, y) with the images' ``labels`` for a label-conditioned trunk)."""
         x = self._check_images(x)
+        y = self.label_indices(labels, len(x))
         x = to_model_range(x)
         if self._trunk_sees_small():
             x = resize(x, self.resolutions[0])
-        return self.trunk.encode(x)
+        return self._trunk_encode(x, y)
 
     @torch.inference_mode()
-    def reconstruct(self, x: torch.Tensor, return_stages: bool = False, sample_posterior: bool = False, seed: int | None = None):
-        """Encode images in [0, 1] and decode them through every stage (posterior mean by default)."""
-        posterior = self.encode(x)
+    def reconstruct(
+        self,
+        x: torch.Tensor,
+        return_stages: bool = False,
+        sample_posterior: bool = False,
+        seed: int | None = None,
+        labels=None,
+    ):
+        """Encode images in [0, 1] and decode them through every stage (posterior mean by
+        default); ``labels``: the images' classes, which a label-conditioned trunk needs."""
+        y = self.label_indices(labels, len(x)) if torch.is_tensor(x) else None
+        posterior = self.encode(x, y)
         z = posterior.sample(self._generator(seed)) if sample_posterior else self.trunk.reconstruction_latent(posterior)
-        return self.decode(z, return_stages=return_stages)
+        return self.decode(z, return_stages=return_stages, labels=y)
 
     @torch.inference_mode()
-    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8, return_stages: bool = False):
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8, return_stages: bool = False, label=None):
         """Decode ``steps`` latents spherically interpolated between two latents of the trunk's
-        latent shape (linearly where they are (anti)parallel, where slerp is undefined)."""
+        latent shape (linearly where they are (anti)parallel, where slerp is undefined);
+        ``label``: the one class a label-conditioned trunk decodes the whole strip with."""
         shape = tuple(self.trunk.latent_shape)
         if tuple(a.shape) != shape or tuple(b.shape) != shape:
             raise ValueError(f"interpolate takes two latents of shape {shape}, got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -459,7 +547,7 @@ class Pipeline(nn.Module):
             z = (1 - t) * a + t * b
         else:
             z = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
-        return self.decode(z.reshape(steps, *shape), return_stages=return_stages)
+        return self.decode(z.reshape(steps, *shape), return_stages=return_stages, labels=label)
 
     def _check_images(self, x: torch.Tensor) -> torch.Tensor:
         c, s = self.config.channels, self.config.image_size

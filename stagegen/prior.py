@@ -170,13 +170,31 @@ class Prior(nn.Module, metaclass=abc.ABCMeta):
 
 
 @torch.inference_mode()
-def encode_dataset(pipeline, images, max_images: int | None = None, seed: int = 0, batch: int = 256) -> LatentSet:
+def encode_dataset(
+    pipeline, images, max_images: int | None = None, seed: int = 0, batch: int = 256, labels: torch.Tensor | None = None
+) -> LatentSet:
     """Posterior mean and std under the pipeline's trunk (in eval mode) of ``images``: a
     dataset of uint8 C x H x W tensors, or a tensor of images (uint8, or float in [0, 1]).
-    Beyond ``max_images``, a seeded random subset."""
+    Beyond ``max_images``, a seeded random subset. A label-conditioned trunk encodes each image
+    with its class: ``labels`` (one index per image), else the dataset's own labels."""
     n = len(images)
     if n == 0:
         raise ValueError("no images to fit the prior to")
+    if pipeline.label_conditioned and labels is None:
+        from .data.labels import labels_of
+
+        declared = labels_of(images)
+        if declared is None:
+            raise ValueError(
+                "this pipeline's trunk is conditioned on class labels (a CVAE), and these images declare none: "
+                "encode a labelled dataset (digits, MNIST, a folder of class subfolders)"
+            )
+        if tuple(declared.names) != pipeline.labels:
+            raise ValueError(
+                f"this pipeline's trunk is conditioned on the labels {', '.join(pipeline.labels[:10])}, and these images "
+                f"declare {', '.join(declared.names[:10])}: encode the dataset it was trained on"
+            )
+        labels = declared.index
     index = torch.arange(n)
     if max_images is not None and n > max_images:
         index = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_images].sort().values
@@ -188,7 +206,7 @@ def encode_dataset(pipeline, images, max_images: int | None = None, seed: int = 
             part = index[start : start + batch]
             x = images[part] if torch.is_tensor(images) else torch.stack([images[int(i)] for i in part])
             x = x.float() / 255 if not x.is_floating_point() else x
-            q = pipeline.encode(x)
+            q = pipeline.encode(x, None if labels is None else labels[part])
             means.append(q.mean.flatten(1).float().cpu())
             stds.append(q.std.flatten(1).float().cpu())
     finally:

@@ -212,17 +212,23 @@ class Stage(nn.Module, abc.ABC):
 
 
 class Trunk(Stage):
-    """A VAE: ``encode`` gives q(z|x), ``decode`` gives the coarse image in [-1, 1]."""
+    """A VAE: ``encode`` gives q(z|x), ``decode`` gives the coarse image in [-1, 1].
+
+    A trunk conditioned on class labels (a CVAE) sets ``label_count`` to its number of classes;
+    the engine then passes every call a ``labels`` tensor (N class indices, int64):
+    ``encode(x, labels)`` and ``decode(z, labels)``. An unconditioned trunk (``label_count``
+    0, the default) is called with the images or latents alone."""
 
     latent_shape: tuple[int, ...]
+    label_count: int = 0
 
     @abc.abstractmethod
     def encode(self, x: torch.Tensor) -> Posterior:
-        """q(z|x) for images in [-1, 1]."""
+        """q(z|x) for images in [-1, 1] (q(z|x, y) with ``labels`` for a conditioned trunk)."""
 
     @abc.abstractmethod
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents of ``latent_shape`` -> images in [-1, 1]."""
+        """Latents of ``latent_shape`` -> images in [-1, 1] (given ``labels`` for a conditioned trunk)."""
 
     def reconstruction_latent(self, posterior: Posterior) -> torch.Tensor:
         """The latent ``reconstruct`` decodes: the posterior mean unless a trunk says otherwise."""

@@ -105,3 +105,53 @@ def test_sample_count_must_be_positive():
     for bad in (0, -1):
         with pytest.raises(ValueError, match="positive integer"):
             pipe.sample(bad)
+
+
+def _label_conditioned(classes=3):
+    config = tiny_pipeline_config().model_dump()
+    config["stages"][0]["options"]["classes"] = classes
+    return Pipeline(type(tiny_pipeline_config()).model_validate(config), for_training=False).eval()
+
+
+def test_a_label_conditioned_pipeline_samples_the_label_it_is_asked_for():
+    pipe = _label_conditioned()
+    assert pipe.label_conditioned and pipe.labels == ("0", "1", "2")
+    g = torch.Generator().manual_seed(0)
+    z = pipe.prior.sample(4, g)
+    # a label: decoded with that label; none: each with a label drawn after the latents, from the same seed
+    assert torch.equal(pipe.sample(4, seed=0, label="2"), pipe.decode(z, labels=2))
+    drawn = torch.randint(3, (4,), generator=g)
+    assert torch.equal(pipe.sample(4, seed=0), pipe.decode(z, labels=drawn))
+    assert not torch.equal(pipe.decode(z, labels=0), pipe.decode(z, labels=1))
+
+
+def test_a_label_conditioned_pipeline_asks_for_labels_and_checks_them():
+    pipe = _label_conditioned()
+    x = torch.rand(2, 1, 16, 16)
+    for call in (lambda: pipe.reconstruct(x), lambda: pipe.encode(x), lambda: pipe.decode(torch.zeros(2, 8))):
+        with pytest.raises(ValueError, match="conditioned on class labels \\(a CVAE\\): give each image's label"):
+            call()
+    assert pipe.reconstruct(x, labels=[0, "2"]).shape == (2, 1, 16, 16)
+    with pytest.raises(ValueError, match="3 labels for 2 images"):
+        pipe.reconstruct(x, labels=[0, 1, 2])
+    with pytest.raises(ValueError, match="unknown label 'seven'"):
+        pipe.sample(2, label="seven")
+    with pytest.raises(ValueError, match="must lie in 0..2"):
+        pipe.decode(torch.zeros(2, 8), labels=torch.tensor([0, 3]))
+    # an unconditioned pipeline ignores the images' labels (they are facts about the images, not requests)
+    plain = Pipeline(tiny_pipeline_config(), for_training=False).eval()
+    assert torch.equal(plain.reconstruct(x, labels=[0, 1]), plain.reconstruct(x))
+
+
+def test_trunk_label_names_must_match_the_trunk(tmp_path):
+    pipe = _label_conditioned()
+    pipe.set_trunk_labels(["cat", "dog", "owl"])
+    loaded = Pipeline.load(pipe.save(tmp_path / "p.safetensors"))
+    assert loaded.labels == ("cat", "dog", "owl")
+    assert torch.allclose(loaded.sample(2, seed=1, label="owl"), pipe.sample(2, seed=1, label=2), atol=1e-5)  # channels-last
+    with pytest.raises(ValueError, match="conditioned on 3 classes, but 2 label names were given"):
+        pipe.set_trunk_labels(["cat", "dog"])
+    config = tiny_pipeline_config().model_dump()
+    config["trunk_labels"] = ["a", "b"]
+    with pytest.raises(ValueError, match="its trunk is not conditioned on labels"):
+        Pipeline(type(tiny_pipeline_config()).model_validate(config))

@@ -16,10 +16,11 @@ from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 import stagegen
+from stagegen.config import MAX_LABELS
 from stagegen.layers import conv_bn_act
 from stagegen.stages import BuildContext, LossContext, Posterior, StageOptions, StageType, Trunk
 
@@ -51,12 +52,27 @@ class VAEOptions(StageOptions):
     )
     sigma_per_channel: bool = Field(False, description="calibrated only: one sigma per image channel instead of one in all")
     kl_weight: float = Field(1.0, ge=0, description="weight of the KL term")
+    classes: int = Field(
+        0,
+        ge=0,
+        le=MAX_LABELS,
+        description="condition the encoder and decoder on a class label with this many classes (a CVAE; training needs "
+        "a labelled dataset with as many classes); 0: unconditional",
+    )
+    label_dim: int = Field(32, ge=1, le=4096, description="classes > 0 only: size of the learned label embedding")
     kl_reduction: Literal["mean", "sum", "elbo"] = Field(
         "mean",
         description="mean: KL averaged over latent elements (authors' code); sum: summed per image, averaged over the "
         "batch; elbo: summed per image and divided by the image's pixel count, the ELBO per dimension that matches a "
         "per-pixel NLL (use with calibrated)",
     )
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("a label-conditioned trunk needs at least two classes (0: unconditional)")
+        return v
 
 
 MIN_LOG_SIGMA = -6.0
@@ -90,10 +106,16 @@ class VAETrunk(Trunk):
         self.encoder = nn.Sequential(*down)
         self._bottom = (o.widths[-1], sizes[-1], sizes[-1])
         flat = o.widths[-1] * sizes[-1] ** 2
-        self.to_posterior = nn.Linear(flat, 2 * o.latent_dim)
+        # A CVAE: one learned embedding of the label, appended to the encoder's flattened features
+        # and to z, so both q(z|x, y) and p(x|z, y) see it; z is left to carry what the label does not.
+        self.label_count = o.classes
+        extra = o.label_dim if o.classes else 0
+        if o.classes:
+            self.label_embedding = nn.Embedding(o.classes, o.label_dim)
+        self.to_posterior = nn.Linear(flat + extra, 2 * o.latent_dim)
 
         self.from_latent = nn.Sequential(
-            nn.Linear(o.latent_dim, flat, bias=False), nn.BatchNorm1d(flat), nn.LeakyReLU(o.leaky_slope, inplace=True)
+            nn.Linear(o.latent_dim + extra, flat, bias=False), nn.BatchNorm1d(flat), nn.LeakyReLU(o.leaky_slope, inplace=True)
         )
         up: list[nn.Module] = []
         widths_up = list(reversed(o.widths))
@@ -111,8 +133,15 @@ class VAETrunk(Trunk):
         if o.recon_loss == "calibrated" and o.sigma_mode == "learned":
             self.log_sigma = nn.Parameter(torch.zeros(channels if o.sigma_per_channel else 1))
 
-    def encode(self, x: torch.Tensor) -> Posterior:
-        h = self.to_posterior(self.encoder(x).flatten(1))
+    def _with_label(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.label_count:
+            return h
+        if labels is None:
+            raise ValueError(f"this vae trunk is conditioned on {self.label_count} classes: give each image's label")
+        return torch.cat([h, self.label_embedding(labels).to(h.dtype)], dim=1)
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> Posterior:
+        h = self.to_posterior(self._with_label(self.encoder(x).flatten(1), labels))
         mean, s = h.chunk(2, dim=1)
         if self.options.std_parameterization == "sqrt4sigmoid":
             std = torch.sqrt(4 * torch.sigmoid(s))
@@ -120,8 +149,8 @@ class VAETrunk(Trunk):
             std = torch.exp(0.5 * s)
         return Posterior(mean, std)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.from_latent(z).view(-1, *self._bottom))
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(self.from_latent(self._with_label(z, labels)).view(-1, *self._bottom))
 
     def _log_sigma(self, squared_error: torch.Tensor) -> torch.Tensor:
         """log sigma of the calibrated Gaussian, per channel (1 x C x 1 x 1) or shared (a scalar)."""

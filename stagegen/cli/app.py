@@ -116,7 +116,9 @@ def pipeline_data(pipe, data_name: str | None, data_root: str | None) -> tuple[s
 
 
 def real_for(pipe, data_name, data_root, split, n, seed=0):
-    from ..compare import real_images
+    """Up to n images of the dataset split at the pipeline's format, in [0, 1], and their class
+    indices (None for an unlabelled dataset; a label-conditioned trunk needs them)."""
+    from ..compare import labelled_real_images
 
     data_name, data_root = pipeline_data(pipe, data_name, data_root)
-    return real_images(data_name, data_root, split, pipe.config.image_size, pipe.config.channels, n, seed=seed)
+    return labelled_real_images(data_name, data_root, split, pipe.config.image_size, pipe.config.channels, n, seed=seed)

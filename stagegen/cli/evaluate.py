@@ -144,7 +144,7 @@ def eval_(
     metrics, needs = _chosen_metrics(metrics)
     pipe = load(pipeline, device=device)
     data_name, data_root = pipeline_data(pipe, data_name, data_root)
-    real = real_for(pipe, data_name, data_root, split, limit, seed)
+    real, real_labels = real_for(pipe, data_name, data_root, split, limit, seed)
     resources = _resources(
         needs,
         data_name,
@@ -170,7 +170,7 @@ def eval_(
         f"{per_label} ...",
         err=True,
     )
-    report = evaluate(pipe, real, metrics, n_samples, seed, temperature=temperature, resources=resources)
+    report = evaluate(pipe, real, metrics, n_samples, seed, temperature=temperature, resources=resources, real_labels=real_labels)
     report["data"] = f"{data_name}, {split} split"
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
     saved = record_eval(pipeline, report, "stagegen " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
@@ -216,7 +216,7 @@ def compare_cmd(
     loaded = {label: load(p, device=device) for label, p in zip(labels, pipelines)}
     first = next(iter(loaded.values()))
     data_name, data_root = pipeline_data(first, data_name, data_root)
-    real = real_for(first, data_name, data_root, split, limit, seed)
+    real, real_labels = real_for(first, data_name, data_root, split, limit, seed)
     metrics, needs = _chosen_metrics(metrics)
     resources = _resources(
         needs,
@@ -230,5 +230,15 @@ def compare_cmd(
         resource_options,
         device,
     )
-    compare(loaded, real, out, seed=seed, metrics=metrics, n_samples=n_samples, temperature=temperature, resources=resources)
+    compare(
+        loaded,
+        real,
+        out,
+        seed=seed,
+        real_labels=real_labels,
+        metrics=metrics,
+        n_samples=n_samples,
+        temperature=temperature,
+        resources=resources,
+    )
     click.echo(Path(out).with_suffix(".md").read_text())

@@ -103,7 +103,9 @@ def chosen_labels(pipe, label: str | None) -> list[str]:
     if label == "all":
         return list(pipe.labels)
     try:
-        return [pipe.labels[pipe.conditional.resolve(label)]]
+        from ..data.labels import resolve_label
+
+        return [pipe.labels[resolve_label(pipe.labels, label)]]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--label") from None
 
@@ -156,11 +158,11 @@ def edit(pipeline, images, data_name, data_root, split, n, seed, attribute, step
     strengths = chosen_attributes(pipe, attribute)
     check_grid_size((len(images) or n) * len(pipe.specs), steps, max(pipe.resolutions[-1], MIN_GRID_IMAGE))
     if images:
-        pictures, names = _read_images(pipe, images, crop), [Path(p).name for p in images]
+        pictures, names, known = _read_images(pipe, images, crop), [Path(p).name for p in images], None
     else:
-        pictures = real_for(pipe, data_name, data_root, split, n, seed)
+        pictures, known = real_for(pipe, data_name, data_root, split, n, seed)
         names = [f"{split} image {i + 1}" for i in range(len(pictures))]
-    stages = pipe.edit(pictures, strengths, steps)
+    stages = pipe.edit(pictures, strengths, steps, labels=known)
     rows, labels = [], []
     for i, name in enumerate(names):
         for label, stage in zip(pipe.row_labels(), stages):
@@ -221,8 +223,8 @@ def reconstruct(pipeline, data_name, data_root, split, n, out, seed, device):
     from ..images import save_grid
 
     pipe = load(pipeline, device=device)
-    x = real_for(pipe, data_name, data_root, split, n, seed)
-    save_grid([x, *pipe.reconstruct(x, return_stages=True)], out, labels=["input", *pipe.row_labels()])
+    x, known = real_for(pipe, data_name, data_root, split, n, seed)
+    save_grid([x, *pipe.reconstruct(x, return_stages=True, labels=known)], out, labels=["input", *pipe.row_labels()])
     click.echo(f"wrote {out} (input row + {len(pipe.specs)} stage rows x {len(x)} images)")
 
 
@@ -244,15 +246,20 @@ def interpolate(pipeline, data_name, data_root, split, steps, rows, from_data, o
     pipe = load(pipeline, device=device)
     pipe.check_decode_memory(rows * steps, return_stages=all_stages)  # every row is kept for the grid
     check_grid_size(rows * (len(pipe.specs) if all_stages else 1), steps, max(pipe.resolutions[-1], MIN_GRID_IMAGE))
+    # a label-conditioned trunk decodes each path with one class: its first image's, or the classes in turn
+    classes = [r % len(pipe.labels) for r in range(rows)] if pipe.label_conditioned else [None] * rows
     if from_data:
-        ends = pipe.encode(real_for(pipe, data_name, data_root, split, 2 * rows, seed)).mean
+        x, known = real_for(pipe, data_name, data_root, split, 2 * rows, seed)
+        ends = pipe.encode(x, known).mean
+        if pipe.label_conditioned:
+            classes = [int(known[2 * r]) for r in range(rows)]
     else:
         import torch
 
         ends = pipe.prior.sample(2 * rows, torch.Generator().manual_seed(seed)).to(pipe.device)
     grid_rows = []
     for r in range(rows):
-        stages = pipe.interpolate(ends[2 * r], ends[2 * r + 1], steps=steps, return_stages=True)
+        stages = pipe.interpolate(ends[2 * r], ends[2 * r + 1], steps=steps, return_stages=True, label=classes[r])
         grid_rows += stages if all_stages else [stages[-1]]
     save_grid(grid_rows, out)
     click.echo(f"wrote {out} ({rows} interpolations of {steps} images)")

@@ -58,6 +58,10 @@ def info(pipeline, as_json):
         + (f" ({options})" if options else "")
         + "; latents are drawn from it when sampling"
     )
+    trunk_labels = cfg.get("trunk_labels")
+    if isinstance(trunk_labels, list):
+        shown = ", ".join(str(label) for label in trunk_labels[:40]) + (", ..." if len(trunk_labels) > 40 else "")
+        say(f"  trunk conditioned on the labels {shown} (a CVAE: `stagegen sample PIPELINE --label NAME`)")
     say("  " + describe_conditional(cfg.get("conditional")))
     attributes = cfg.get("attributes")
     if isinstance(attributes, list):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Labels", "folder_labels", "labels_of", "resolve_label"]
+__all__ = ["LabelledImages", "Labels", "folder_labels", "label_tensor", "labels_of", "resolve_label"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,23 @@ class Labels:
         return torch.bincount(self.index, minlength=len(self.names)).tolist()
 
 
+class LabelledImages(torch.utils.data.Dataset):
+    """A dataset's images paired with their class indices, ``(image, label)``: the batches a
+    label-conditioned trunk (a CVAE) trains on."""
+
+    def __init__(self, images, labels: Labels):
+        if len(labels) != len(images):
+            raise ValueError(f"{len(labels)} labels for {len(images)} images")
+        self.images = images
+        self.index = labels.index
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.index[i]
+
+
 def labels_of(dataset) -> Labels | None:
     """The dataset's labels, when it declares labels for every one of its images."""
     labels = getattr(dataset, "labels", None)
@@ -62,6 +79,25 @@ def resolve_label(names: Sequence[str], label: int | str) -> int:
         return index
     shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
     raise ValueError(f"unknown label {label!r}: this pipeline's labels are {shown} (by name, or by index 0..{len(names) - 1})")
+
+
+def label_tensor(names: Sequence[str], labels, n: int) -> torch.Tensor:
+    """``labels`` as ``n`` class indices (int64) among ``names``: one label (a name or index) for
+    every image, or one per image (a sequence of names or indices, or an int64 tensor)."""
+    if torch.is_tensor(labels) and labels.dim() > 0:
+        if labels.dtype != torch.int64 or tuple(labels.shape) != (n,):
+            raise ValueError(f"expected {n} labels as an int64 tensor, got {labels.dtype} {tuple(labels.shape)}")
+        if n and (int(labels.min()) < 0 or int(labels.max()) >= len(names)):
+            raise ValueError(f"label indices must lie in 0..{len(names) - 1}")
+        return labels
+    if torch.is_tensor(labels):
+        labels = int(labels)
+    if isinstance(labels, (int, str)):
+        return torch.full((n,), resolve_label(names, labels), dtype=torch.long)
+    labels = list(labels)
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} images")
+    return torch.tensor([resolve_label(names, y) for y in labels], dtype=torch.long)
 
 
 def folder_labels(names: Sequence[str], every_name: Sequence[str] | None = None) -> Labels | None:

@@ -65,6 +65,14 @@ def generate_per_label(
     return [[(name, stages[k]) for name, stages in zip(pipeline.labels, per_label)] for k in range(len(pipeline.specs))]
 
 
+def label_sampling(pipeline) -> str:
+    """Where a pipeline's samples of a label come from, in words (for the report's notes)."""
+    source = "each label's prior" if pipeline.conditional is not None else f"the {pipeline.config.prior.type} prior"
+    if pipeline.label_conditioned:
+        source += ", decoded with the label by the label-conditioned trunk"
+    return source
+
+
 def label_sample_count(pipeline, metrics: list[str], n_samples: int) -> int:
     """Samples per label the ``metrics`` need: none unless one reads label samples; else the
     unconditional count shared out over the labels, and never under 100 (a share of fewer says
@@ -75,8 +83,12 @@ def label_sample_count(pipeline, metrics: list[str], n_samples: int) -> int:
     return max(-(-n_samples // len(pipeline.labels)), 100)
 
 
-def reconstruct_all(pipeline, real: torch.Tensor, batch: int = 256) -> list[torch.Tensor]:
-    return _chunks(lambda s, m: pipeline.reconstruct(real[s : s + m].to(pipeline.device), return_stages=True), len(real), batch)
+def reconstruct_all(pipeline, real: torch.Tensor, batch: int = 256, labels: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def part(s: int, m: int) -> list[torch.Tensor]:
+        known = None if labels is None else labels[s : s + m]
+        return pipeline.reconstruct(real[s : s + m].to(pipeline.device), return_stages=True, labels=known)
+
+    return _chunks(part, len(real), batch)
 
 
 def evaluate(
@@ -91,11 +103,13 @@ def evaluate(
     classifier=None,
     temperature: float = 1.0,
     resources: dict[str, Any] | None = None,
+    real_labels: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Per-stage values of every requested metric (default: the registered ones on by default),
     from reconstructions of ``real`` and from prior samples at ``temperature``.
 
-    ``real``: float images in [0, 1], N x C x H x W at the pipeline's resolution (a held-out split).
+    ``real``: float images in [0, 1], N x C x H x W at the pipeline's resolution (a held-out split);
+    ``real_labels``: their class indices, which a label-conditioned trunk reconstructs with.
     ``resources``: what the metrics need besides images, by name (see
     :func:`stagegen.metrics.resources.provide_resources`); ``fid_features``, ``classifier`` and
     ``lpips_network`` are the built-in ones, given directly. A metric that needs a resource not
@@ -113,7 +127,7 @@ def evaluate(
     needs = {need for m in chosen for need in m.needs}
     n_samples = n_samples or len(real)
     real = real.float()
-    recon = reconstruct_all(pipeline, real, batch) if "reconstructions" in needs else None
+    recon = reconstruct_all(pipeline, real, batch, real_labels) if "reconstructions" in needs else None
     samples = generate(pipeline, n_samples, seed, temperature, batch=batch) if "samples" in needs else None
     n_per_label = label_sample_count(pipeline, runnable, n_samples)
     label_samples = generate_per_label(pipeline, n_per_label, seed, temperature, batch) if n_per_label else None
@@ -145,8 +159,11 @@ def evaluate(
         "prior": pipeline.config.prior.type,
         "temperature": temperature,
     }
+    if pipeline.label_conditioned:
+        report["sample_labels"] = "each sample decoded with a label drawn uniformly (a label-conditioned trunk)"
     if n_per_label:
         report["n_samples_per_label"] = n_per_label
+        report["label_samples_from"] = label_sampling(pipeline)
     for metric in chosen:
         if metric.summary is not None:
             report.update(metric.summary(real, resources))
@@ -175,10 +192,12 @@ def report_notes(report: dict[str, Any]) -> list[str]:
     lines = [
         f"{report.get('n_real', '?')} real images, {report.get('n_samples', '?')} samples per stage from the "
         f"{report.get('prior', '?')} prior at temperature {report.get('temperature', '?')}"
+        + (f", {report['sample_labels']}" if "sample_labels" in report else "")
     ]
     if "n_samples_per_label" in report:
-        lines.append(f"{report['n_samples_per_label']} samples per label from each label's prior (the label_ columns)")
-    said = {"stages", "n_real", "n_samples", "prior", "temperature", "n_samples_per_label"}
+        source = report.get("label_samples_from", "each label's prior")  # an eval.json written before CVAE trunks
+        lines.append(f"{report['n_samples_per_label']} samples per label from {source} (the label_ columns)")
+    said = {"stages", "n_real", "n_samples", "prior", "temperature", "n_samples_per_label", "label_samples_from", "sample_labels"}
     for key, value in report.items():
         if key not in said:
             lines.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

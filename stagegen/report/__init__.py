@@ -168,9 +168,17 @@ def _labels(page: Page, pipe, seed: int = 0) -> None:
     from ..images import save_grid
 
     page.heading("Samples per label", "labels")
+    if pipe.conditional is not None:
+        drawn = (
+            f"drawn from that label's own {pipe.config.conditional.prior.type} prior (fitted ex post to the posteriors of "
+            "its training images)"
+        )
+    else:
+        drawn = f"drawn from the {pipe.config.prior.type} prior"
+    if pipe.label_conditioned:
+        drawn += ", decoded by the label-conditioned trunk with that label"
     page.paragraph(
-        f"One row per label, each drawn from that label's own {pipe.config.conditional.prior.type} prior (fitted ex post "
-        f"to the posteriors of its training images) and decoded through every stage; the last stage is shown "
+        f"One row per label, each {drawn} and through every stage; the last stage is shown "
         f"(`stagegen sample PIPELINE --label all`), seed {seed}."
     )
     labels = pipe.labels[:MAX_LABEL_ROWS]
@@ -198,7 +206,8 @@ def _interpolations(page: Page, pipe, seed: int = 0) -> None:
     )
     with torch.inference_mode(), tempfile.TemporaryDirectory() as tmp:
         for r in range(INTERPOLATIONS):
-            stages = pipe.interpolate(ends[2 * r], ends[2 * r + 1], steps=INTERPOLATION_STEPS, return_stages=True)
+            label = r % len(pipe.labels) if pipe.label_conditioned else None  # a CVAE decodes a path with one class
+            stages = pipe.interpolate(ends[2 * r], ends[2 * r + 1], steps=INTERPOLATION_STEPS, return_stages=True, label=label)
             path = save_grid(stages, Path(tmp) / f"path{r}.png", labels=pipe.row_labels())
             page.image(path.read_bytes(), f"path {r + 1}")
 

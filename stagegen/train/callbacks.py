@@ -204,7 +204,9 @@ class Grids(Callback):
     reconstructions.png at the end. Rank 0 writes."""
 
     def _write(self, trainer, path, recon_path=None):
-        grid = write_grids(trainer.state, path, trainer.config.train.seed, trainer.grid_inputs, trainer.prepare, recon_path)
+        grid = write_grids(
+            trainer.state, path, trainer.config.train.seed, trainer.grid_inputs, trainer.prepare, recon_path, trainer.grid_labels
+        )
         trainer.emit("grid", path, grid)
 
     def on_step_end(self, trainer, outcome):

@@ -154,16 +154,24 @@ def write_grids(
     inputs: torch.Tensor,
     prepare: Callable[[torch.Tensor], torch.Tensor],
     recon_path: Path | None = None,
+    input_labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Samples from a fixed latent batch (one row per stage) and, with ``recon_path``, a
-    reconstruction grid of ``inputs`` (input row, then each stage). Returns the sample grid."""
+    reconstruction grid of ``inputs`` (input row, then each stage). Returns the sample grid.
+    A label-conditioned trunk decodes the samples with its classes in turn (0, 1, 2, ...) and
+    the inputs with theirs (``input_labels``)."""
     with generator_weights(state) as pipeline:
-        samples = [to_unit_range(y).float() for y in pipeline.run_chain(grid_latents(state, seed).to(pipeline.device)).images]
+        latents = grid_latents(state, seed).to(pipeline.device)
+        classes = None
+        if pipeline.label_conditioned:
+            classes = torch.arange(len(latents), device=pipeline.device) % pipeline.trunk.label_count
+        samples = [to_unit_range(y).float() for y in pipeline.run_chain(latents, labels=classes).images]
         save_grid(samples, path, labels=pipeline.row_labels(f", z: {grid_prior(state)}"))
         if recon_path is not None:
             x = prepare(inputs)
-            posterior = pipeline.encode(to_unit_range(x))
+            known = pipeline.label_indices(input_labels, len(x))
+            posterior = pipeline.encode(to_unit_range(x), known)
             latent = pipeline.trunk.reconstruction_latent(posterior)
-            stages = [to_unit_range(y).float() for y in pipeline.run_chain(latent).images]
+            stages = [to_unit_range(y).float() for y in pipeline.run_chain(latent, labels=known).images]
             save_grid([to_unit_range(x).float(), *stages], recon_path, labels=["input", *pipeline.row_labels()])
     return grid(samples)

@@ -87,11 +87,15 @@ def train_step(
     reported: dict[Key, torch.Tensor] = {}
     headlines: set[Key] = set()
     for micro in range(config.accumulate):
-        x = prepare(next(batches))
+        batch = next(batches)
+        # a label-conditioned trunk trains on (images, labels) batches
+        images, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        x = prepare(images)
+        conditioning = {} if labels is None else {"labels": labels.to(x.device, non_blocking=True)}
         sync = micro == config.accumulate - 1 or not distributed
         latents = sampler.sample(config.sample_path_batch or len(x)).to(x.device) if sample_path else None
         with contextlib.nullcontext() if sync else model.no_sync(), autocast():
-            out = model(x, prior_latents=latents, stages=stages)
+            out = model(x, prior_latents=latents, stages=stages, **conditioning)
             diagnostics: dict[Key, torch.Tensor] = {}
             terms = pipeline.loss_terms(x, out, state.step, state.auxiliaries, diagnostics, headlines)
             loss = torch.stack([v.float() for v in terms.values()]).sum()

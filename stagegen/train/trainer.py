@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import RunConfig
+from ..data.labels import LabelledImages, Labels, labels_of
 from ..devices import check_memory, resolve_device
 from ..io import atomic_write
 from ..pipeline import Pipeline, to_model_range
@@ -141,9 +142,11 @@ class Trainer:
             )
         self.dataset = dataset
         self._check_dataset()
+        #: the training images' labels when the trunk is conditioned on them (its batches then carry them)
+        self.labels = self._trunk_labels()
         self.sampler = ResumableSampler(len(dataset), t.batch_size, t.seed, self.dist.rank, self.dist.world_size)
         self.loader = DataLoader(
-            dataset,
+            dataset if self.labels is None else LabelledImages(dataset, self.labels),
             batch_size=t.batch_size,
             sampler=self.sampler,
             num_workers=t.num_workers,
@@ -157,6 +160,7 @@ class Trainer:
         self.signals = StopSignals(self._abandoned)
         self.last_checkpoint_step: int | None = None
         self.grid_inputs = torch.stack([dataset[i] for i in range(min(GRID_IMAGES, len(dataset)))])
+        self.grid_labels = None if self.labels is None else self.labels.index[: len(self.grid_inputs)]
         self.callbacks: list[Callback] = [*default_callbacks(), *_plugin_callbacks(config), *extra_callbacks]
         self._events: list[tuple[str, tuple]] = []
         self._dispatching = False
@@ -208,6 +212,34 @@ class Trainer:
         if not torch.is_tensor(first) or first.dtype != torch.uint8 or tuple(first.shape) != (c, s, s):
             got = (first.dtype, tuple(first.shape)) if torch.is_tensor(first) else type(first).__name__
             raise ValueError(f"the dataset must give uint8 tensors of shape {(c, s, s)} (channels, size, size); it gave {got}")
+
+    def _trunk_labels(self) -> Labels | None:
+        """The dataset's labels, checked against a label-conditioned trunk's classes (and the
+        names a resumed run recorded); the pipeline and the run's config take their names."""
+        pipeline = self.pipeline
+        if not pipeline.label_conditioned:
+            return None
+        labels, count, data = labels_of(self.dataset), pipeline.trunk.label_count, self.config.data.name
+        if labels is None:
+            raise ValueError(
+                f"the trunk is conditioned on {count} classes (a CVAE), but the {data} dataset declares no labels: "
+                "train it on labelled data (digits, mnist, a folder of class subfolders), or set the trunk's classes to 0"
+            )
+        names = list(labels.names)
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        if len(names) != count:
+            raise ValueError(
+                f"the trunk is conditioned on {count} classes, but the {data} dataset has {len(names)} ({shown}): "
+                f"set the trunk's classes to {len(names)}"
+            )
+        recorded = self.config.pipeline.trunk_labels
+        if recorded is not None and list(recorded) != names:
+            raise ValueError(
+                f"this run's trunk is conditioned on the labels {', '.join(recorded[:10])}; the dataset's are {shown}"
+            )
+        pipeline.set_trunk_labels(names)
+        self.config = self.config.model_copy(update={"pipeline": self.config.pipeline.model_copy(update={"trunk_labels": names})})
+        return labels
 
     def batches(self) -> Iterator[torch.Tensor]:
         """The training batches from where the run stands, epoch after epoch."""

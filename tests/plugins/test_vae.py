@@ -70,3 +70,24 @@ def test_authors_settings_are_unchanged():
     assert set(terms) == {"l2", "kl"}
     assert float(terms["l2"]) == pytest.approx(float((output - target).square().mean()), rel=1e-6)
     assert float(terms["kl"]) == pytest.approx(float(posterior.kl().mean()), rel=1e-6)
+
+
+def test_a_label_conditioned_trunk_encodes_and_decodes_with_the_label():
+    trunk = _trunk(classes=10, label_dim=4).eval()
+    z = torch.randn(3, 8)
+    threes, sevens = trunk.decode(z, torch.full((3,), 3)), trunk.decode(z, torch.full((3,), 7))
+    assert threes.shape == (3, 3, 16, 16) and not torch.allclose(threes, sevens)  # same z, another class
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    assert not torch.allclose(
+        trunk.encode(x, torch.zeros(3, dtype=torch.long)).mean, trunk.encode(x, torch.ones(3, dtype=torch.long)).mean
+    )
+    with pytest.raises(ValueError, match="conditioned on 10 classes: give each image's label"):
+        trunk.decode(z)
+
+
+def test_an_unconditioned_trunk_keeps_its_weights_and_one_class_is_refused():
+    # files written before the option existed hold exactly these tensors
+    assert not any("label" in name for name in _trunk().state_dict())
+    assert _trunk().to_posterior.in_features + 4 == _trunk(classes=2, label_dim=4).to_posterior.in_features
+    with pytest.raises(ValueError, match="at least two classes"):
+        _trunk(classes=1)

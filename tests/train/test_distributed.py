@@ -16,12 +16,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _config(steps, batch, layout, gan):
+def _config(steps, batch, layout, variant):
     config = tiny_run_config(steps=steps, batch_size=batch, checkpoint_every=2, memory_format=layout)
-    if not gan:
+    raw = config.model_dump()
+    if variant == "cvae":  # a label-conditioned trunk: each rank's batches carry their images' labels
+        raw["pipeline"]["stages"][0]["options"]["classes"] = 10
+        return type(config).model_validate(raw)
+    if variant != "gan":
         return config
     # a refiner that joins at step 2 (its parameters unused before) and judges prior samples
-    raw = config.model_dump()
     raw["pipeline"]["stages"][1].update(
         type="resnet-gan",
         options={"width": 8, "blocks": 1},
@@ -33,7 +36,7 @@ def _config(steps, batch, layout, gan):
     return type(config).model_validate(raw)
 
 
-def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic, gan=False):
+def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic, variant=None):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     import torch.distributed as dist
@@ -54,7 +57,7 @@ def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic, g
             real_save(obj, f, *a, **k),
         )[1]
     layout = "contiguous" if deterministic else "channels_last"
-    trainer = Trainer(_config(steps, batch, layout, gan), run_dir)
+    trainer = Trainer(_config(steps, batch, layout, variant), run_dir)
     mismatches = []
     step = trainer.train_step
 
@@ -78,11 +81,11 @@ def _worker(rank, world, port, run_dir, out_file, batch, steps, deterministic, g
     shutdown_distributed(trainer.dist)
 
 
-def _run(world, tmp_path, name, batch, steps=4, deterministic=False, gan=False):
+def _run(world, tmp_path, name, batch, steps=4, deterministic=False, variant=None):
     out_file = tmp_path / f"{name}.pt"
     mp.spawn(
         _worker,
-        args=(world, _free_port(), str(tmp_path / name), str(out_file), batch, steps, deterministic, gan),
+        args=(world, _free_port(), str(tmp_path / name), str(out_file), batch, steps, deterministic, variant),
         nprocs=world,
         join=True,
     )
@@ -100,7 +103,7 @@ def test_two_processes_stay_identical_and_only_rank0_writes(tmp_path):
 
 @pytest.mark.slow
 def test_a_late_refiner_judged_on_prior_samples_trains_in_step_across_processes(tmp_path):
-    result = _run(2, tmp_path, "gan", batch=16, steps=8, gan=True)
+    result = _run(2, tmp_path, "gan", batch=16, steps=8, variant="gan")
     assert result["mismatches"] == []
     import json
 
@@ -111,9 +114,11 @@ def test_a_late_refiner_judged_on_prior_samples_trains_in_step_across_processes(
 
 
 @pytest.mark.slow
-def test_two_processes_of_batch_b_match_one_process_of_batch_2b(tmp_path):
-    two = _run(2, tmp_path, "two", batch=4, deterministic=True)["state"]
-    one = _run(1, tmp_path, "one", batch=8, deterministic=True)["state"]
+@pytest.mark.parametrize("variant", [None, "cvae"])
+def test_two_processes_of_batch_b_match_one_process_of_batch_2b(tmp_path, variant):
+    # with a label-conditioned trunk, a label that left its image on the way to a rank would differ here
+    two = _run(2, tmp_path, "two", batch=4, deterministic=True, variant=variant)["state"]
+    one = _run(1, tmp_path, "one", batch=8, deterministic=True, variant=variant)["state"]
     # contiguous layout here: oneDNN's channels-last kernels block batch 4 and batch 8 differently,
     # and Adam's normalised first steps amplify those last-bit differences (seen: up to 3e-4)
     for key, value in one.items():

@@ -63,7 +63,7 @@ def test_the_sample_path_runs_only_when_a_loss_asks_for_it():
     assert state.sample_prior is None and not state.pipeline.uses_samples  # l1 alone reads no samples
     calls = []
     real = state.pipeline.sample_path
-    state.pipeline.sample_path = lambda z, stages=None: calls.append(len(z)) or real(z, stages)
+    state.pipeline.sample_path = lambda z, stages=None, labels=None: calls.append(len(z)) or real(z, stages, labels)
     for _ in range(2):
         train_step(state, _batches(), config)
     assert calls == []
@@ -78,6 +78,6 @@ def test_the_sample_path_runs_only_when_a_loss_asks_for_it():
     state = TrainState.create(pipeline, build_auxiliaries(pipeline), train)
     assert state.sample_prior is not None and state.sample_prior.ready  # N(0, I): nothing to fit
     real = pipeline.sample_path
-    pipeline.sample_path = lambda z, stages=None: calls.append(len(z)) or real(z, stages)
+    pipeline.sample_path = lambda z, stages=None, labels=None: calls.append(len(z)) or real(z, stages, labels)
     outcome = train_step(state, _batches(), train)
     assert calls == [5] and (1, "aux") not in outcome.auxiliary and (1, "d_loss") in outcome.auxiliary

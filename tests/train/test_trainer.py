@@ -250,3 +250,50 @@ def test_a_prior_that_cannot_be_built_on_the_meta_device_still_trains(tmp_path, 
     config.pipeline.prior = {"type": "counting"}
     result = train(type(config).model_validate(config.model_dump()), tmp_path / "run")
     assert result.steps == 2 and result.pipeline_path.is_file()
+
+
+def _cvae_config(classes=10, **train):
+    raw = tiny_run_config(**train).model_dump()
+    raw["pipeline"]["stages"][0]["options"]["classes"] = classes
+    return type(tiny_run_config()).model_validate(raw)
+
+
+def test_a_label_conditioned_trunk_trains_on_the_images_labels(tmp_path):
+    trainer = Trainer(_cvae_config(steps=4, sample_every=4), tmp_path / "run")
+    seen = []
+    forward = trainer.pipeline.forward
+    trainer.model = lambda x, **kw: (seen.append(kw.get("labels")), forward(x, **kw))[1]
+    trainer.fit()
+    assert len(seen) == 4 and all(y is not None and y.shape == (8,) for y in seen)
+    # each step's labels are its images' own: the sampler's indices pick both
+    trainer.sampler.set_position(0, 0)
+    order = list(iter(trainer.sampler))[:32]
+    assert torch.equal(torch.cat(seen), trainer.labels.index[order])
+    names = [str(d) for d in range(10)]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["pipeline"]["trunk_labels"] == names
+    pipe = stagegen.load(tmp_path / "run" / "pipeline.safetensors")
+    assert pipe.label_conditioned and pipe.labels == tuple(names)
+    assert (tmp_path / "run" / "samples" / "recon_0000004.png").is_file()
+
+
+def test_a_label_conditioned_trunk_needs_a_dataset_with_as_many_classes(tmp_path):
+    from stagegen.data.tensors import TensorImages
+
+    unlabelled = TensorImages(torch.zeros(16, 1, 16, 16, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="conditioned on 10 classes \\(a CVAE\\), but the digits dataset declares no labels"):
+        Trainer(_cvae_config(), tmp_path / "a", dataset=unlabelled)
+    with pytest.raises(
+        ValueError, match="conditioned on 4 classes, but the digits dataset has 10 .*set the trunk's classes to 10"
+    ):
+        Trainer(_cvae_config(classes=4), tmp_path / "b")
+
+
+def test_a_label_conditioned_run_resumes_exactly(tmp_path):
+    whole = Trainer(_cvae_config(steps=6), tmp_path / "whole")
+    whole.fit()
+    Trainer(_cvae_config(steps=6), tmp_path / "part").fit(stop_after=3)
+    assert resume(tmp_path / "part").steps == 6
+    resumed = Trainer(_cvae_config(steps=6), tmp_path / "part", resume=True)
+    assert resumed.pipeline.labels == whole.pipeline.labels == tuple("0123456789")
+    for k, v in whole.pipeline.state_dict().items():
+        assert torch.allclose(v.float(), resumed.pipeline.state_dict()[k].float(), atol=1e-6), k
