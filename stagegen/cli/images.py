@@ -143,8 +143,8 @@ def chosen_attributes(pipe, text: str | None) -> dict[str, float] | None:
 @click.option(
     "--crop",
     type=click.IntRange(min=1),
-    help="center square crop (pixels) before resizing, as in training; default: CelebA's for a pipeline trained on "
-    "celeba (148 at 64x64), else the largest centered square",
+    help="center square crop (pixels) before resizing; default: as the pipeline's dataset (--data, else the one it "
+    "was trained on) reads an image file: CelebA's 148 at 64x64, a folder's largest centered square, ...",
 )
 @click.option("-o", "--out", required=True, type=click.Path(), callback=grid_path, help="output image (.png, ...)")
 @click.option("--device", default="cpu", show_default=True)
@@ -158,7 +158,7 @@ def edit(pipeline, images, data_name, data_root, split, n, seed, attribute, step
     strengths = chosen_attributes(pipe, attribute)
     check_grid_size((len(images) or n) * len(pipe.specs), steps, max(pipe.resolutions[-1], MIN_GRID_IMAGE))
     if images:
-        pictures, names, known = _read_images(pipe, images, crop), [Path(p).name for p in images], None
+        pictures, names, known = _read_images(pipe, images, crop, data_name), [Path(p).name for p in images], None
     else:
         pictures, known = real_for(pipe, data_name, data_root, split, n, seed)
         names = [f"{split} image {i + 1}" for i in range(len(pictures))]
@@ -173,17 +173,15 @@ def edit(pipeline, images, data_name, data_root, split, n, seed, attribute, step
     click.echo(f"wrote {out} ({len(names)} image(s) x {len(pipe.specs)} stage(s), {steps} steps from no edit to {what})")
 
 
-def _read_images(pipe, images, crop):
-    """Image files as the pipeline's training saw its images: cropped, resized, in [0, 1]."""
+def _read_images(pipe, images, crop, data_name=None):
+    """Image files as the pipeline's training saw its images: cropped (``crop`` pixels, else as
+    its dataset, ``data_name`` or the one the file records, reads an image file), resized, in [0, 1]."""
     import torch
 
     from ..data.decode import ImageTransform, decode_image
 
-    if crop is None and (pipe.file_metadata.get("extra") or {}).get("data") == "celeba":
-        from ..data.celeba import auto_crop
-
-        crop = auto_crop(pipe.config.image_size)
-    transform = ImageTransform(pipe.config.image_size, pipe.config.channels, crop)
+    size, channels = pipe.config.image_size, pipe.config.channels
+    transform = ImageTransform(size, channels, crop) if crop is not None else _file_transform(pipe, data_name)
     pictures = []
     for path in images:
         try:
@@ -194,6 +192,21 @@ def _read_images(pipe, images, crop):
                 f"{path} is not a readable image ({type(exc).__name__}: {detail})", param_hint="IMAGES"
             ) from None
     return torch.stack(pictures)
+
+
+def _file_transform(pipe, data_name):
+    """How the pipeline's dataset reads one image file; the largest centred square where the
+    dataset is not named or not installed (a loose file needs no dataset to be edited)."""
+    from ..data.decode import ImageTransform
+    from ..plugins import PluginError, get_dataset_type
+
+    name = data_name or (pipe.file_metadata.get("extra") or {}).get("data")
+    size, channels = pipe.config.image_size, pipe.config.channels
+    try:
+        dataset_type = get_dataset_type(name) if isinstance(name, str) else None
+    except PluginError:
+        dataset_type = None
+    return dataset_type.image_transform(size, channels) if dataset_type is not None else ImageTransform(size, channels)
 
 
 def safe_file_part(name: str) -> str:

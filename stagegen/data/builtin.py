@@ -6,9 +6,9 @@ from .registry import DatasetType
 
 @hookimpl
 def register_datasets(register):
-    from .celeba import CelebAOptions, build_celeba
+    from .celeba import CelebAOptions, build_celeba, celeba_transform
     from .digits import DigitsOptions, build_digits
-    from .folder import FolderOptions, build_folder
+    from .folder import FolderOptions, build_folder, folder_transform
     from .mnist import MNISTOptions, build_mnist
 
     register(
@@ -44,6 +44,7 @@ def register_datasets(register):
             image_size=64,
             channels=3,
             default_preset="sharp-celeba64",
+            transform=celeba_transform,
         )
     )
     register(
@@ -57,5 +58,6 @@ def register_datasets(register):
             image_size=64,
             channels=3,
             default_preset="sharp-celeba64",
+            transform=folder_transform,
         )
     )

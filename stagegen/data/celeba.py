@@ -71,6 +71,12 @@ def auto_crop(image_size: int) -> int:
     return 128 if image_size == 128 else 148
 
 
+def celeba_transform(request: DataRequest) -> ImageTransform:
+    """A CelebA image: its ``crop`` centre square (``auto``: :func:`auto_crop`), resized."""
+    crop = request.options.crop
+    return ImageTransform(request.image_size, request.channels, auto_crop(request.image_size) if crop == "auto" else crop)
+
+
 def build_celeba(request: DataRequest) -> TensorImages:
     o: CelebAOptions = request.options
     root = Path(request.root)
@@ -89,8 +95,7 @@ def build_celeba(request: DataRequest) -> TensorImages:
         names = [n for n in source.names if split_of(basename(n), 0.05, 0.05, 0) == request.split]
     if not names:
         raise DataError(f"CelebA split {request.split!r} has no images among the {len(source.names)} under {root}")
-    crop = o.crop if o.crop != "auto" else auto_crop(request.image_size)
-    transform = ImageTransform(request.image_size, request.channels, crop)
+    transform = celeba_transform(request)
     dataset = load_images(f"celeba [{request.split}]", source, names, transform, request.cache_dir, o.fail_on_bad, o.workers)
     # the 40 binary attributes, where the official list lies beside the images (after skipped
     # images, so they stay aligned); without it the faces train and sample as before

@@ -45,6 +45,11 @@ def open_source(root: Path) -> ImageSource:
     return source
 
 
+def folder_transform(request: DataRequest) -> ImageTransform:
+    """A folder's image: the largest centred square (``crop=center``) or the whole image (``none``), resized."""
+    return ImageTransform(request.image_size, request.channels, squash=request.options.crop == "none")
+
+
 def build_folder(request: DataRequest) -> TensorImages:
     o: FolderOptions = request.options
     root = Path(request.root)
@@ -54,7 +59,7 @@ def build_folder(request: DataRequest) -> TensorImages:
         raise DataError(
             f"split {request.split!r} of {root} has no images ({len(source.names)} in all); change val_fraction/test_fraction"
         )
-    transform = ImageTransform(request.image_size, request.channels, squash=o.crop == "none")
+    transform = folder_transform(request)
     dataset = load_images(
         f"folder {root} [{request.split}]", source, names, transform, request.cache_dir, o.fail_on_bad, o.workers
     )

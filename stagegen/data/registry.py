@@ -12,6 +12,8 @@ from ..options import StrictModel, validate_options
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
+    from .decode import ImageTransform
+
 SPLITS = ("train", "val", "test")
 
 
@@ -48,9 +50,22 @@ class DatasetType:
     image_size: int = 64
     channels: int = 3
     default_preset: str | None = None  # a preset made for this dataset, the starting point of `--data NAME`
+    #: how one image file becomes one of this dataset's images (its crop, at the request's size
+    #: and channels): what its builder decodes with, and how `stagegen edit` reads a loose file
+    #: for a pipeline trained on it. None: the largest centred square, resized.
+    transform: Callable[[DataRequest], ImageTransform] | None = None
 
     def validate_options(self, raw: dict[str, Any] | None) -> DatasetOptions:
         return validate_options(self.options, raw, f"options of dataset {self.name!r}")
+
+    def image_transform(self, image_size: int, channels: int, options: dict[str, Any] | None = None) -> ImageTransform:
+        """The transform an image file of this dataset gets at this size and channel count
+        (``options``: the dataset's, default when not given)."""
+        from .decode import ImageTransform
+
+        if self.transform is None:
+            return ImageTransform(image_size, channels)
+        return self.transform(DataRequest(None, "train", image_size, channels, self.validate_options(options)))
 
 
 def open_dataset(

@@ -222,3 +222,24 @@ def test_folder_crop_none_squashes_the_whole_image(tmp_path):
     cropped = open_dataset("folder", str(root), "train", 8, 1, opts, cache_dir="off")[0]
     assert squashed[0, :, 0].float().mean() > 200  # the left block survives squashing
     assert cropped.float().max() < 50  # and is cut away by the center crop
+
+
+def test_a_loose_image_file_is_read_as_its_dataset_reads_its_images(tmp_path):
+    from stagegen.data.decode import ImageTransform, decode_image
+    from stagegen.plugins import get_dataset_type
+
+    # a face with a bright border that CelebA's 148-pixel crop cuts away and a plain square keeps
+    face = Image.new("RGB", (178, 218), (40, 40, 40))
+    face.paste((250, 250, 250), (0, 0, 178, 30))
+    root = tmp_path / "celeba" / "img_align_celeba"
+    root.mkdir(parents=True)
+    face.save(root / "000001.jpg", quality=95)
+    (root.parent / "list_eval_partition.txt").write_text("000001.jpg 0\n")
+    celeba = get_dataset_type("celeba")
+    assert celeba.image_transform(64, 3) == ImageTransform(64, 3, 148)
+    assert celeba.image_transform(128, 3, {"crop": 100}) == ImageTransform(128, 3, 100)
+    loose = decode_image((root / "000001.jpg").read_bytes(), celeba.image_transform(16, 3))
+    assert torch.equal(loose, open_dataset("celeba", str(tmp_path / "celeba"), "train", 16, 3, cache_dir="off")[0])
+    assert not torch.equal(loose, decode_image((root / "000001.jpg").read_bytes(), ImageTransform(16, 3)))
+    assert get_dataset_type("folder").image_transform(8, 1, {"crop": "none"}).squash
+    assert get_dataset_type("digits").image_transform(16, 1) == ImageTransform(16, 1)  # no transform: a plain square
