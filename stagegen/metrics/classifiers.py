@@ -83,19 +83,24 @@ class LabelledDigits:
 
 def _mnist_data(root: str | Path | None) -> LabelledDigits:
     from ..data import open_dataset
-    from ..data.mnist import FILES, read_labels
+    from ..data.labels import labels_of
 
     if root is None:
         raise FileNotFoundError(
             "the mnist classifier is trained on MNIST on first use: give the MNIST folder once "
             "(--data-root of an mnist dataset, or --mnist-root PATH); it is then cached"
         )
-    root = Path(root)
-    x = open_dataset("mnist", str(root), "train", 28, 1).images.float() / 255
-    xt = open_dataset("mnist", str(root), "test", 28, 1).images.float() / 255
-    y = torch.from_numpy(read_labels(root, FILES["train-labels"][0]).astype(np.int64))
-    yt = torch.from_numpy(read_labels(root, FILES["test-labels"][0]).astype(np.int64))
-    return LabelledDigits(x, y, xt, yt)
+    splits = []
+    for split in ("train", "test"):
+        dataset = open_dataset("mnist", str(root), split, 28, 1)
+        labels = labels_of(dataset)
+        if labels is None:
+            raise FileNotFoundError(
+                f"the mnist classifier is trained on MNIST's labels, and {root} has none for its {split} images: "
+                "put the official label files (train-labels-idx1-ubyte.gz, t10k-labels-idx1-ubyte.gz) beside the images"
+            )
+        splits += [dataset.images.float() / 255, labels.index]
+    return LabelledDigits(*splits)
 
 
 def _digits_data(root: str | Path | None) -> LabelledDigits:
