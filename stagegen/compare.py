@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .data.labels import Labels, labels_of
 from .images import save_grid
 from .metrics import evaluate, format_table
 
@@ -27,12 +28,11 @@ def labelled_real_images(
     n: int | None = None,
     options: dict | None = None,
     seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, Labels | None]:
     """Up to n images of a dataset split as floats in [0, 1] (a seeded random subset), and their
-    class indices (None where the dataset declares no labels), which a label-conditioned trunk
-    encodes and decodes with."""
+    labels (None where the dataset declares none), which a label-conditioned trunk encodes and
+    decodes with."""
     from .data import open_dataset
-    from .data.labels import labels_of
 
     dataset = open_dataset(name, root, split, image_size, channels, options)
     index = torch.arange(len(dataset))
@@ -40,7 +40,7 @@ def labelled_real_images(
         index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     labels = labels_of(dataset)
     images = torch.stack([dataset[int(i)] for i in index]).float() / 255
-    return images, None if labels is None else labels.index[index]
+    return images, None if labels is None else Labels(labels.names, labels.index[index])
 
 
 def compare(

@@ -121,4 +121,13 @@ def real_for(pipe, data_name, data_root, split, n, seed=0):
     from ..compare import labelled_real_images
 
     data_name, data_root = pipeline_data(pipe, data_name, data_root)
-    return labelled_real_images(data_name, data_root, split, pipe.config.image_size, pipe.config.channels, n, seed=seed)
+    images, labels = labelled_real_images(data_name, data_root, split, pipe.config.image_size, pipe.config.channels, n, seed=seed)
+    if labels is None:
+        return images, None
+    if pipe.label_conditioned and labels.names != pipe.labels:
+        raise click.BadParameter(
+            f"the pipeline's trunk is conditioned on the labels {', '.join(pipe.labels[:10])}, and {data_name}'s are "
+            f"{', '.join(labels.names[:10])}: evaluate it on the dataset it was trained on",
+            param_hint="--data",
+        )
+    return images, labels.index

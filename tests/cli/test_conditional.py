@@ -192,6 +192,14 @@ def test_a_label_conditioned_trunk_refuses_unlabelled_images(cvae_run, tmp_path)
     where = ["--data", "folder", "--data-root", str(flat), "--split", "train"]
     proc = run("fit-prior", str(path), *where, "-o", str(tmp_path / "x.safetensors"), check=False)
     assert proc.returncode == 1 and "conditioned on class labels (a CVAE), and these images declare none" in proc.stderr
+    # images of other classes are refused too, by name, not decoded with a digit's label
+    for name in ("cat", "dog"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("L", (16, 16), 40 * i).save(tmp_path / "pets" / name / f"{i}.png")
+    pets = ["--data", "folder", "--data-root", str(tmp_path / "pets"), "--split", "train"]
+    proc = run("reconstruct", str(path), *pets, "-o", str(tmp_path / "r.png"), check=False)
+    assert proc.returncode == 2 and "conditioned on the labels 0, 1, 2" in proc.stderr and "folder's are cat, dog" in proc.stderr
     chain = ["--preset", "sharp-digits", "-O", "vae.classes=10"]
     proc = run("train", "--steps", "2", "--out", str(tmp_path / "t"), *chain, *SMALL, *where, check=False)
     assert proc.returncode == 1 and "declares no labels" in proc.stderr and "Traceback" not in proc.stderr
