@@ -159,8 +159,11 @@ def cvae_run(tmp_path_factory):
 
 
 def test_a_label_conditioned_trunk_samples_labels_from_the_command_line(cvae_run, tmp_path):
-    path, _ = cvae_run
+    path, proc = cvae_run
     assert "trunk conditioned on the labels 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 (a CVAE" in run("info", str(path)).stdout
+    # the run's report draws interpolations and a row per label through the conditioned trunk
+    assert "report was not written" not in proc.stderr
+    assert "decoded by the label-conditioned trunk with that label" in (path.parent / "report.html").read_text()
     assert "10 label(s) x 3 images" in run("sample", str(path), "--label", "all", "-n", "3", "-o", str(tmp_path / "a.png")).stdout
     run("sample", str(path), "-n", "3", "-o", str(tmp_path / "any.png"))  # each with a label drawn at random
     # commands that encode dataset images give the trunk their labels
