@@ -40,6 +40,15 @@ NEEDS_LABELS = (
 )
 
 
+def _check_labels_agree(trunk_labels, prior_labels) -> None:
+    """A label's index picks its prior and the trunk's embedding alike: both must name the same classes."""
+    if trunk_labels is not None and prior_labels is not None and tuple(trunk_labels) != tuple(prior_labels):
+        raise ValueError(
+            f"the prior per label is fitted to the labels {', '.join(prior_labels[:10])}, and the trunk is conditioned "
+            f"on {', '.join(trunk_labels[:10])}: they must be the same classes in the same order"
+        )
+
+
 def term_label(stage: int, name: str, auxiliary: bool = False) -> str:
     """How a stage's loss term is logged: ``stage1/l1``; an extra module's (a discriminator's)
     under ``stage3/aux/d_loss``, apart from the generator's loss. The one place labels are made."""
@@ -161,10 +170,12 @@ class Pipeline(nn.Module):
 
     def set_conditional(self, conditional: ConditionalPrior | None, spec: PriorSpec | None = None) -> None:
         """Give the pipeline a prior per label (``spec``: their type and options), or take it away."""
-        self.conditional = conditional
         if conditional is None:
+            self.conditional = None
             self.config = self.config.model_copy(update={"conditional": None})
             return
+        _check_labels_agree(self.config.trunk_labels, conditional.labels)
+        self.conditional = conditional
         update = ConditionalSpec(labels=list(conditional.labels), prior=spec)
         self.config = self.config.model_copy(update={"conditional": update})
 
@@ -187,6 +198,7 @@ class Pipeline(nn.Module):
             raise ValueError(
                 f"the trunk is conditioned on {count} classes, but {len(names)} label names were given ({', '.join(names[:10])})"
             )
+        _check_labels_agree(names, self.conditional.labels if self.conditional is not None else None)
         self.config = self.config.model_copy(update={"trunk_labels": list(names)})
 
     def label_indices(self, labels, n: int) -> torch.Tensor | None:

@@ -155,3 +155,17 @@ def test_trunk_label_names_must_match_the_trunk(tmp_path):
     config["trunk_labels"] = ["a", "b"]
     with pytest.raises(ValueError, match="its trunk is not conditioned on labels"):
         Pipeline(type(tiny_pipeline_config()).model_validate(config))
+
+
+def test_a_prior_per_label_must_name_the_trunks_classes():
+    from stagegen.conditional import ConditionalPrior
+
+    pipe = _label_conditioned()
+    spec = pipe.config.prior
+    with pytest.raises(ValueError, match="fitted to the labels a, b, c, and the trunk is conditioned on 0, 1, 2"):
+        pipe.set_conditional(ConditionalPrior(["a", "b", "c"], lambda: pipe.make_prior(spec)[0]), spec)
+    assert pipe.conditional is None and pipe.config.conditional is None  # a refused prior is not half given
+    pipe.set_conditional(ConditionalPrior(["0", "1", "2"], lambda: pipe.make_prior(spec)[0]), spec)
+    with pytest.raises(ValueError, match="they must be the same classes in the same order"):
+        pipe.set_trunk_labels(["2", "1", "0"])
+    assert pipe.labels == ("0", "1", "2")

@@ -3,7 +3,9 @@
 Shaped after the authors' code: widths double per down block, 3x3 convs with batch norm and
 leaky ReLU (slope 0.3), a dense layer to the smallest feature map, stride-2 transposed convs
 back up, tanh at the end. Any square resolution works: the decoder's transposed convs pick
-their output padding so every feature map matches the encoder's size at that depth.
+their output padding so every feature map matches the encoder's size at that depth. With
+``classes``, a CVAE: a learned embedding of the class is appended to the encoder's features and
+to z (the engine passes each image's label; see ``Trunk.label_count``).
 
 Registered through the ``stagegen`` entry-point group like any plugin: the engine names no
 stage type, the trunk included.
