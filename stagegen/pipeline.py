@@ -189,11 +189,11 @@ class Pipeline(nn.Module):
     def label_conditioned(self) -> bool:
         """Whether the trunk is conditioned on class labels (a CVAE): encoding and decoding then
         take each image's label, and sampling a label decodes with it."""
-        return getattr(self.trunk, "label_count", 0) > 0
+        return self.trunk.label_count > 0
 
     def set_trunk_labels(self, names: list[str] | tuple[str, ...]) -> None:
         """Name the classes of a label-conditioned trunk (the training data's, in label order)."""
-        count = getattr(self.trunk, "label_count", 0)
+        count = self.trunk.label_count
         if len(names) != count:
             raise ValueError(
                 f"the trunk is conditioned on {count} classes, but {len(names)} label names were given ({', '.join(names[:10])})"
@@ -212,18 +212,18 @@ class Pipeline(nn.Module):
         return label_tensor(self.config.trunk_labels, labels, n).to(self.device)
 
     def _trunk_encode(self, x: torch.Tensor, labels: torch.Tensor | None) -> Posterior:
-        if not self.label_conditioned:
-            return self.trunk.encode(x)
-        if labels is None:
-            raise ValueError(NEEDS_LABELS)
-        return self.trunk.encode(x, labels)
+        return self._with_labels(self.trunk.encode, x, labels)
 
     def _trunk_decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self._with_labels(self.trunk.decode, z, labels)
+
+    def _with_labels(self, method, tensor: torch.Tensor, labels: torch.Tensor | None):
+        # only a label-conditioned trunk's methods take labels (third-party trunks keep one argument)
         if not self.label_conditioned:
-            return self.trunk.decode(z)
+            return method(tensor)
         if labels is None:
             raise ValueError(NEEDS_LABELS)
-        return self.trunk.decode(z, labels)
+        return method(tensor, labels)
 
     @property
     def attribute_names(self) -> tuple[str, ...]:

@@ -69,12 +69,17 @@ def test_fit_prior_conditional_adds_labels_to_a_file_without_them(tmp_path):
     run("sample", str(fitted), "--label", "3", "-n", "2", "-o", str(tmp_path / "threes.png"))
 
 
+def _flat_folder(root):
+    """Eight gray images and no class folders: an unlabelled dataset."""
+    root.mkdir()
+    for i in range(8):
+        Image.new("L", (16, 16), 30 * i).save(root / f"{i}.png")
+    return root
+
+
 def test_fit_prior_conditional_on_unlabelled_images_says_what_labels_are(labelled_run, tmp_path):
     path, _ = labelled_run
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    for i in range(8):
-        Image.new("L", (16, 16), 30 * i).save(flat / f"{i}.png")
+    flat = _flat_folder(tmp_path / "flat")
     proc = run(
         "fit-prior", str(path), "--conditional", "--data", "folder", "--data-root", str(flat), "-o", str(tmp_path / "x.safetensors"),
         "--split", "train", check=False,
@@ -83,13 +88,15 @@ def test_fit_prior_conditional_on_unlabelled_images_says_what_labels_are(labelle
     assert "Traceback" not in proc.stderr
 
 
+def _eval_json(path, metrics, classifier_cache):
+    """`stagegen eval --json` on 20 real images, with the session's cached classifiers."""
+    proc = run("eval", str(path), "--metrics", metrics, "--limit", "20", "--json", env={"STAGEGEN_CACHE": str(classifier_cache)})
+    return proc, json.loads(proc.stdout)
+
+
 def test_eval_measures_each_labels_samples(labelled_run, classifier_cache):
     path, _ = labelled_run
-    proc = run(
-        "eval", str(path), "--metrics", "label_recognisability,recognisability", "--limit", "20", "--json",
-        env={"STAGEGEN_CACHE": str(classifier_cache)},
-    )  # fmt: skip
-    report = json.loads(proc.stdout)
+    proc, report = _eval_json(path, "label_recognisability,recognisability", classifier_cache)
     assert report["n_samples_per_label"] == 100  # at least 100 per label, however few the real images
     for stage in report["stages"]:
         shares = stage["label_recognised_per_label"]
@@ -174,11 +181,7 @@ def test_a_label_conditioned_trunk_samples_labels_from_the_command_line(cvae_run
 
 def test_eval_measures_what_a_label_conditioned_trunk_draws(cvae_run, classifier_cache):
     path, _ = cvae_run
-    proc = run(
-        "eval", str(path), "--metrics", "label_recognisability,recognisability,psnr", "--limit", "20", "--json",
-        env={"STAGEGEN_CACHE": str(classifier_cache)},
-    )  # fmt: skip
-    report = json.loads(proc.stdout)
+    _, report = _eval_json(path, "label_recognisability,recognisability,psnr", classifier_cache)
     assert report["label_samples_from"] == "the gmm prior, decoded with the label by the label-conditioned trunk"
     assert "drawn uniformly" in report["sample_labels"]
     final = report["stages"][-1]
@@ -188,10 +191,7 @@ def test_eval_measures_what_a_label_conditioned_trunk_draws(cvae_run, classifier
 
 def test_a_label_conditioned_trunk_refuses_unlabelled_images(cvae_run, tmp_path):
     path, _ = cvae_run
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    for i in range(8):
-        Image.new("L", (16, 16), 30 * i).save(flat / f"{i}.png")
+    flat = _flat_folder(tmp_path / "flat")
     where = ["--data", "folder", "--data-root", str(flat), "--split", "train"]
     proc = run("fit-prior", str(path), *where, "-o", str(tmp_path / "x.safetensors"), check=False)
     assert proc.returncode == 1 and "conditioned on class labels (a CVAE), and these images declare none" in proc.stderr
