@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .optim import adam
 from .options import StrictModel, validate_options
 from .stages import BuildContext, LossContext
 
@@ -94,7 +95,7 @@ class Loss(nn.Module):
         return None
 
     def auxiliary_optimizer(self, auxiliary: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(auxiliary.parameters(), lr=2e-4, betas=(0.5, 0.9))
+        return adam(auxiliary.parameters(), lr=2e-4, betas=(0.5, 0.9))
 
     def auxiliary_loss(
         self, auxiliary: nn.Module, real: torch.Tensor, fakes: list[torch.Tensor], ctx: LossContext

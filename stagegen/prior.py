@@ -93,6 +93,10 @@ class Prior(nn.Module, metaclass=abc.ABCMeta):
 
     #: False for priors with nothing to learn (N(0, I)): training then skips the fitting pass
     needs_fit: bool = True
+    #: True when ``sample_flat`` draws on its generator's device (any device): training's sample
+    #: path then draws on the GPU with a GPU generator; otherwise it passes a CPU generator and
+    #: moves the latents (a copy, and on a GPU a wait, every sample-path step)
+    draws_on_device: bool = False
 
     def __init__(self, latent_shape: tuple[int, ...]):
         super().__init__()
@@ -148,7 +152,9 @@ class Prior(nn.Module, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def sample_flat(self, n: int, generator: torch.Generator, temperature: float) -> torch.Tensor:
-        """n latents, flattened (n x D), on the CPU, drawn with ``generator``."""
+        """n latents, flattened (n x D), drawn with ``generator`` (a CPU generator gives the same
+        latents wherever the prior's tensors are). Only a prior that sets :attr:`draws_on_device`
+        is given a generator on another device (a GPU's), and returns its latents there."""
 
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """n latents of the trunk's latent shape. ``temperature`` scales the spread (0 gives

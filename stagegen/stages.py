@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .optim import adam
 from .options import StrictModel, validate_options
 
 __all__ = [
@@ -201,7 +202,7 @@ class Stage(nn.Module, abc.ABC):
         return None
 
     def auxiliary_optimizer(self, auxiliary: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(auxiliary.parameters(), lr=2e-4, betas=(0.5, 0.9))
+        return adam(auxiliary.parameters(), lr=2e-4, betas=(0.5, 0.9))
 
     def auxiliary_loss(
         self, auxiliary: nn.Module, output: torch.Tensor, target: torch.Tensor, ctx: LossContext

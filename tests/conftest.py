@@ -26,6 +26,10 @@ def tiny_pipeline_config(stages=("vae", "resnet-l1"), image_size=16, channels=1,
 
 
 def tiny_run_config(stages=("vae", "resnet-l1"), steps=6, **train):
+    """A run of a tiny chain on the digits. On the CPU unless ``device`` says otherwise: the unit
+    tests check results a CPU gives bit for bit (repeatable runs, exact resume), which a GPU's
+    kernels do not promise; tests/test_cuda.py runs the CUDA paths."""
+    train.setdefault("device", "cpu")
     return RunConfig.model_validate(
         {
             "pipeline": tiny_pipeline_config(stages).model_dump(),

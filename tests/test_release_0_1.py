@@ -52,12 +52,12 @@ def test_a_run_of_0_1_resumes_with_its_weights_and_discriminator_in_their_new_pl
     assert "stage_versions" not in checkpoint and set(checkpoint["auxiliaries"]) == {"2"}
     trainer = Trainer(compose_resumed(old_run), old_run, resume=True)
     assert trainer.step == 4
-    state = trainer.pipeline.state_dict()
+    state = {k: v.cpu() for k, v in trainer.pipeline.state_dict().items()}  # where CUDA is, the run resumes there
     old = checkpoint["pipeline"]
     assert torch.equal(state["stages.1.skip.0.weight"], old["stages.1.skip_conv.weight"])  # the paper refiner's long skip
     assert torch.equal(state["stages.2.tail.0.weight"], old["stages.2.last_layer.weight"])  # the adversarial refiner's output
     disc = trainer.auxiliaries["2/adversarial"].state_dict()
-    assert all(torch.equal(v, checkpoint["auxiliaries"]["2"][k]) for k, v in disc.items())
+    assert all(torch.equal(v.cpu(), checkpoint["auxiliaries"]["2"][k]) for k, v in disc.items())
     result = resume(old_run, steps=6)
     assert result.steps == 6 and result.pipeline_path.is_file()
     assert {"stage2/adversarial", "stage2/aux/d_loss"} <= set(result.losses[-1])

@@ -27,6 +27,7 @@ from pydantic import Field
 import stagegen
 from stagegen.loss_types import Loss, LossOptions, LossType
 from stagegen.losses import adaptive_weight, discriminator_loss, feature_matching, generator_loss, r1_penalty
+from stagegen.optim import adam
 from stagegen.stages import StageType
 
 from .discriminator import PatchDiscriminator
@@ -84,7 +85,7 @@ class AdversarialLoss(Loss):
         return PatchDiscriminator(self.channels, o.disc_width, o.disc_layers, o.spectral_norm)
 
     def auxiliary_optimizer(self, auxiliary):
-        return torch.optim.Adam(auxiliary.parameters(), lr=self.options.disc_lr, betas=self.options.disc_betas)
+        return adam(auxiliary.parameters(), lr=self.options.disc_lr, betas=self.options.disc_betas)
 
     def _judged(self, output: torch.Tensor, samples: torch.Tensor | None) -> list[torch.Tensor]:
         judge = self.options.judge

@@ -23,6 +23,8 @@ class GMMOptions(PriorOptions):
 
 
 class GMMPrior(Prior):
+    draws_on_device = True
+
     def __init__(self, options: GMMOptions, latent_shape: tuple[int, ...]):
         super().__init__(latent_shape)
         self.options = options
@@ -68,13 +70,16 @@ class GMMPrior(Prior):
     # ------------------------------------------------------------------ sampling
 
     def sample_flat(self, n: int, generator: torch.Generator, temperature: float) -> torch.Tensor:
-        weights, means = self.weights.cpu().double(), self.means.cpu().double()
+        # on the generator's device: a CPU generator gives the same latents wherever the prior is,
+        # and the sample path's draws on a GPU never wait on the host
+        device = generator.device
+        weights, means = self.weights.to(device, torch.float64), self.means.to(device, torch.float64)
         component = torch.multinomial(weights, n, replacement=True, generator=generator)
-        eps = torch.randn((n, means.shape[1]), generator=generator, dtype=torch.float64) * temperature
+        eps = torch.randn((n, means.shape[1]), generator=generator, dtype=torch.float64, device=device) * temperature
         if self.options.covariance == "full":
-            noise = torch.einsum("nij,nj->ni", self.scale_tril.cpu().double()[component], eps)
+            noise = torch.einsum("nij,nj->ni", self.scale_tril.to(device, torch.float64)[component], eps)
         else:
-            noise = self.stds.cpu().double()[component] * eps
+            noise = self.stds.to(device, torch.float64)[component] * eps
         return (means[component] + noise).float()
 
     # ------------------------------------------------------------------ EM

@@ -33,6 +33,8 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class LatentVAEPrior(Prior):
+    draws_on_device = True
+
     def __init__(self, options: LatentVAEOptions, latent_shape: tuple[int, ...]):
         super().__init__(latent_shape)
         self.options = options
@@ -53,16 +55,16 @@ class LatentVAEPrior(Prior):
         return bool(self.fitted_flag)
 
     def sample_flat(self, n: int, generator: torch.Generator, temperature: float) -> torch.Tensor:
-        u_dim = self.decoder[0].in_features
-        u = torch.randn((n, u_dim), generator=generator) * temperature
+        u_dim, device = self.decoder[0].in_features, generator.device
+        u = torch.randn((n, u_dim), generator=generator, device=device) * temperature
         # the second VAE's own Gaussian noise belongs to its marginal: without it, a stage that
         # explains part of the latents as noise (gamma not small) would sample too narrowly
-        noise = torch.randn((n, self.offset.numel()), generator=generator) * temperature
+        noise = torch.randn((n, self.offset.numel()), generator=generator, device=device) * temperature
         param = self.decoder[0].weight
         with torch.inference_mode():
-            z = self.decoder(u.to(param.device, param.dtype)).float().cpu()
-            z = z + noise * self.log_gamma.clamp_min(-6).exp().float().cpu()
-        return z * self.scale.cpu() + self.offset.cpu()
+            z = self.decoder(u.to(param.device, param.dtype)).float().to(device)
+            z = z + noise * self.log_gamma.clamp_min(-6).exp().float().to(device)
+        return z * self.scale.to(device) + self.offset.to(device)
 
     def fit(self, latents: LatentSet, generator: torch.Generator) -> dict[str, float]:
         o = self.options

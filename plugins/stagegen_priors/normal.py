@@ -21,9 +21,10 @@ class NormalPrior(Prior):
     """z ~ N(0, I): the paper's prior and the one every VAE is trained against."""
 
     needs_fit = False
+    draws_on_device = True
 
     def sample_flat(self, n: int, generator: torch.Generator, temperature: float) -> torch.Tensor:
-        return torch.randn((n, math.prod(self.latent_shape)), generator=generator) * temperature
+        return torch.randn((n, math.prod(self.latent_shape)), generator=generator, device=generator.device) * temperature
 
 
 @hookimpl

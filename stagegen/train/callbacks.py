@@ -118,8 +118,9 @@ class MetricsLogger(Callback):
             self.progress.write(f"stagegen: {lr_scale_note(trainer.dist.world_size, t.batch_size, t.accumulate)}")
         self.window = MetricsWindow(t.batch_size * t.accumulate * trainer.dist.world_size)
         # the bar's values change at least twenty times a run (each costs a host sync, so a long
-        # run keeps to its metrics lines)
-        self.show_every = max(1, min(t.log_every, t.steps // 20))
+        # run keeps to its metrics lines); on a GPU only at metrics lines, where reading the values
+        # makes the host wait for the queued steps (a short GPU run is over in seconds anyway)
+        self.show_every = max(1, min(t.log_every, t.steps // 20)) if trainer.device.type == "cpu" else t.log_every
 
     def _close_window(self, trainer, show: bool) -> None:
         record, values = self.window.close(trainer.state)

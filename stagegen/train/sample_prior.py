@@ -40,13 +40,20 @@ class SamplePrior:
         self.prior = prior_type.build(prior_type.validate_options(spec.options), PriorContext(tuple(pipeline.trunk.latent_shape)))
         self.refit_every = config.sample_prior_refit_every
         self.temperature = config.sample_path_temperature
+        # Everything a step touches lives on the generator's device: the posteriors are kept there and
+        # the latents drawn there, so neither costs the step a copy to or from the host (a wait on a
+        # GPU). Only a refit, every few hundred steps, moves the kept posteriors to the CPU.
+        self.device = pipeline.device
+        self.prior.to(self.device)
         dim = self.prior.latent_dim
-        self.means = torch.zeros(config.sample_prior_latents, dim)
-        self.stds = torch.zeros(config.sample_prior_latents, dim)
+        self.means = torch.zeros(config.sample_prior_latents, dim, device=self.device)
+        self.stds = torch.zeros(config.sample_prior_latents, dim, device=self.device)
         self.seen = 0  # posteriors observed in all (the buffer holds the latest of them)
         self.fits = 0
         self.fit_seconds = 0.0
-        self.generator = torch.Generator().manual_seed(config.seed + 7919)
+        self.seed = config.seed + 7919
+        self.draw_device = self.device if self.prior.draws_on_device else torch.device("cpu")
+        self.generator = torch.Generator(self.draw_device).manual_seed(self.seed)
         #: wraps each refit; the trainer makes a signal abandon it (a refit can take minutes)
         self.interruptible = contextlib.nullcontext
 
@@ -70,12 +77,12 @@ class SamplePrior:
         """Remember a batch's posteriors (the newest replace the oldest)."""
         if not self.prior.needs_fit:
             return
-        mean, std = mean.detach().flatten(1).float().cpu(), std.detach().flatten(1).float().cpu()
+        mean, std = mean.detach().flatten(1).float(), std.detach().flatten(1).float()
         capacity = len(self.means)
         for row in range(0, len(mean), capacity):  # a batch larger than the buffer keeps its last rows
             part = slice(row, min(row + capacity, len(mean)))
             n = part.stop - part.start
-            at = (self.seen + torch.arange(n)) % capacity
+            at = (self.seen + torch.arange(n, device=self.means.device)) % capacity
             self.means[at], self.stds[at] = mean[part], std[part]
             self.seen += n
 
@@ -97,20 +104,31 @@ class SamplePrior:
             return None
         start = time.perf_counter()
         n = self.filled
-        seed = int(torch.randint(2**62, (1,), generator=self.generator))
-        with (
-            self.interruptible(),
-            torch.random.fork_rng(devices=[]),
-        ):  # a prior that trains (latent-vae) draws from torch's own generator
-            torch.manual_seed(seed)
-            stats = self.prior.fit(LatentSet(self.means[:n].clone(), self.stds[:n].clone()), torch.Generator().manual_seed(seed))
+        seed = int(torch.randint(2**62, (1,), generator=self.generator, device=self.draw_device))
+        self.prior.cpu()  # priors fit on the CPU (stagegen.prior.fit_prior does the same)
+        try:
+            with (
+                self.interruptible(),
+                torch.random.fork_rng(devices=[]),
+            ):  # a prior that trains (latent-vae) draws from torch's own generator
+                torch.manual_seed(seed)
+                latents = LatentSet(self.means[:n].cpu(), self.stds[:n].cpu())
+                stats = self.prior.fit(latents, torch.Generator().manual_seed(seed))
+        finally:
+            self.prior.to(self.device)
         self.prior.requires_grad_(False)
         self.fits += 1
         self.fit_seconds += time.perf_counter() - start
         return {"sample_prior_latents": float(n), **stats}
 
     def sample(self, n: int) -> torch.Tensor:
-        return self.prior.sample(n, self.generator, self.temperature)
+        """n latents on the run's device. The prior is known to be usable (:attr:`ready`), so
+        :meth:`Prior.sample`'s check, which reads the prior's state on the host, is skipped."""
+        if not self.ready:
+            raise RuntimeError("the sample path's prior is not fitted yet")
+        flat = self.prior.sample_flat(n, self.generator, self.temperature)
+        # a prior that draws on the CPU only (not draws_on_device) is given a CPU generator
+        return flat.to(self.device, non_blocking=True).reshape(n, *self.prior.latent_shape)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +138,7 @@ class SamplePrior:
             "seen": self.seen,
             "fits": self.fits,
             "generator": self.generator.get_state(),
+            "generator_device": self.draw_device.type,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -133,4 +152,7 @@ class SamplePrior:
         self.stds.copy_(state["stds"])
         self.seen, self.fits = int(state["seen"]), int(state["fits"])
         self.prior.fit_done = self.fits > 0
-        self.generator.set_state(state["generator"])
+        if state.get("generator_device", "cpu") == self.draw_device.type:
+            self.generator.set_state(state["generator"])
+        else:  # resumed on another kind of device, whose generator has another state: a seeded new stream
+            self.generator.manual_seed(self.seed + 1000003 * self.seen)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
+from ..optim import adam
 from ..pipeline import Pipeline
 from ..pipeline_file import FITTED_AFTER_TRAINING
 from .auxiliary import auxiliary_optimizer
@@ -60,11 +61,13 @@ class TrainState:
         sample path's prior when some loss judges prior samples."""
         stages = pipeline.stages
         groups = [list(stages.parameters())] if config.optimizer == "shared" else [list(s.parameters()) for s in stages]
-        optimizers = [torch.optim.Adam(g, lr=config.lr, betas=config.betas, foreach=True) for g in groups if g]
+        optimizers = [adam(g, lr=config.lr, betas=config.betas) for g in groups if g]
         schedule = _lr_lambda(config.lr_schedule, config.warmup_steps, config.steps)
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
         aux_optimizers = {key: auxiliary_optimizer(pipeline, key, aux) for key, aux in auxiliaries.items()}
-        ema = EMA(pipeline, config.ema_decay) if config.ema_decay else None
+        # a stage that joins late (train_from) starts its average when it joins
+        starts = {f"stages.{i}.": spec.train_from for i, spec in enumerate(pipeline.specs)}
+        ema = EMA(pipeline, config.ema_decay, starts) if config.ema_decay else None
         sample_path = pipeline.uses_samples and config.sample_path_every
         # grids during training draw from the prior as it would be fitted now, not from N(0, I):
         # without a sample path, the same kept prior is refitted only when a grid is drawn

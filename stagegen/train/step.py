@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
+from ..optim import step_unless_nonfinite
 from ..pipeline import ChainOutput, term_label
 from .auxiliary import auxiliary_name, auxiliary_terms
 from .distributed import average_gradients
@@ -93,7 +94,7 @@ def train_step(
         x = prepare(images)
         conditioning = {} if labels is None else {"labels": labels.to(x.device, non_blocking=True)}
         sync = micro == config.accumulate - 1 or not distributed
-        latents = sampler.sample(config.sample_path_batch or len(x)).to(x.device) if sample_path else None
+        latents = sampler.sample(config.sample_path_batch or len(x)) if sample_path else None  # on x's device
         with contextlib.nullcontext() if sync else model.no_sync(), autocast():
             out = model(x, prior_latents=latents, stages=stages, **conditioning)
             diagnostics: dict[Key, torch.Tensor] = {}
@@ -118,7 +119,7 @@ def train_step(
         opt.step()
         sched.step()
     if state.ema is not None:
-        state.ema.update(pipeline)
+        state.ema.update(pipeline, state.step)
     auxiliary = _auxiliary_step(state, x, out, autocast, distributed)
     state.step += 1
     return StepOutcome(summed, auxiliary, reported, headlines, [], refit)
@@ -145,8 +146,7 @@ def _auxiliary_step(state: TrainState, x: torch.Tensor, out: ChainOutput, autoca
         if distributed:
             average_gradients(aux.parameters())
         norm = torch.nn.utils.clip_grad_norm_(aux.parameters(), float("inf"), foreach=True)
-        if bool(torch.isfinite(loss) & torch.isfinite(norm)):
-            opt.step()
+        step_unless_nonfinite(opt, torch.isfinite(loss) & torch.isfinite(norm))  # no host read with a fused optimiser
         for k, v in terms.items():
             logged[auxiliary_name(key, k, state.auxiliaries)] = v.detach().float()
     return logged

@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..config import RunConfig
-from ..data.labels import LabelledImages, Labels, labels_of
+from ..data.labels import Labels, labels_of
 from ..devices import check_memory, resolve_device
 from ..io import atomic_write
 from ..pipeline import Pipeline, to_model_range
 from .auxiliary import build_auxiliaries
+from .batches import batch_source
 from .callbacks import Callback, default_callbacks
 from .checkpoint import (
     checkpoint_document,
@@ -145,18 +146,8 @@ class Trainer:
         #: the training images' labels when the trunk is conditioned on them (its batches then carry them)
         self.labels = self._trunk_labels()
         self.sampler = ResumableSampler(len(dataset), t.batch_size, t.seed, self.dist.rank, self.dist.world_size)
-        self.loader = DataLoader(
-            dataset if self.labels is None else LabelledImages(dataset, self.labels),
-            batch_size=t.batch_size,
-            sampler=self.sampler,
-            num_workers=t.num_workers,
-            drop_last=True,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=t.num_workers > 0,
-            # its own generator: creating an iterator must not draw from the global RNG, or a
-            # resumed run (which creates one more iterator) would get different noise
-            generator=torch.Generator().manual_seed(t.seed),
-        )
+        #: the batches, in the sampler's order: gathered where the images lie, or a DataLoader
+        self.loader = batch_source(dataset, self.labels, self.sampler, t.batch_size, self.device, t.num_workers, t.seed)
         self.signals = StopSignals(self._abandoned)
         self.last_checkpoint_step: int | None = None
         self.grid_inputs = torch.stack([dataset[i] for i in range(min(GRID_IMAGES, len(dataset)))])

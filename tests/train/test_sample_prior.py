@@ -64,3 +64,15 @@ def test_training_grids_draw_from_a_prior_fitted_to_recent_posteriors(tmp_path):
     assert grid_prior(trainer.state) == "gmm prior fitted to recent posteriors"
     expected = sampler.prior.sample(8, torch.Generator().manual_seed(0))
     assert torch.equal(grid_latents(trainer.state, 0), expected)
+
+
+def test_a_checkpoint_from_another_kind_of_device_gives_a_seeded_generator():
+    # a CPU run resumed on a GPU (or back): the generator states of the two kinds do not fit each other
+    a = _sampler()
+    a.observe(torch.randn(64, 8), torch.ones(64, 8))
+    a.maybe_refit(0)
+    state = {**a.state_dict(), "generator_device": "cuda", "generator": torch.zeros(16, dtype=torch.uint8)}
+    b, c = _sampler(), _sampler()
+    b.load_state_dict(state)
+    c.load_state_dict(state)
+    assert b.ready and torch.equal(b.sample(3), c.sample(3))  # reseeded from the run's seed, repeatably
