@@ -70,10 +70,14 @@ def _joined(pipeline_config):
     return pipeline_config.model_copy(update={"stages": stages})
 
 
-def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=torch.contiguous_format, compile=False):
-    """What a user would write by hand for the same modules and losses."""
+def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=torch.contiguous_format, compile=False, train=None):
+    """What a user would write by hand for the same modules and losses (and the run's EMA and
+    sample-path batch, from ``train``, a TrainConfig)."""
+    from stagegen.config import TrainConfig
     from stagegen.images import resize
     from stagegen.losses import adaptive_weight, r1_penalty
+    from stagegen.optim import adam
+    from stagegen.train.ema import warmup_decay
 
     trunk, refiners = pipeline.stages[0], list(pipeline.stages[1:])
     specs = pipeline.config.stages
@@ -89,10 +93,14 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=to
         o = adversarial.options
         disc = _discriminator(pipeline.config.channels, o).to(device).to(memory_format=memory_format)
         o = {**o, "weight": adversarial.weight}
-        gans.append((disc, torch.optim.Adam(disc.parameters(), lr=o["disc_lr"], betas=tuple(o["disc_betas"])), o))
+        gans.append((disc, adam(disc.parameters(), lr=o["disc_lr"], betas=tuple(o["disc_betas"])), o))
     sampled = any(g is not None and g[2]["judge"] != "reconstructions" for g in gans)
     latent_shape = tuple(trunk.latent_shape)
     step_count = [0]
+    train = train or TrainConfig()
+    sample_batch = train.sample_path_batch
+    # the EMA a run keeps (with its warm-up, per stage from the step it joins: here every stage trains from the start)
+    ema = [p.detach().clone() for p in pipeline.state_dict().values() if p.is_floating_point()] if train.ema_decay else None
 
     def compute_loss(x, z_prior):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -145,11 +153,14 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=to
     def step(batch_uint8):
         x = batch_uint8.to(device, non_blocking=True).float().div_(255).mul_(2).sub_(1)
         x = x.contiguous(memory_format=memory_format)
-        z_prior = torch.randn(x.shape[0], *latent_shape, device=device) if sampled else None
+        z_prior = torch.randn(sample_batch or x.shape[0], *latent_shape, device=device) if sampled else None
         optimizer.zero_grad(set_to_none=True)
         loss, ys, samples = compute_loss(x, z_prior)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            weights = [p.detach() for p in pipeline.state_dict().values() if p.is_floating_point()]
+            torch._foreach_lerp_(ema, weights, 1.0 - warmup_decay(train.ema_decay, step_count[0]))
         for i, gan in enumerate(gans):  # each discriminator's own update
             if gan is None:
                 continue
@@ -179,17 +190,19 @@ def _discriminator(channels: int, options: dict):
 
 def worker_plain(args, memory_format=torch.contiguous_format) -> dict:
     from stagegen.devices import resolve_device
+    from stagegen.optim import adam
     from stagegen.pipeline import Pipeline
 
     config = _config(args)
     device = resolve_device(args.device)
     torch.manual_seed(0)
     pipeline = Pipeline(_joined(config.pipeline)).to(device).train().to(memory_format=memory_format)
-    optimizer = torch.optim.Adam(pipeline.parameters(), lr=1e-3, betas=(0.5, 0.999), foreach=True)
+    optimizer = adam(pipeline.parameters(), lr=1e-3, betas=(0.5, 0.999))
     bf16 = args.precision == "bf16"
-    images = images_in_memory(config.pipeline.image_size, config.pipeline.channels)
-    step = plain_loop_step_fn(pipeline, optimizer, bf16, device, memory_format, args.compile)
-    order = torch.randperm(images.shape[0])
+    # the images stay where the step runs, as a hand-written loop keeps a dataset that fits there
+    images = images_in_memory(config.pipeline.image_size, config.pipeline.channels).to(device)
+    step = plain_loop_step_fn(pipeline, optimizer, bf16, device, memory_format, args.compile, config.train)
+    order = torch.randperm(images.shape[0], device=device)
     n = images.shape[0] // args.batch
 
     def batches(k):
@@ -319,7 +332,7 @@ def flops_per_image(args) -> float:
     config = _config(args)
     pipeline = Pipeline(config.pipeline).train()
     optimizer = torch.optim.Adam(pipeline.parameters())
-    step = plain_loop_step_fn(pipeline, optimizer, False, torch.device("cpu"))
+    step = plain_loop_step_fn(pipeline, optimizer, False, torch.device("cpu"), train=config.train)
     batch = images_in_memory(config.pipeline.image_size, config.pipeline.channels, 8)
     with FlopCounterMode(display=False) as counter:
         step(batch)
@@ -344,6 +357,20 @@ def conv_peak(device: torch.device, reps: int = 5) -> float:
                 times.append(t.seconds)
         best = max(best, flops / min(times))
     return best
+
+
+def matmul_peak(device: torch.device, n: int = 8192, reps: int = 10) -> float:
+    """FLOP/s of an n x n x n bf16 matrix product on a GPU: the machine's practical bf16 peak
+    (what a share of peak is measured against); None on a CPU."""
+    if device.type != "cuda":
+        return None
+    a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    with Timer(device) as t:
+        for _ in range(reps):
+            a @ b
+    return 2 * n**3 * reps / t.seconds
 
 
 # ------------------------------------------------------------------ main
@@ -385,9 +412,11 @@ def main(argv=None):
         print(json.dumps(WORKERS[args.worker](args)))
         return
     device = torch.device(args.device)
-    peak = conv_peak(device)
+    peak, mm_peak = conv_peak(device), matmul_peak(device)
     print(f"machine: {machine()}")
     print(f"measured conv peak: {peak / 1e9:.1f} GFLOP/s ({'bf16' if device.type == 'cuda' else 'fp32'}, channels-last 3x3)")
+    if mm_peak:
+        print(f"measured matmul peak: {mm_peak / 1e12:.0f} TFLOP/s (bf16, 8192^3)")
     print(
         f"batch {args.batch}, {args.precision}, compile={args.compile}, {args.reps} x {args.steps} steps after {args.warmup} warm-up"
     )
@@ -413,19 +442,29 @@ def main(argv=None):
                     "gflop_per_image": flops / 1e9,
                     "achieved_gflops": ips * flops / 1e9,
                     "fraction_of_conv_peak": ips * flops / peak,
+                    "fraction_of_matmul_peak": ips * flops / mm_peak if mm_peak else None,
                     "peak_mb": r["peak_mb"],
                 }
             )
     print()
-    print("| model | trainer | images/s | vs plain loop | GFLOP/image | achieved GFLOP/s | of conv peak | peak memory MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    mm = " of bf16 matmul peak |" if mm_peak else ""
+    print(f"| model | trainer | images/s | vs plain loop | GFLOP/image | achieved GFLOP/s | of conv peak |{mm} peak memory MB |")
+    print("|---|---|---|---|---|---|---|" + ("---|" if mm_peak else "") + "---|")
     for r in rows:
+        share = f" {r['fraction_of_matmul_peak']:.1%} |" if mm_peak else ""
         print(
             f"| {r['model']} | {r['trainer']} | {r['images_per_second']:.1f} | {r['vs_plain']:.2f}x | {r['gflop_per_image']:.3f} | "
-            f"{r['achieved_gflops']:.1f} | {r['fraction_of_conv_peak']:.0%} | {r['peak_mb']:.0f} |"
+            f"{r['achieved_gflops']:.1f} | {r['fraction_of_conv_peak']:.0%} |{share} {r['peak_mb']:.0f} |"
         )
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "conv_peak_gflops": peak / 1e9, "rows": rows}, indent=2))
+        document = {
+            "machine": machine(),
+            "settings": {k: v for k, v in vars(args).items() if k not in ("json", "worker", "preset")},
+            "conv_peak_gflops": peak / 1e9,
+            "matmul_peak_tflops": mm_peak / 1e12 if mm_peak else None,
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(document, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SHARED_CELEBA = BENCH.parents[1] / "shared" / "data" / "celeba"
 
 
 def _run(script, *args):
@@ -25,3 +26,32 @@ def test_train_speed_runs_and_prints_its_table():
 def test_sample_speed_runs():
     out = _run("sample_speed.py", "--presets", "msvae-digits", "--batches", "1,4", "--reps", "1")
     assert "| msvae-digits |" in out
+
+
+def test_the_gpu_check_script_parses_and_names_scripts_that_exist():
+    script = BENCH / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    for name in ("train_speed.py", "profile_step.py"):
+        assert f"benchmarks/{name}" in text and (BENCH / name).is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_CELEBA / "img_align_celeba.zip").is_file(), reason="needs ../shared/data/celeba")
+def test_the_gpu_bundle_is_a_celeba_subset_stagegen_reads(tmp_path):
+    from stagegen.data import open_dataset
+
+    _run("gpu_bundle.py", "--out", str(tmp_path), "--train-images", "40")
+    root = tmp_path / "celeba"
+    train = open_dataset("celeba", str(root), "train", 32, 3, cache_dir=str(tmp_path / "cache"))
+    test = open_dataset("celeba", str(root), "test", 32, 3, cache_dir=str(tmp_path / "cache"))
+    assert len(train) == 40 and len(test) == 660  # every test image of the shared subset
+    assert train.attributes is not None  # the attribute rows of the kept images came along
+
+
+@pytest.mark.slow
+def test_the_ab_benchmark_measures_an_earlier_commit_beside_this_tree():
+    out = _run(
+        "train_speed_ab.py", "--old", "HEAD", "--presets", "sharp-digits:8", "--rounds", "1", "--steps", "1", "--reps", "1"
+    )
+    assert "round 0 sharp-digits old:" in out and "round 0 sharp-digits new:" in out and "| sharp-digits | 8 |" in out

@@ -125,6 +125,37 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "data": {"name": "celeba"},
         },
     ),
+    "sharp-celeba128-gpu": (
+        "the 128x128 ladder sized for one GPU and a short run: trunk widths 128..512 at 32x32, x2 refiners of 64 and "
+        "32 channels (join at steps 1,500 and 3,000), EMA 0.999 with warm-up; 6,000 steps of batch 64, at most 7 "
+        "minutes of training (docs/results.md, 'CelebA at 128x128 on a GPU')",
+        {
+            "pipeline": {
+                "image_size": 128,
+                "channels": 3,
+                "stages": [
+                    {
+                        "type": "vae",
+                        "options": {"widths": [128, 256, 512], "convs_per_block": 2, "latent_dim": 256, **_CALIBRATED},
+                    },
+                    gan_refiner(width=64, blocks=4, scale=2, weight=0.015, disc_width=64, train_from=1500),
+                    gan_refiner(width=32, blocks=4, scale=2, weight=0.015, disc_width=64, train_from=3000),
+                ],
+                "prior": {"type": "gmm", "options": {"components": 20}},
+            },
+            "train": {
+                "steps": 6000,
+                "batch_size": 64,
+                "lr": 5e-4,
+                "sample_path_batch": 32,
+                "ema_decay": 0.999,
+                "sample_every": 1000,
+                "checkpoint_every": 2000,
+                "time_budget": 420,
+            },
+            "data": {"name": "celeba"},
+        },
+    ),
     "msvae-digits": (
         "the paper's two-stage model (vae,resnet-l1) with the authors' loss settings, scaled to the embedded 16x16 digits",
         {

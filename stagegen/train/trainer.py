@@ -98,6 +98,10 @@ class Trainer:
             self.device = torch.device(f"cuda:{self.dist.local_rank}")
             torch.cuda.set_device(self.device)
         self.bf16 = t.precision == "bf16" or (t.precision == "auto" and self.device.type == "cuda")
+        if self.device.type == "cuda" and not torch.backends.cudnn.deterministic:
+            # every step has the same shapes: cuDNN times its convolution algorithms once per shape
+            # and keeps the fastest (a run that asked for deterministic kernels keeps them)
+            torch.backends.cudnn.benchmark = True
 
         # Same initial weights on every rank: build under the run seed, then give each rank
         # its own noise stream.
