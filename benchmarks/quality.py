@@ -159,12 +159,12 @@ def _train(s: dict, stages: list[dict], run_dir: Path, curve: list | None, evalu
     seconds = 0.0
     if not s["curve_every"] or curve is None:
         start = time.perf_counter()
-        train(_config(s, stages, s["steps"]), run_dir)
+        train(_config(s, stages, s["steps"]), run_dir, overwrite=True)  # --retrain replaces an earlier run
         return time.perf_counter() - start
     for end in range(s["curve_every"], s["steps"] + 1, s["curve_every"]):
         start = time.perf_counter()
         if end == s["curve_every"]:
-            train(_config(s, stages, end), run_dir)
+            train(_config(s, stages, end), run_dir, overwrite=True)
         else:
             resume(run_dir, steps=end)
         seconds += time.perf_counter() - start

@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 from .registry import ENTRY_POINT_GROUP, PLUGINS_ENV, PluginError, Provider, Registry
+from .text import safe_name
 
 
 class PluginManager:
@@ -244,7 +245,17 @@ def get_loss_type(name: str) -> LossType:
 
 
 def get_dataset_type(name: str) -> DatasetType:
-    return get_plugin_manager().datasets.get(name)
+    datasets = get_plugin_manager().datasets
+    if name not in datasets and _looks_like_a_path(name) and "folder" in datasets:
+        raise PluginError(
+            f"--data takes a dataset's name, and {safe_name(name)!r} looks like a path: to train on a folder of images, "
+            f"give --data folder --data-root {safe_name(name)} (`stagegen datasets` lists the names)"
+        )
+    return datasets.get(name)
+
+
+def _looks_like_a_path(name: str) -> bool:
+    return any(sep in name for sep in ("/", os.sep)) or name.startswith((".", "~")) or os.path.isdir(name)
 
 
 def get_prior_type(name: str) -> PriorType:

@@ -42,7 +42,12 @@ from .config_flags import config_flags, given_config_fields, refused_on_resume, 
 @click.option(
     "--resume", type=click.Path(exists=True, file_okay=False), help="continue the run in this directory from its last checkpoint"
 )
-def train(preset_name, stages, prior_name, config_file, options, out, resume, **flags):
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="train into an --out that holds an earlier run: delete that run's files first (without it, such an --out is refused)",
+)
+def train(preset_name, stages, prior_name, config_file, options, out, resume, overwrite, **flags):
     """Train a pipeline and write it, with sample grids and metrics, to a run directory."""
     from ..config import read_config_file
     from ..presets import compose_run_config, starting_preset
@@ -50,9 +55,12 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, **
     from ..train import resume as resume_run
     from ..train import train as run_training
     from ..train.lock import RunLocked
+    from ..train.run_dir import RunDirectoryInUse
 
     fields = given_config_fields(flags)
     try:
+        if resume and overwrite:
+            raise click.UsageError("--resume continues the run in a directory and --overwrite starts a new one there: give one")
         if resume:
             others = {"--preset": preset_name, "--stages": stages, "--prior": prior_name, "--config": config_file, "--out": out}
             given = [flag for flag, value in others.items() if value is not None] + (["-O"] if options else [])
@@ -74,11 +82,11 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, **
             click.echo(f"preset: {starting}{how}" if starting else "preset: none (the config file lists its stages)", err=True)
             name = (preset_name or "-".join(config.pipeline.stage_names)) if not stages else stages.replace(",", "-")
             run_dir = Path(out) if out else Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
-            result = run_training(config, run_dir)
+            result = run_training(config, run_dir, overwrite=overwrite)
     except TrainingInterrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(130)
-    except (TrainingStopped, RunLocked) as exc:
+    except (TrainingStopped, RunLocked, RunDirectoryInUse) as exc:
         raise click.ClickException(str(exc)) from None
     if result.pipeline_path is not None:
         last = result.losses[-1] if result.losses else {}

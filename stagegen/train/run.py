@@ -15,7 +15,7 @@ from ..io import read_text_file
 from .callbacks import Callback
 from .distributed import shutdown_distributed
 from .lock import run_lock
-from .run_dir import check_run_directory
+from .run_dir import check_run_directory, claim_run_directory
 from .trainer import Trainer, TrainResult
 
 #: what may change when a run continues besides its step count: how long, where and how it runs,
@@ -41,13 +41,21 @@ def _locked(run_dir: str | Path):
 
 
 def train(
-    config: RunConfig | dict, run_dir: str | Path, dataset: Dataset | None = None, callbacks: Sequence[Callback] = ()
+    config: RunConfig | dict,
+    run_dir: str | Path,
+    dataset: Dataset | None = None,
+    callbacks: Sequence[Callback] = (),
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Train a pipeline from a config; writes the run directory. The Python face of `stagegen train`.
-    ``callbacks`` hear the run's events after the default ones (stagegen.train.callbacks)."""
+    """Train a pipeline from a config; writes the run directory, which must be new or empty
+    (``overwrite``: a previous run's files there are deleted first; :func:`resume` continues
+    one). The Python face of `stagegen train`. ``callbacks`` hear the run's events after the
+    default ones (stagegen.train.callbacks)."""
     if isinstance(config, dict):
         config = validate_run_config(config)
     with _locked(run_dir):
+        if int(os.environ.get("RANK", "0")) == 0:  # the process that writes there
+            claim_run_directory(run_dir, overwrite)
         return _fit(Trainer(config, run_dir, dataset=dataset, extra_callbacks=callbacks))
 
 

@@ -30,7 +30,7 @@ def test_flags_set_their_fields(tmp_path):
 
     seen = {}
 
-    def fake_train(config, run_dir):
+    def fake_train(config, run_dir, overwrite=False):
         seen["config"] = config
         raise SystemExit(0)
 

@@ -85,3 +85,19 @@ def test_a_short_run_says_its_preset_and_its_prior_fit_and_leaves_a_final_grid(t
     from stagegen import load
 
     assert load(out / "pipeline.safetensors").file_metadata["extra"]["data"] == "digits"
+
+
+@pytest.mark.parametrize("given", ["../shapes", "./shapes", "shapes/"])
+def test_a_path_given_as_the_dataset_name_points_to_the_folder_dataset(tmp_path, monkeypatch, given):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["train", "--data", given, "--steps", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "looks like a path" in result.stderr and f"--data folder --data-root {given}" in result.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_an_existing_folder_given_as_the_dataset_name_is_recognised_too(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shapes").mkdir()
+    result = CliRunner().invoke(cli, ["train", "--data", "shapes", "--steps", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "--data folder --data-root shapes" in result.stderr

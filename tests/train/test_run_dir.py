@@ -1,6 +1,7 @@
 """A run directory from elsewhere cannot make a run write outside it: links inside it are
 refused before anything is read or written, and the files they point at stay as they were."""
 
+import json
 import os
 
 import pytest
@@ -87,3 +88,49 @@ def test_a_link_planted_in_a_checked_folder_is_named_with_its_control_characters
     with pytest.raises(LinkInRunDirectory) as info:
         check_run_directory(run)
     assert "\x1b" not in str(info.value) and "(and 1 more)" in str(info.value)
+
+
+def _contents(folder):
+    """Every file's bytes but the lock's (which says who holds it now)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def test_a_new_run_into_a_finished_one_is_refused_and_changes_nothing(tmp_path):
+    run = tmp_path / "run"
+    assert _train(run).exit_code == 0
+    before = _contents(run)
+    result = _train(run, "--steps", "3")
+    assert result.exit_code == 1
+    assert "already holds a run" in result.stderr and f"--resume {run}" in result.stderr and "--overwrite" in result.stderr
+    assert _contents(run) == before  # not a byte of the old run changed
+
+
+def test_overwrite_starts_again_and_keeps_what_is_not_the_runs(tmp_path):
+    run = tmp_path / "run"
+    assert _train(run, "-O", "train.sample_every=1").exit_code == 0
+    assert (run / "samples" / "step_0000001.png").is_file()
+    (run / "notes.txt").write_text("mine")
+    result = _train(run, "--steps", "3", "--overwrite")
+    assert result.exit_code == 0, result.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert steps == sorted(set(steps)) and steps[-1] == 3  # one run's lines, each step once
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 3
+    assert not (run / "samples" / "step_0000001.png").exists()  # the old run's grids went with it
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_a_folder_with_other_files_is_refused_unless_asked(tmp_path):
+    run = tmp_path / "photos"
+    run.mkdir()
+    (run / "holiday.jpg").write_bytes(b"\xff\xd8")
+    result = _train(run)
+    assert result.exit_code == 1 and "is not empty (holiday.jpg)" in result.stderr
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "holiday.jpg"]
+    assert _train(run, "--overwrite").exit_code == 0 and (run / "holiday.jpg").read_bytes() == b"\xff\xd8"
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path):
+    run = tmp_path / "run"
+    assert _train(run).exit_code == 0
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--overwrite"])
+    assert result.exit_code == 2 and "give one" in result.stderr
