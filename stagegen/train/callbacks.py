@@ -248,17 +248,50 @@ class Checkpoints(Callback):
 
 class TimeBudget(Callback):
     """Ends the run after ``time_budget`` seconds of training; every rank stops at the same
-    step (their clocks differ, so they agree through a collective)."""
+    step (their clocks differ, so they agree through a collective). Once the speed is known it
+    says which stages join too late to train within the budget, and at the end which never did:
+    their rows in the grids come from untrained networks."""
+
+    #: steps timed before the run's reach within the budget is estimated
+    ESTIMATE_AFTER = 10
 
     def on_run_start(self, trainer):
         budget = trainer.config.train.time_budget
-        self.deadline = time.monotonic() + budget if budget else None
+        self.start, self.first_step = time.monotonic(), trainer.step
+        self.deadline = self.start + budget if budget else None
+
+    def _late_stages(self, trainer, reached: int) -> list[str]:
+        return [
+            f"stage {i} ({spec.type}, joins at step {spec.train_from:,})"
+            for i, spec in enumerate(trainer.config.pipeline.stages)
+            if spec.train_from >= reached
+        ]
 
     def on_step_end(self, trainer, outcome):
-        if self.deadline is not None and broadcast_flag(time.monotonic() >= self.deadline, trainer.dist, trainer.device):
+        if self.deadline is None:
+            return
+        if trainer.step - self.first_step == self.ESTIMATE_AFTER and trainer.dist.is_main:
+            rate = self.ESTIMATE_AFTER / max(time.monotonic() - self.start, 1e-9)
+            reach = min(trainer.config.train.steps, trainer.step + int(rate * max(self.deadline - time.monotonic(), 0)))
+            late = self._late_stages(trainer, reach)
+            if late:
+                say(
+                    f"time budget: at {rate:.3g} steps/s this run reaches about step {reach:,}, so {', '.join(late)} "
+                    "will not train within it; give a longer --time-budget, or an earlier train_from "
+                    "(-O STAGE.train_from=N)"
+                )
+        if broadcast_flag(time.monotonic() >= self.deadline, trainer.dist, trainer.device):
             trainer.result.stopped_by_budget = True
             trainer.emit("time_budget")
             trainer.request_stop("time budget")
+
+    def on_train_end(self, trainer):
+        late = self._late_stages(trainer, trainer.step) if trainer.result.stopped_by_budget else []
+        if late and trainer.dist.is_main:
+            say(
+                f"stagegen: {', '.join(late)} never trained: the time budget ended the run at step {trainer.step:,}, "
+                "so the grids' rows of such a stage come from an untrained network"
+            )
 
 
 class PriorFit(Callback):
