@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .optional import require
 from .weights import MissingWeightsError, load_state_file, missing_weights
 
 __all__ = [
@@ -60,8 +61,7 @@ class LPIPSFeatures(nn.Module):
 
     def __init__(self, net: str = "vgg", pretrained: bool = True, weights_path: str | None = None):
         super().__init__()
-        import lpips
-
+        lpips = require("lpips", "the LPIPS distance")
         if net not in _LPIPS_BACKBONE_FILES:
             raise ValueError(f"unknown LPIPS backbone {net!r}: use vgg, alex or squeeze")
         hub_file = Path(torch.hub.get_dir()) / "checkpoints" / _LPIPS_BACKBONE_FILES[net]
@@ -115,8 +115,7 @@ class TimmFeatures(nn.Module):
 
     def __init__(self, model: str = "resnet18", pretrained: bool = True, weights_path: str | None = None, layers: int = 3):
         super().__init__()
-        import timm
-
+        timm = require("timm", "the timm perceptual distance")
         if pretrained and weights_path is None:
             _require_timm_weights(model)
         kwargs = {}
@@ -146,7 +145,7 @@ class TimmFeatures(nn.Module):
 
 
 def _require_timm_weights(model: str) -> None:
-    import timm
+    timm = require("timm", "the timm perceptual distance")
 
     cfg = timm.models.get_pretrained_cfg(model)
     hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None

@@ -33,6 +33,7 @@ class _Errors(click.Group):
 
     def invoke(self, ctx):
         from ..data.registry import DataError
+        from ..optional import OptionalImportError
         from ..plugins import PluginError
         from ..weights import MissingWeightsError
 
@@ -43,7 +44,7 @@ class _Errors(click.Group):
         except BrokenPipeError:  # `stagegen info ... | head`: the reader left, nothing more to say
             sys.stdout = open(os.devnull, "w")
             sys.exit(0)
-        except (ValueError, PluginError, DataError, MissingWeightsError) as exc:
+        except (ValueError, PluginError, DataError, MissingWeightsError, OptionalImportError) as exc:
             if _debugging(ctx):
                 raise
             raise click.ClickException(_one_line(exc)) from None

@@ -189,6 +189,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="precision_recall",
+            imports=("torch_fidelity",),
             needs=("samples", "fid_features"),
             compute=_precision_recall,
             description="precision (share of samples inside the real images' manifold) and recall (share of real images "
@@ -198,6 +199,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="tf_fid",
+            imports=("torch_fidelity",),
             needs=("samples", "tf_inception"),
             compute=_tf_fid,
             summary=_tf_protocol,
@@ -207,6 +209,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="kid",
+            imports=("torch_fidelity",),
             needs=("samples", "tf_inception"),
             compute=_kid,
             summary=_tf_protocol,
@@ -234,6 +237,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="lpips",
+            imports=("lpips",),
             needs=("reconstructions", "lpips"),
             compute=_lpips,
             default=False,

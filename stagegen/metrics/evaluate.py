@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from ..images import resize
+from ..optional import import_problem
 from ..plugins import get_plugin_manager
 from .fid import FeatureExtractor
 from .registry import MetricContext
@@ -21,13 +22,18 @@ def metric_names(defaults_only: bool = False) -> tuple[str, ...]:
 
 def runnable_metrics(pipeline, metrics: tuple[str, ...], resources: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     """Of ``metrics``, those this evaluation can compute, and why each other one is left out:
-    a resource not provided (no digit classifier for faces, no TF-Inception weights), or label
-    samples from a pipeline without a prior per label."""
+    a package it imports that cannot be imported here (a broken torchvision), a resource not
+    provided (no digit classifier for faces, no TF-Inception weights), or label samples from a
+    pipeline without a prior per label."""
     registry = get_plugin_manager().metrics
     kept, left_out = [], {}
     for name in metrics:
         missing = [need for need in registry.get(name).needs if need not in INPUTS and resources.get(need) is None]
-        if missing:
+        broken = [(module, import_problem(module)) for module in registry.get(name).imports]
+        broken = [(module, problem) for module, problem in broken if problem is not None]
+        if broken:
+            left_out[name] = f"it needs {broken[0][0]}, which cannot be imported here: {broken[0][1]}"
+        elif missing:
             left_out[name] = f"it needs {', '.join(missing)}, which this evaluation does not have"
         elif "label_samples" in registry.get(name).needs and not pipeline.labels:
             left_out[name] = "the pipeline has no prior per label"
@@ -122,7 +128,7 @@ def evaluate(
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(registry.names())} (see `stagegen plugins`)")
     given = {"fid_features": fid_features, "classifier": classifier, "lpips": lpips_network}
     resources = {**{k: v for k, v in given.items() if v is not None}, **(resources or {})}
-    runnable = runnable_metrics(pipeline, metrics, resources)[0]
+    runnable, left_out = runnable_metrics(pipeline, metrics, resources)
     chosen = [registry.get(m) for m in runnable]
     needs = {need for m in chosen for need in m.needs}
     n_samples = n_samples or len(real)
@@ -159,6 +165,8 @@ def evaluate(
         "prior": pipeline.config.prior.type,
         "temperature": temperature,
     }
+    if left_out:  # said beside the table, so a comparison's reader sees it too
+        report["metrics_left_out"] = left_out
     if pipeline.label_conditioned:
         report["sample_labels"] = "each sample decoded with a label drawn uniformly (a label-conditioned trunk)"
     if n_per_label:
@@ -197,7 +205,11 @@ def report_notes(report: dict[str, Any]) -> list[str]:
     if "n_samples_per_label" in report:
         source = report.get("label_samples_from", "each label's prior")  # an eval.json written before CVAE trunks
         lines.append(f"{report['n_samples_per_label']} samples per label from {source} (the label_ columns)")
-    said = {"stages", "n_real", "n_samples", "prior", "temperature", "n_samples_per_label", "label_samples_from", "sample_labels"}
+    left_out = report.get("metrics_left_out")
+    if isinstance(left_out, dict):  # an eval.json read back may hold anything
+        lines += [f"{name} left out: {why}" for name, why in left_out.items()]
+    said = {"stages", "n_real", "n_samples", "prior", "temperature", "n_samples_per_label", "label_samples_from"}
+    said |= {"sample_labels", "metrics_left_out"}
     for key, value in report.items():
         if key not in said:
             lines.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

@@ -41,10 +41,11 @@ def precision_recall(generated: np.ndarray, real: np.ndarray, neighbours: int = 
     precision, the share of generated rows within the k-th-neighbour radius of some real row;
     recall, the share of real rows within that of some generated row. Both sets should be of
     equal size (the radii shrink as a set grows)."""
-    from torch_fidelity.metric_prc import calculate_precision_recall_part
+    from ..optional import require
 
+    prc = require("torch_fidelity.metric_prc", "precision and recall")
     # the part-wise version keeps memory at one block of distances, not n x n
-    return calculate_precision_recall_part(
+    return prc.calculate_precision_recall_part(
         torch.from_numpy(generated).float(), torch.from_numpy(real).float(), neighborhood=neighbours, batch_size=2048
     )
 
@@ -92,7 +93,9 @@ class InceptionFeatures(FeatureExtractor):
     name = "inception"
 
     def __init__(self, weights_path: str | Path | None = None):
-        import torchvision
+        from ..optional import require
+
+        torchvision = require("torchvision", "FID with Inception features")
 
         path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
         if not path.is_file():

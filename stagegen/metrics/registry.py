@@ -47,4 +47,7 @@ class MetricType:
     compute: Callable[[MetricContext], dict[str, Any]]
     description: str = ""
     default: bool = True  # part of the default --metrics list
+    #: optional packages it imports (``torch_fidelity``): one that cannot be imported here leaves
+    #: the metric out, with the reason, before any work is done
+    imports: tuple[str, ...] = ()
     summary: Callable[[torch.Tensor, dict[str, Any]], dict[str, Any]] | None = None

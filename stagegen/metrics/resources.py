@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..hookspecs import hookimpl
+from ..optional import OptionalImportError
 
 __all__ = ["INPUTS", "ResourceRequest", "ResourceType", "provide_resources"]
 
@@ -106,6 +107,8 @@ def _fid_features(request: ResourceRequest):
 
         try:
             return InceptionFeatures(request.options.get("inception_weights"))
+        except OptionalImportError as exc:
+            request.note(f"FID skipped: {exc}")
         except MissingWeightsError as exc:
             if choice != "auto":
                 raise
@@ -122,6 +125,8 @@ def _tf_inception(request: ResourceRequest):
     path = request.options.get("tf_inception_weights")
     try:
         return TFInceptionFeatures(path, device=request.options.get("device", "cpu"))
+    except OptionalImportError as exc:
+        request.note(f"TF-FID and KID skipped: {exc}")
     except MissingWeightsError as exc:
         if path:
             raise

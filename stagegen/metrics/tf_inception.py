@@ -84,10 +84,11 @@ class TFInceptionFeatures:
             raise missing_tf_weights(path)
         data = path.read_bytes()
         _safe_state(data, path)
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        from ..optional import require
 
+        extractor = require("torch_fidelity.feature_extractor_inceptionv3", "TF-FID and KID")
         try:
-            self.model = FeatureExtractorInceptionV3(
+            self.model = extractor.FeatureExtractorInceptionV3(
                 "inception-v3-compat", [FEATURE], feature_extractor_weights_path=io.BytesIO(data)
             )
         except RuntimeError as exc:  # a state dict of another network: missing or unexpected keys, wrong shapes

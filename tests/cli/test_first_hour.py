@@ -3,6 +3,7 @@ commands on a pipeline file read the dataset it was trained on, long phases say 
 grids say what their rows are, and reports say what they were measured on."""
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -101,3 +102,40 @@ def test_an_existing_folder_given_as_the_dataset_name_is_recognised_too(tmp_path
     (tmp_path / "shapes").mkdir()
     result = CliRunner().invoke(cli, ["train", "--data", "shapes", "--steps", "1", "--out", str(tmp_path / "run")])
     assert result.exit_code == 1 and "--data folder --data-root shapes" in result.stderr
+
+
+BROKEN = 'raise RuntimeError("operator torchvision::nms does not exist")  # torchvision built for another torch\n'
+
+
+def _broken(tmp_path, *packages):
+    """A PYTHONPATH on which ``packages`` fail to import the way they do beside a mismatched torchvision."""
+    site = tmp_path / "broken-site"
+    for package in packages:
+        (site / package).mkdir(parents=True)
+        (site / package / "__init__.py").write_text(BROKEN)
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}
+
+
+def test_eval_leaves_out_a_metric_whose_package_is_broken_and_says_why(tmp_path, classifier_cache):
+    from .test_commands import run
+
+    run("train", "--steps", "2", "--out", str(tmp_path / "run"), "--no-progress", *TINY)
+    env = {**_broken(tmp_path, "torch_fidelity"), "STAGEGEN_CACHE": str(classifier_cache)}
+    proc = run(
+        "eval", str(tmp_path / "run" / "pipeline.safetensors"), "--metrics", "sharpness,precision_recall",
+        "--fid-features", "digits", "--limit", "64", "--json", env=env,
+    )  # fmt: skip
+    assert "note: precision_recall is left out: it needs torch_fidelity, which cannot be imported here" in proc.stderr
+    assert "was built for another release of torch" in proc.stderr and "unexpected" not in proc.stderr
+    stages = json.loads(proc.stdout)["stages"]
+    assert all("sample_sharpness" in s and "sample_precision" not in s for s in stages)
+
+
+def test_a_loss_whose_package_is_broken_stops_training_with_the_reason(tmp_path):
+    from .test_commands import run
+
+    args = ["train", "--stages", "vae,srresnet-perceptual", *TINY[:4], "--batch-size", "8", "--steps", "1"]
+    args += ["-O", "srresnet-perceptual.width=8", "-O", "srresnet-perceptual.blocks=1", "-O", "srresnet-perceptual.scale=1"]
+    proc = run(*args, "--out", str(tmp_path / "run"), env=_broken(tmp_path, "lpips"), check=False)
+    assert proc.returncode == 1 and "unexpected" not in proc.stderr
+    assert "needs lpips, which cannot be imported here: the installed torchvision" in proc.stderr
