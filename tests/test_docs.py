@@ -225,6 +225,22 @@ def test_every_code_block_runs_as_written(document, scratch):
         print(f"not run: {command} ({reason})")
 
 
+def test_documented_runs_write_inside_the_working_folder():
+    # A run written to an absolute path outlives the scratch folder: the next check on the same
+    # machine finds it there, and train rightly refuses an --out that holds a run.
+    absolute = []
+    for document in DOCUMENTS:
+        for language, code, excerpt, line in _blocks(document):
+            if language != "bash" or excerpt:
+                continue
+            for command in _commands(code):
+                words = shlex.split(command)
+                for flag, value in zip(words, words[1:]):
+                    if flag in ("--out", "-o") and value.startswith(("/", "~")):
+                        absolute.append(f"{document.name}:{line}: {command}")
+    assert not absolute, "use a relative --out:\n" + "\n".join(absolute)
+
+
 def test_the_rules_above_find_blocks_and_commands():
     blocks = list(_blocks(ROOT / "README.md"))
     assert any(language == "bash" for language, *_ in blocks) and any(language == "python" for language, *_ in blocks)
