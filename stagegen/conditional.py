@@ -11,6 +11,7 @@ each class occupies its own region of latent space, which one prior per class mo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 
 from .data.labels import Labels, resolve_label
 from .prior import FIT_ADVICE, LatentSet, Prior, PriorFitError, check_fit_memory, encode_dataset
+from .text import shown_names
 
 __all__ = ["ConditionalPrior", "fit_conditional_prior", "NO_CONDITIONAL_PRIOR"]
 
@@ -57,7 +59,7 @@ class ConditionalPrior(nn.Module):
         for name, prior in zip(self.labels, self.priors):
             problem = prior.check_state()
             if problem is not None:
-                return f"the prior of label {name!r}: {problem.replace('prior.', '', 1)}"
+                return f"the prior of label '{name}': {problem.replace('prior.', '', 1)}"
         return None
 
     def sample(self, n: int, label: int | str, generator: torch.Generator, temperature: float = 1.0) -> torch.Tensor:
@@ -73,6 +75,7 @@ def fit_conditional_prior(
     seed: int = 0,
     prior=None,
     latents: LatentSet | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Fit one prior per label to the trunk's posteriors of that label's images, and give the
     pipeline the result (its unconditional prior is left as it is).
@@ -81,14 +84,15 @@ def fit_conditional_prior(
     and options of each label's prior (a PriorSpec or dict; default: the pipeline's own
     prior's). ``latents``: the images' posteriors when already encoded (by
     :func:`~stagegen.prior.encode_dataset` with the same ``max_images`` and ``seed``), which
-    the end of a run shares with the unconditional fit. Nothing changes on failure
+    the end of a run shares with the unconditional fit. ``progress``: called with a line now and
+    then during a long fit (see :func:`fit_label_priors`). Nothing changes on failure
     (:class:`~stagegen.prior.PriorFitError`)."""
     if len(labels) != len(images):
         raise ValueError(f"{len(labels)} labels for {len(images)} images")
     spec = label_prior_spec(pipeline, prior)
     if latents is None:
         latents = encode_dataset(pipeline, images, max_images, seed)
-    conditional, spec, stats = fit_label_priors(pipeline, latents, labels, spec, seed)
+    conditional, spec, stats = fit_label_priors(pipeline, latents, labels, spec, seed, progress)
     pipeline.set_conditional(conditional.to(pipeline.device), spec)
     return stats
 
@@ -107,25 +111,36 @@ def label_prior_spec(pipeline, prior=None):
     return spec
 
 
-def fit_label_priors(pipeline, latents: LatentSet, labels: Labels, spec, seed: int = 0):
+#: seconds between the lines a long per-label fit writes to ``progress``
+PROGRESS_EVERY = 10.0
+
+
+def fit_label_priors(pipeline, latents: LatentSet, labels: Labels, spec, seed: int = 0, progress=None):
     """A :class:`ConditionalPrior` fitted to ``latents`` (rows of the labelled images, with
-    their ``index``), its spec and the fit's statistics; the pipeline is left as it is."""
+    their ``index``), its spec and the fit's statistics; the pipeline is left as it is.
+    ``progress``, when given, is called with a line every ``PROGRESS_EVERY`` seconds of fitting
+    (labels done, time left)."""
     if latents.index is None:
         raise ValueError("the latents do not say which images they encode; make them with encode_dataset")
     if not (torch.isfinite(latents.mean).all() and torch.isfinite(latents.std).all()):
         raise ValueError("the trunk's posteriors hold non-finite values; the pipeline's weights are broken, no prior was fitted")
     row_labels = labels.index[latents.index]
     counts = torch.bincount(row_labels, minlength=len(labels.names))
-    scarce = [f"{name!r} ({int(c)})" for name, c in zip(labels.names, counts) if c < MIN_IMAGES_PER_LABEL]
+    scarce = [f"'{name}' ({int(c)})" for name, c in zip(labels.names, counts) if c < MIN_IMAGES_PER_LABEL]
     if scarce:
         raise PriorFitError(
-            f"too few images of label(s) {', '.join(scarce)} among the {len(row_labels):,} encoded to fit a prior per label "
+            f"too few images of {len(scarce):,} label(s), {shown_names(scarce, 10)}, among the {len(row_labels):,} encoded to fit a prior per label "
             f"(at least {MIN_IMAGES_PER_LABEL} each); fit on a larger split or more images (--max-images)"
         )
     check_fit_memory(pipeline.make_prior(spec)[0], int(counts.max()), spec.type)
     conditional = ConditionalPrior(labels.names, lambda: pipeline.make_prior(spec)[0])
     stats: dict[str, float] = {}
+    start = last_said = time.perf_counter()
     for i, (name, label_prior) in enumerate(zip(labels.names, conditional.priors)):
+        if progress is not None and i and time.perf_counter() - last_said >= PROGRESS_EVERY:
+            last_said, elapsed = time.perf_counter(), time.perf_counter() - start
+            left = elapsed / i * (len(labels.names) - i)
+            progress(f"fitted the priors of {i:,} of {len(labels.names):,} labels in {elapsed:.0f} s; about {left:.0f} s to go")
         rows = row_labels == i
         generator = torch.Generator().manual_seed(seed + i)
         try:
@@ -134,7 +149,7 @@ def fit_label_priors(pipeline, latents: LatentSet, labels: Labels, spec, seed: i
                 fit = label_prior.fit(LatentSet(latents.mean[rows], latents.std[rows]), generator)
         except (torch.linalg.LinAlgError, ValueError) as exc:
             raise PriorFitError(
-                f"fitting the {spec.type} prior of label {name!r} failed ({' '.join(str(exc).split())[:300]}); {FIT_ADVICE}"
+                f"fitting the {spec.type} prior of label '{name}' failed ({' '.join(str(exc).split())[:300]}); {FIT_ADVICE}"
             ) from None
         for key, value in fit.items():  # the mean over labels of what each fit reports
             stats[f"conditional_{key}"] = stats.get(f"conditional_{key}", 0.0) + value / len(labels.names)

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from .options import StrictModel as _Strict
 from .options import describe_validation_error
+from .text import MAX_ATTRIBUTES, MAX_LABELS, check_names
 
 
 class LossSpec(_Strict):
@@ -72,10 +73,6 @@ class PriorSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="options of that prior type")
 
 
-#: a file listing more labels than this was crafted (CelebA identities are 10,177)
-MAX_LABELS = 100_000
-
-
 class ConditionalSpec(_Strict):
     """A prior per label, fitted after training (:mod:`stagegen.conditional`): written by the
     fit, not by hand; a pipeline file with one samples labels as well as unconditionally."""
@@ -85,10 +82,8 @@ class ConditionalSpec(_Strict):
 
     @field_validator("labels")
     @classmethod
-    def _distinct(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v) or not all(v):
-            raise ValueError("label names must be distinct and non-empty")
-        return v
+    def _names(cls, v: list[str]) -> list[str]:
+        return check_names(v, "the labels", MAX_LABELS)
 
 
 #: a longer chain is no model anyone trains (a x2 ladder from 4 to 4096 pixels has 11 stages);
@@ -116,7 +111,7 @@ class PipelineConfig(_Strict):
     )
     attributes: list[str] | None = Field(
         None,
-        max_length=MAX_LABELS,
+        max_length=MAX_ATTRIBUTES,
         description="binary attributes with a latent direction each, fitted after training (set by the fit, not by hand)",
     )
     normalization: Literal["minus_one_one"] = Field(
@@ -125,10 +120,13 @@ class PipelineConfig(_Strict):
 
     @field_validator("trunk_labels")
     @classmethod
-    def _distinct_labels(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and (len(set(v)) != len(v) or not all(v)):
-            raise ValueError("label names must be distinct and non-empty")
-        return v
+    def _label_names(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else check_names(v, "the trunk's labels", MAX_LABELS)
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_names(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else check_names(v, "the attributes", MAX_ATTRIBUTES)
 
     @field_validator("channels")
     @classmethod

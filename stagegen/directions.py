@@ -17,6 +17,7 @@ from torch import nn
 
 from .data.attributes import Attributes
 from .prior import LatentSet, encode_dataset
+from .text import safe_name, shown_names
 
 __all__ = ["AttributeDirections", "fit_attribute_directions", "parse_strengths", "NO_ATTRIBUTES"]
 
@@ -49,7 +50,11 @@ class AttributeDirections(nn.Module):
         total = torch.zeros_like(self.directions[0])
         for name, strength in strengths.items():
             if name not in self.names:
-                raise ValueError(f"unknown attribute {name!r}; this pipeline's attributes are {', '.join(self.names)}")
+                raise ValueError(
+                    f"unknown attribute {safe_name(repr(name)[:60])}; this pipeline's attributes are {shown_names(self.names)}"
+                )
+            if not abs(float(strength)) <= MAX_STRENGTH:  # NaN fails too
+                raise ValueError(f"the strength of {name} is {strength}; give one from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g}")
             i = self.names.index(name)
             without, with_it = self.counts[i].tolist()
             if not (without and with_it):
@@ -58,6 +63,11 @@ class AttributeDirections(nn.Module):
                 )
             total = total + strength * self.directions[i]
         return total.reshape(self.latent_shape)
+
+
+#: strength 1 moves a latent by the mean difference between images with and without the
+#: attribute; far beyond a few of those the decoder sees latents unlike any it was trained on
+MAX_STRENGTH = 20.0
 
 
 def parse_strengths(text: str) -> dict[str, float]:
@@ -71,8 +81,11 @@ def parse_strengths(text: str) -> dict[str, float]:
             strengths[name.strip()] = float(value) if value else 1.0
         except ValueError:
             raise ValueError(f"{part!r}: give an attribute and an optional strength, as Smiling or Smiling=+1.5") from None
-        if not torch.isfinite(torch.tensor(strengths[name.strip()])):
-            raise ValueError(f"{part!r}: the strength must be a finite number")
+        if not abs(strengths[name.strip()]) <= MAX_STRENGTH:  # NaN fails too
+            raise ValueError(
+                f"{safe_name(part[:80])}: the strength must be a number from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g} "
+                "(1 is the mean difference between images with and without it)"
+            )
     if not strengths:
         raise ValueError("no attribute given; name one, as Smiling or Smiling=+1.5")
     return strengths

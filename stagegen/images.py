@@ -149,13 +149,29 @@ def save_grid(
     return save_image(canvas, path)
 
 
+#: a row label is cut to this many characters: the margin (and the picture) stays the width of a
+#: short name whatever a label holds
+MAX_ROW_LABEL = 40
+
+
+def _short(label: str) -> str:
+    label = " ".join(str(label).split())
+    return label if len(label) <= MAX_ROW_LABEL else label[: MAX_ROW_LABEL - 3] + "..."
+
+
 def _label_rows(canvas: torch.Tensor, labels: list[str], size: int, padding: int = 2) -> torch.Tensor:
     """The grid with a white margin on its left holding each row's label (Pillow's own font)."""
     from PIL import Image, ImageDraw
 
+    labels = [_short(label) for label in labels]
     image = to_pil(canvas)
     draw = ImageDraw.Draw(image)
     width = max(int(draw.textlength(label)) for label in labels) + 8
+    if (image.width + width) * image.height > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"the grid with its row labels would be {image.width + width:,} x {image.height:,} pixels, more than the "
+            f"{MAX_GRID_PIXELS:,} a grid may have; ask for fewer images"
+        )
     labelled = Image.new(image.mode, (image.width + width, image.height), 255 if image.mode == "L" else (255, 255, 255))
     labelled.paste(image, (width, 0))
     draw = ImageDraw.Draw(labelled)

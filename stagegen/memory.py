@@ -14,7 +14,7 @@ from torch import nn
 
 from .devices import available_memory
 
-__all__ = ["activation_bytes_per_image", "check_sampling_memory"]
+__all__ = ["activation_bytes_per_image", "check_batch_memory", "check_sampling_memory"]
 
 BYTES_PER_VALUE = 4  # float32 activations and outputs
 
@@ -50,3 +50,19 @@ def check_sampling_memory(pipeline: nn.Module, n: int, kept_stages: list[int], c
             f"{needed / 2**30:,.1f} GiB of memory and {pipeline.device} has {available / 2**30:,.1f} GiB available; "
             f"ask for fewer images (about {fits:,} fit), or run where there is more memory"
         )
+
+
+def check_batch_memory(pipeline, device: torch.device, batches: dict[str, int]) -> None:
+    """Refuse a training batch (``batches``: option name -> images per pass) whose activations
+    alone, by the same lower bound sampling uses, exceed what ``device`` has available: a
+    sample path of 10^9 latents is a message, not an allocator error (training keeps more than
+    this bound, so no batch that trains is refused)."""
+    per_image = activation_bytes_per_image(pipeline)
+    available = available_memory(device)
+    for option, n in batches.items():
+        if n * per_image > available:
+            raise ValueError(
+                f"train.{option}={n:,}: one pass of that many images needs more than {n * per_image / 2**30:,.1f} GiB of "
+                f"activations and {device} has {available / 2**30:,.1f} GiB available; lower it "
+                f"(at most about {available // per_image:,} could fit)"
+            )

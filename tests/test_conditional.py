@@ -99,10 +99,33 @@ def test_too_few_images_of_a_label_or_a_prior_with_nothing_to_fit_are_refused():
     pipe = _pipeline()
     images, _ = _two_classes(4)
     lonely = Labels(("dark", "light", "emu"), torch.tensor([0] * 4 + [1] * 3 + [2]))
-    with pytest.raises(PriorFitError, match=r"too few images of label\(s\) 'emu' \(1\)"):
+    with pytest.raises(PriorFitError, match=r"too few images of 1 label\(s\), 'emu' \(1\)"):
         fit_conditional_prior(pipe, images, lonely)
     assert pipe.conditional is None and pipe.config.conditional is None  # nothing changed
     with pytest.raises(PriorFitError, match="the normal prior has nothing to fit.*--prior gmm"):
         fit_conditional_prior(_pipeline("normal"), *_two_classes(4))
     with pytest.raises(ValueError, match="3 labels for 8 images"):
         fit_conditional_prior(pipe, images, Labels(("a", "b"), torch.tensor([0, 1, 1])))
+
+
+def test_a_long_per_label_fit_says_how_far_it_is_and_a_refusal_lists_a_few_labels(monkeypatch):
+    """1,000 labels took 190 s in silence; 10,000 scarce labels made a 129 KB error."""
+    import stagegen.conditional as conditional
+    from stagegen.conditional import fit_label_priors, label_prior_spec
+    from stagegen.prior import LatentSet
+
+    pipe = Pipeline(tiny_pipeline_config(("vae",)))
+    pipe.set_prior({"type": "gmm", "options": {"components": 1}})
+    n, dim = 40, pipe.prior.latent_dim
+    latents = LatentSet(torch.randn(n, dim), torch.rand(n, dim) + 0.1, torch.arange(n))
+    labels = Labels(tuple(f"c{i}" for i in range(20)), torch.arange(n) % 20)
+    monkeypatch.setattr(conditional, "PROGRESS_EVERY", 0.0)
+    lines = []
+    fit_label_priors(pipe, latents, labels, label_prior_spec(pipe), progress=lines.append)
+    assert len(lines) == 19 and lines[0].startswith("fitted the priors of 1 of 20 labels in") and "s to go" in lines[-1]
+
+    scarce = Labels(tuple(f"c{i}" for i in range(40)), torch.arange(n))
+    with pytest.raises(PriorFitError) as refused:
+        fit_label_priors(pipe, latents, scarce, label_prior_spec(pipe))
+    message = str(refused.value)
+    assert "too few images of 40 label(s), 'c0' (1)" in message and "... (40 in all)" in message and len(message) < 600

@@ -74,7 +74,22 @@ def test_strengths_are_read_as_users_write_them():
     assert parse_strengths("Smiling=+1.5, Male=-1") == {"Smiling": 1.5, "Male": -1.0}
     with pytest.raises(ValueError, match="'Smiling=lots': give an attribute and an optional strength"):
         parse_strengths("Smiling=lots")
-    with pytest.raises(ValueError, match="finite"):
-        parse_strengths("Smiling=nan")
+    for unbounded in ("nan", "inf", "3e38", "-21"):  # saturated images, not an edit
+        with pytest.raises(ValueError, match="the strength must be a number from -20 to 20"):
+            parse_strengths(f"Smiling={unbounded}")
+    assert parse_strengths("Smiling=-20") == {"Smiling": -20.0}
     with pytest.raises(ValueError, match="no attribute given"):
         parse_strengths(" , ")
+
+
+def test_an_unknown_attribute_is_named_escaped_and_the_list_is_bounded():
+    from stagegen.directions import AttributeDirections
+
+    directions = AttributeDirections([f"a{i}" for i in range(40)], (4,))
+    with pytest.raises(ValueError) as refused:
+        directions.shift({"Smiling\x1b]0;pwned\x07": 1.0})
+    message = str(refused.value)
+    assert "\x1b" not in message and "\\x1b]0;pwned\\x07" in message
+    assert "a19, ... (40 in all)" in message
+    with pytest.raises(ValueError, match="the strength of a1 is 3e\\+38; give one from -20 to 20"):
+        directions.shift({"a1": 3e38})

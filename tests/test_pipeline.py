@@ -169,3 +169,14 @@ def test_a_prior_per_label_must_name_the_trunks_classes():
     with pytest.raises(ValueError, match="they must be the same classes in the same order"):
         pipe.set_trunk_labels(["2", "1", "0"])
     assert pipe.labels == ("0", "1", "2")
+
+
+def test_a_row_label_of_any_length_keeps_the_grid_narrow(tmp_path):
+    """A 60,000-character label made a 360,135 px wide PNG."""
+    from PIL import Image
+
+    from stagegen.images import save_grid
+
+    path = save_grid([torch.rand(2, 1, 16, 16)] * 2, tmp_path / "g.png", labels=["x" * 60_000, "short"])
+    unlabelled = save_grid([torch.rand(2, 1, 16, 16)] * 2, tmp_path / "u.png")
+    assert Image.open(path).width - Image.open(unlabelled).width < 300

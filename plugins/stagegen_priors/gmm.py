@@ -53,10 +53,10 @@ class GMMPrior(Prior):
 
     def check_state(self) -> str | None:
         problem = super().check_state()
+        if problem is None and bool((self.weights < 0).any()):
+            problem = f"prior.weights holds {int((self.weights < 0).sum())} negative mixture weight(s)"
         if problem is not None or not self.fitted:  # all-zero weights: not fitted yet, which sampling says
             return problem
-        if bool((self.weights < 0).any()):
-            return f"prior.weights holds {int((self.weights < 0).sum())} negative mixture weight(s)"
         if abs(float(self.weights.sum()) - 1) > 1e-3:
             return f"prior.weights sums to {float(self.weights.sum()):.6g}, not 1"
         if self.options.covariance == "full":

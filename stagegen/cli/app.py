@@ -39,7 +39,10 @@ class _Errors(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except click.ClickException as exc:  # its message may quote a name from a file or a folder
+            exc.message = safe_text(exc.message)
             raise
         except BrokenPipeError:  # `stagegen info ... | head`: the reader left, nothing more to say
             sys.stdout = open(os.devnull, "w")

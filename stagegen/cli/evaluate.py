@@ -51,11 +51,15 @@ def _resources(
         "tf_inception_weights": tf_inception_weights,
         "device": device,
     }
+    named = set(options)  # the built-in resources' options: each a name or a path
     for assignment in resource_options:
         key, sep, value = assignment.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{assignment!r} is not KEY=VALUE", param_hint="--resource-option")
-        options[key.strip()] = parse_value(value)
+        key, value = key.strip(), parse_value(value)
+        if key in named and not isinstance(value, str):
+            raise click.BadParameter(f"{key} takes a name or a path, not {value!r}", param_hint="--resource-option")
+        options[key] = value
     wanted = {need for need in needs if need not in INPUTS}
     return provide_resources(wanted, data_name, data_root, options, note=lambda text: click.echo(f"note: {text}", err=True))
 
@@ -140,6 +144,7 @@ def eval_(
     from .. import load
     from ..metrics import evaluate, format_table
     from ..report import record_eval
+    from ..train.lock import RunLocked, run_lock_for
 
     metrics, needs = _chosen_metrics(metrics)
     pipe = load(pipeline, device=device)
@@ -173,7 +178,13 @@ def eval_(
     report = evaluate(pipe, real, metrics, n_samples, seed, temperature=temperature, resources=resources, real_labels=real_labels)
     report["data"] = f"{data_name}, {split} split"
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
-    saved = record_eval(pipeline, report, "stagegen " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    command = "stagegen " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        with run_lock_for(pipeline):  # eval.json is the run's: not while another command writes there
+            saved = record_eval(pipeline, report, command)
+    except RunLocked as exc:
+        click.echo(f"note: the evaluation is not kept beside the run for `stagegen report`: {exc}", err=True)
+        return
     if saved is not None:
         click.echo(f"kept beside the run for `stagegen report`: {saved}", err=True)
 

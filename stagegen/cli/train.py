@@ -116,6 +116,7 @@ def _fit_conditional(pipe, dataset, data_name, split, max_images, seed, spec) ->
     from ..data.attributes import attributes_of
     from ..data.labels import labels_of
     from ..directions import fit_attribute_directions
+    from ..text import shown_names
 
     labels, attributes = labels_of(dataset), attributes_of(dataset)
     if labels is None and attributes is None:
@@ -132,9 +133,9 @@ def _fit_conditional(pipe, dataset, data_name, split, max_images, seed, spec) ->
     stats: dict = {}
     done = []
     if labels is not None:
-        stats.update(fit_conditional_prior(pipe, dataset, labels, max_images, seed=seed, prior=spec))
-        more = ", ..." if len(labels.names) > 10 else ""
-        done.append(f"a {spec['type']} prior per label ({len(labels.names)} labels: {', '.join(labels.names[:10])}{more})")
+        say = lambda line: click.echo(line, err=True)  # noqa: E731
+        stats.update(fit_conditional_prior(pipe, dataset, labels, max_images, seed=seed, prior=spec, progress=say))
+        done.append(f"a {spec['type']} prior per label ({len(labels.names)} labels: {shown_names(labels.names, 10)})")
         fitted = int(stats["conditional_fit_images"])
     if attributes is not None:
         if attributes.note:
@@ -181,15 +182,26 @@ def _fit_conditional(pipe, dataset, data_name, split, max_images, seed, spec) ->
 def fit_prior_cmd(pipeline, prior_name, conditional, options, data_name, data_root, split, max_images, seed, out):
     """Fit a latent prior (or, with --conditional, one per label) to a trained pipeline's
     posteriors; write the pipeline with it."""
+    from .. import load
+    from ..train.lock import RunLocked, run_lock_for
+
+    try:
+        with run_lock_for(out):  # -o into a run directory: not while its training (or another fit) writes there
+            pipe = load(pipeline)
+            _fit_and_save(pipe, prior_name, conditional, options, data_name, data_root, split, max_images, seed, out)
+    except RunLocked as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _fit_and_save(pipe, prior_name, conditional, options, data_name, data_root, split, max_images, seed, out):
     import time
 
-    from .. import load
     from ..data import open_dataset
     from ..overrides import set_option
     from ..pipeline_file import save_pipeline
     from ..prior import fit_prior
+    from ..text import safe_text
 
-    pipe = load(pipeline)
     own = pipe.config.prior
     if prior_name is None:
         prior_name = own.type if conditional else "gmm"
@@ -213,4 +225,5 @@ def fit_prior_cmd(pipeline, prior_name, conditional, options, data_name, data_ro
         record, fitted, what = "prior_fit", int(stats.get("prior_fit_images", 0)), f"a {prior_name} prior"
     extra = {**pipe.file_metadata.get("extra", {}), record: {"data": data_name, "split": split, **stats}}
     save_pipeline(pipe, out, extra=extra)
-    click.echo(f"fitted {what} to {fitted} {data_name} {split} images in {time.perf_counter() - start:.1f} s; wrote {out}")
+    took = time.perf_counter() - start
+    click.echo(safe_text(f"fitted {what} to {fitted} {data_name} {split} images in {took:.1f} s; wrote {out}"))

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..io import read_text_file
+from ..text import MAX_ATTRIBUTES, check_names, safe_name, shown_names
 from .registry import DataError
 
 __all__ = ["ATTRIBUTE_FILE", "Attributes", "attributes_for", "attributes_of", "read_attribute_file"]
@@ -41,7 +42,7 @@ class Attributes:
     def column(self, name: str) -> int:
         """The index of attribute ``name``; an unknown one is an error listing them all."""
         if name not in self.names:
-            raise ValueError(f"unknown attribute {name!r}; the attributes are {', '.join(self.names)}")
+            raise ValueError(f"unknown attribute {safe_name(repr(name)[:60])}; the attributes are {shown_names(self.names)}")
         return self.names.index(name)
 
 
@@ -68,8 +69,12 @@ def read_attribute_file(path: str | Path) -> AttributeFile:
         )
     declared = int(lines[0])
     names = tuple(lines[1].split())
-    if not names or len(set(names)) != len(names):
-        raise DataError(f"{path} line 2: the attribute names are missing or repeated; replace it with the official file")
+    if not names:
+        raise DataError(f"{path} line 2: the attribute names are missing; replace it with the official file")
+    try:  # bounded before a row is read: 10^6 columns would take gigabytes and make a file nothing can load
+        check_names(names, f"{path} line 2", MAX_ATTRIBUTES)
+    except ValueError as exc:
+        raise DataError(f"{exc}; the official file names 40 attributes: replace it with that one") from None
     rows: dict[str, list[bool]] = {}
     notes = []
     for number, line in enumerate(lines[2:], start=3):

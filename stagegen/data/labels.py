@@ -8,10 +8,13 @@ ten digits, an image folder its class subfolders (torchvision's ImageFolder conv
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from ..text import MAX_LABELS, check_names, safe_name, shown_names
 
 __all__ = ["LabelledImages", "Labels", "folder_labels", "label_tensor", "labels_of", "resolve_label"]
 
@@ -77,8 +80,10 @@ def resolve_label(names: Sequence[str], label: int | str) -> int:
         index = int(label)
     if index is not None and 0 <= index < len(names):
         return index
-    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
-    raise ValueError(f"unknown label {label!r}: this pipeline's labels are {shown} (by name, or by index 0..{len(names) - 1})")
+    raise ValueError(
+        f"unknown label {safe_name(repr(label)[:60])}: this pipeline's labels are {shown_names(names)} "
+        f"(by name, or by index 0..{len(names) - 1})"
+    )
 
 
 def label_tensor(names: Sequence[str], labels, n: int) -> torch.Tensor:
@@ -114,6 +119,11 @@ def folder_labels(names: Sequence[str], every_name: Sequence[str] | None = None)
         return None
     classes = sorted({p[shared] for p in parts})
     if len(classes) < 2:
+        return None
+    try:
+        check_names(classes, "the class folders", MAX_LABELS)
+    except ValueError as exc:  # the images still train a model; only their labels are unusable
+        warnings.warn(f"{exc}: the images are used without labels (rename the folders to use them)", stacklevel=2)
         return None
     position = {c: i for i, c in enumerate(classes)}
     return Labels(tuple(classes), torch.tensor([position[n.split("/")[shared]] for n in names], dtype=torch.int64))

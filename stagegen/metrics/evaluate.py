@@ -179,20 +179,21 @@ def evaluate(
 
 
 def format_value(v: Any) -> str:
-    """A report cell: floats to three decimals (small ones in exponent form), lists joined."""
+    """A report cell: floats to three decimals (small ones in exponent form), lists joined;
+    anything else (an eval.json read back may hold anything) as short text."""
     if isinstance(v, list):
-        return " / ".join(f"{x:.2f}" for x in v)
+        return " / ".join(format_value(x) if isinstance(x, float) else str(x)[:20] for x in v[:8])
     if isinstance(v, float):
         return f"{v:.2e}" if 0 < abs(v) < 0.01 else f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
-    return "" if v is None else str(v)
+    return "" if v is None else str(v)[:60]
 
 
 def table_columns(report: dict[str, Any]) -> list[str]:
     """The value columns of a report's stage rows, in the order the metrics filled them."""
-    columns: list[str] = []
+    columns: dict[str, None] = {}
     for r in report["stages"]:
-        columns += [c for c in r if c not in ("stage", "type", "resolution") and c not in columns]
-    return columns
+        columns.update((c, None) for c in r if c not in ("stage", "type", "resolution"))
+    return list(columns)
 
 
 def report_notes(report: dict[str, Any]) -> list[str]:

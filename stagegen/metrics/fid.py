@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..weights import MissingWeightsError
+from ..weights import MissingWeightsError, read_state_bytes
 from .classifiers import Classifier
 
 
@@ -98,14 +98,19 @@ class InceptionFeatures(FeatureExtractor):
         torchvision = require("torchvision", "FID with Inception features")
 
         path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-        if not path.is_file():
+        if weights_path is None and not path.exists():
             raise MissingWeightsError(
                 f"Inception-v3 weights for FID are not on this machine: expected {path.name} in {path.parent} "
                 "(torchvision's ImageNet weights), or give --inception-weights PATH (for digit data, --fid-features "
                 "mnist or digits use stagegen's own classifiers instead)"
             )
+        state, _ = read_state_bytes(path, "the Inception-v3 weights for FID", 256 * 2**20)  # the file is 104 MB
         model = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, ValueError) as exc:  # another network's: missing or unexpected keys, wrong shapes
+            detail = " ".join(str(exc).split())[:200]
+            raise MissingWeightsError(f"{path} does not hold torchvision's Inception-v3 weights ({detail})") from None
         model.fc = nn.Identity()
         self.model = model.eval()
 

@@ -23,13 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..weights import MissingWeightsError
+from ..weights import MissingWeightsError, read_state_bytes
 
 __all__ = ["PROTOCOL", "TF_INCEPTION_FILE", "TFInceptionFeatures", "default_weights_path", "kid", "to_uint8_rgb"]
 
 #: the file torch-fidelity downloads (its v0.2.0 release asset), found where torch.hub keeps it
 TF_INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 TF_INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + TF_INCEPTION_FILE
+#: the file is 91 MB
+MAX_TF_WEIGHTS_BYTES = 256 * 2**20
 FEATURE = "2048"  # the pool3 layer FID and KID are defined on
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000  # or the smaller set's size, when fewer images are evaluated (said in the protocol)
@@ -61,18 +63,6 @@ def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def _safe_state(data: bytes, path: Path) -> None:
-    """Refuse a weights file holding anything but tensors, before torch-fidelity unpickles it."""
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise MissingWeightsError(
-            f"{path} is not a PyTorch state dict of tensors ({type(exc).__name__}); it is not read any further"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise MissingWeightsError(f"{path} is not a PyTorch state dict of tensors; it is not read any further")
-
-
 class TFInceptionFeatures:
     """Images in [0, 1] -> the TF-FID network's pool3 features (float64 rows)."""
 
@@ -80,10 +70,10 @@ class TFInceptionFeatures:
 
     def __init__(self, weights_path: str | Path | None = None, device: str | torch.device = "cpu", batch: int = 32):
         path = Path(weights_path) if weights_path else default_weights_path()
-        if not path.is_file():
+        if weights_path is None and not path.exists():
             raise missing_tf_weights(path)
-        data = path.read_bytes()
-        _safe_state(data, path)
+        # checked to hold tensors only, and bounded, before torch-fidelity unpickles the same bytes
+        _, data = read_state_bytes(path, "the TF-Inception weights", MAX_TF_WEIGHTS_BYTES)
         from ..optional import require
 
         extractor = require("torch_fidelity.feature_extractor_inceptionv3", "TF-FID and KID")
@@ -91,8 +81,9 @@ class TFInceptionFeatures:
             self.model = extractor.FeatureExtractorInceptionV3(
                 "inception-v3-compat", [FEATURE], feature_extractor_weights_path=io.BytesIO(data)
             )
-        except RuntimeError as exc:  # a state dict of another network: missing or unexpected keys, wrong shapes
-            raise MissingWeightsError(f"{path} does not hold the TF-Inception network's weights: {exc}") from None
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # another network's: missing keys, wrong shapes
+            detail = " ".join(str(exc).split())[:200]
+            raise MissingWeightsError(f"{path} does not hold the TF-Inception network's weights ({detail})") from None
         self.model.to(device)
         self.device = torch.device(device)
         self.weights_sha256 = hashlib.sha256(data).hexdigest()

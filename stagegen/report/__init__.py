@@ -26,6 +26,11 @@ MAX_IMAGE_BYTES = 8 * 2**20  # a grid is tens of kilobytes; anything this large 
 INTERPOLATIONS, INTERPOLATION_STEPS = 2, 10
 #: a per-label grid shows at most this many labels, of this many samples each
 MAX_LABEL_ROWS, LABEL_SAMPLES = 20, 10
+#: the evaluation table shows at most this many rows and value columns (a pipeline has at most
+#: 32 stages, and eval's metrics fill a dozen columns; an eval.json with more was not written by eval)
+MAX_EVAL_ROWS, MAX_EVAL_COLUMNS, MAX_NOTES = 64, 40, 30
+#: a curve panel per logged name, at most this many in one figure (the rest are said)
+MAX_PANELS = 24
 
 
 def _spread(steps: list[int], most: int) -> list[int]:
@@ -52,7 +57,7 @@ def _image(page: Page, path: Path, caption: str) -> None:
 def _overview(page: Page, run: RunFiles) -> None:
     pipeline, train, data = (run.config.get(k) or {} for k in ("pipeline", "train", "data"))
     stages = pipeline.get("stages") or []
-    last = run.metrics[-1] if run.metrics else {}
+    last = run.last_metrics
     rows = [
         ["run directory", str(run.run_dir.resolve())],
         ["stages", " -> ".join(str(s.get("type", "?")) for s in stages if isinstance(s, dict))],
@@ -75,6 +80,8 @@ def _curves(page: Page, run: RunFiles) -> None:
     groups = curve_groups(run.metrics)
     if not groups:
         page.paragraph("metrics.jsonl holds no logged steps yet.", note=True)
+    for line in run.metrics_notes:
+        page.paragraph(line, note=True)
     stages = (run.config.get("pipeline") or {}).get("stages") or []
     for name, series in groups.items():
         title = "the run: total loss, learning rate, throughput"
@@ -82,6 +89,9 @@ def _curves(page: Page, run: RunFiles) -> None:
             k = int(name.split()[1])
             kind = stages[k].get("type", "?") if k < len(stages) and isinstance(stages[k], dict) else "?"
             title = f"stage {k} ({kind}): loss terms and diagnostics"
+        if len(series) > MAX_PANELS:
+            title += f"; the first {MAX_PANELS} of {len(series)} logged values"
+            series = dict(list(series.items())[:MAX_PANELS])
         page.image(curves_png(series), title, pixelated=False)
 
 
@@ -107,21 +117,22 @@ def _grids_over_time(page: Page, run: RunFiles) -> None:
 
 
 def _prior(page: Page, run: RunFiles) -> None:
+    from ..metrics.evaluate import format_value
+
     page.heading("The prior's fit", "prior")
-    fits = [e for e in run.events if e.get("event") == "prior_fit"]
-    refits = [e for e in run.events if e.get("event") == "sample_prior_fit"]
-    if fits:
-        fit = fits[-1]
-        rows = [[k, f"{v:.4g}" if isinstance(v, float) else str(v)] for k, v in fit.items() if k != "event"]
+    fit = run.events.get("prior_fit")
+    refits = run.event_counts.get("sample_prior_fit", 0)
+    if fit is not None:
+        rows = [[k, format_value(v)] for k, v in list(fit.items())[:MAX_NOTES] if k != "event"]
         page.table(["final fit", ""], rows)
     else:
         prior = ((run.config.get("pipeline") or {}).get("prior") or {}).get("type", "?")
         page.paragraph(f"no final fit is logged (the {prior} prior needs none, or the run has not finished).", note=True)
     if refits:
-        page.paragraph(f"{len(refits)} refits of the sample path's prior to recent posteriors during training.")
-    nonfinite = [e for e in run.events if e.get("event") == "nonfinite"]
+        page.paragraph(f"{refits} refits of the sample path's prior to recent posteriors during training.")
+    nonfinite = run.event_counts.get("nonfinite", 0)
     if nonfinite:
-        page.paragraph(f"{len(nonfinite)} steps were skipped for non-finite values (see metrics.jsonl).", note=True)
+        page.paragraph(f"{nonfinite} steps were skipped for non-finite values (see metrics.jsonl).", note=True)
 
 
 def _evaluation(page: Page, run: RunFiles) -> None:
@@ -133,15 +144,29 @@ def _evaluation(page: Page, run: RunFiles) -> None:
         return
     report: dict[str, Any] = run.evaluation["report"]
     try:
-        columns = table_columns(report)
-        rows = [[r["stage"], r["type"], r["resolution"], *(format_value(r.get(c)) for c in columns)] for r in report["stages"]]
-    except (KeyError, TypeError):
+        stages = report["stages"][:MAX_EVAL_ROWS]
+        columns = table_columns({"stages": stages})
+        shown = columns[:MAX_EVAL_COLUMNS]
+        rows = [
+            [format_value(r[k]) for k in ("stage", "type", "resolution")] + [format_value(r.get(c)) for c in shown]
+            for r in stages
+        ]
+        notes = report_notes(report)
+    except (KeyError, TypeError, ValueError, AttributeError):
         page.paragraph(f"{EVAL_RECORD} is not a report stagegen wrote; left out.", note=True)
         return
-    page.paragraph(f"{run.evaluation.get('command', 'stagegen eval')} ({run.evaluation.get('time', '?')})")
-    page.table(["stage", "type", "res", *columns], rows, name_columns=2)
-    for line in report_notes(report):
-        page.paragraph(line, note=True)
+    page.paragraph(
+        f"{str(run.evaluation.get('command', 'stagegen eval'))[:500]} ({format_value(run.evaluation.get('time', '?'))})"
+    )
+    page.table(["stage", "type", "res", *shown], rows, name_columns=2)
+    if len(report["stages"]) > len(stages) or len(columns) > len(shown):
+        page.paragraph(
+            f"{EVAL_RECORD} holds {len(report['stages']):,} rows; the table shows the first {len(stages)}, and "
+            f"{len(shown)} of their {len(columns):,} columns",
+            note=True,
+        )
+    for line in notes[:MAX_NOTES]:
+        page.paragraph(line[:300], note=True)
 
 
 def _from_pipeline(page: Page, run: RunFiles) -> None:

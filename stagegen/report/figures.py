@@ -53,7 +53,7 @@ def curves_png(series: dict[str, tuple[list[int], list[float]]], dpi: int = 72) 
     for ax, name in zip(axes, names):
         steps, values = series[name]
         ax.plot(steps, values, marker="." if len(steps) < 30 else None, linewidth=1.2, color="#1f5fa8")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name[:60], fontsize=9, parse_math=False)  # a logged name is text, never TeX (`$\\frac{$` breaks mathtext)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if _log_scale(values):

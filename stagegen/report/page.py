@@ -14,6 +14,11 @@ __all__ = ["Page", "png_size"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: small grids (16x16 digits) are drawn larger, with sharp pixels, up to this width
 DISPLAY_WIDTH = 640
+#: no image is shown wider than this (a wider one is scaled down to it)
+MAX_DISPLAY_WIDTH = 1000
+#: a PNG whose header declares a side longer than this is not a grid of ours (the largest grid
+#: stagegen writes is 2**27 pixels): a viewer would allocate its whole canvas
+MAX_IMAGE_SIDE = 16384
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
@@ -23,7 +28,7 @@ td, th { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: right; }
 th { background: #f4f4f4; } td.name, th.name { text-align: left; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
 figcaption { font-size: 0.8em; color: #555; }
-img.grid { image-rendering: pixelated; }
+img.grid { image-rendering: pixelated; } img { max-width: 100%; height: auto; }
 pre { background: #f7f7f7; padding: 0.75em; overflow-x: auto; font-size: 0.8em; }
 p.note { color: #666; font-size: 0.9em; }
 """
@@ -69,7 +74,13 @@ class Page:
         if size is None:
             self.paragraph(f"{caption}: not a PNG image, left out", note=True)
             return
-        width = size[0] * max(1, DISPLAY_WIDTH // max(1, size[0])) if pixelated else min(size[0], 1000)
+        if not (0 < size[0] <= MAX_IMAGE_SIDE and 0 < size[1] <= MAX_IMAGE_SIDE):
+            self.paragraph(
+                f"{caption}: a PNG of {size[0]:,} x {size[1]:,} pixels is not a grid of stagegen's, left out", note=True
+            )
+            return
+        width = size[0] * max(1, DISPLAY_WIDTH // size[0]) if pixelated else size[0]
+        width = min(width, MAX_DISPLAY_WIDTH)
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         css = ' class="grid"' if pixelated else ""
         self.parts.append(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import random
 import zipfile
 from pathlib import Path
@@ -145,7 +144,7 @@ def _tensors(value: Any):
 def nonfinite_parts(checkpoint: dict[str, Any]) -> list[str]:
     """The parts of a checkpoint (weights, EMA, extra modules, optimiser moments) holding NaN or
     infinite values: resuming from any of them fails the same way again."""
-    parts = ("pipeline", "ema", "auxiliaries", "optimizers", "aux_optimizers")
+    parts = ("pipeline", "ema", "auxiliaries", "optimizers", "aux_optimizers", "sample_prior")
     return [
         part
         for part in parts
@@ -155,6 +154,46 @@ def nonfinite_parts(checkpoint: dict[str, Any]) -> list[str]:
 
 #: a counter beyond this was not written by a run (2**53: exact in JSON and floats alike)
 MAX_COUNTER = 2**53
+#: a learning rate above this diverges on its first step (config files accept at most 1)
+MAX_LR = 10.0
+#: Adam's (and AMSGrad's) running second moments: squares, never negative
+SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
+
+
+def _altered(where: Path, what: str) -> ValueError:
+    return ValueError(f"checkpoint {where}: {what}; the file was altered: restore it, or start a new run")
+
+
+def _check_optimizer(saved: Any, current: torch.optim.Optimizer, name: str, where: Path) -> None:
+    """A saved optimiser state this optimiser can load and step from: its groups hold as many
+    parameters as this one's, a finite learning rate, and per-parameter moments of each
+    parameter's shape, the second moments never negative."""
+    groups = saved.get("param_groups") if isinstance(saved, dict) else None
+    if not isinstance(groups, list) or not groups or not isinstance(saved.get("state"), dict):
+        raise _altered(where, f"{name} has no parameter groups")
+    if len(groups) != len(current.param_groups):
+        raise _altered(where, f"{name} has {len(groups)} parameter groups where this run has {len(current.param_groups)}")
+    shapes: dict[Any, torch.Size] = {}
+    for group, mine in zip(groups, current.param_groups):
+        lr, ids = group.get("lr") if isinstance(group, dict) else None, group.get("params") if isinstance(group, dict) else None
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 <= lr <= MAX_LR):
+            raise _altered(where, f"{name} has learning rate {lr!r}, not a number from 0 to {MAX_LR:g}")
+        if not isinstance(ids, list) or len(ids) != len(mine["params"]):
+            count = len(ids) if isinstance(ids, list) else type(ids).__name__
+            raise _altered(where, f"{name} holds {count} parameters in a group of this run's {len(mine['params'])}")
+        shapes.update((i, p.shape) for i, p in zip(ids, mine["params"]))
+    for i, moments in saved["state"].items():
+        if i not in shapes or not isinstance(moments, dict):
+            raise _altered(where, f"{name} holds a state for parameter {i!r}, which none of its groups names")
+        for key, value in moments.items():
+            if not torch.is_tensor(value) or value.dim() == 0:
+                continue  # the step count
+            if value.shape != shapes[i]:
+                raise _altered(
+                    where, f"{name}'s {key} of parameter {i} is {tuple(value.shape)}, the parameter {tuple(shapes[i])}"
+                )
+            if key in SECOND_MOMENTS and bool((value < 0).any()):
+                raise _altered(where, f"{name}'s {key} of parameter {i} holds negative values (a running mean of squares)")
 
 
 def check_fields(checkpoint: dict[str, Any], state, train_config, where: Path) -> None:
@@ -175,23 +214,33 @@ def check_fields(checkpoint: dict[str, Any], state, train_config, where: Path) -
                 f"checkpoint {where}: it holds {count} {part} where this run has {len(current)}; "
                 "the file was altered or written for other settings: restore it, or start a new run"
             )
+    saved_extra = checkpoint.get("aux_optimizers")
+    if not isinstance(saved_extra, dict) or len(saved_extra) != len(state.aux_optimizers):
+        count = len(saved_extra) if isinstance(saved_extra, dict) else type(saved_extra).__name__
+        raise _altered(where, f"it holds {count} optimisers of extra modules where this run has {len(state.aux_optimizers)}")
+    from .state import _auxiliary_keys
+
+    try:
+        extra_keys = _auxiliary_keys(list(state.aux_optimizers), list(saved_extra))
+    except (KeyError, ValueError):
+        raise _altered(where, f"its extra modules' optimisers are {', '.join(map(str, saved_extra))[:200]}") from None
+    for key, optimizer in state.aux_optimizers.items():
+        _check_optimizer(saved_extra[extra_keys[key]], optimizer, f"the optimiser of {key}", where)
     for i, saved in enumerate(checkpoint["optimizers"]):
-        groups = saved.get("param_groups") if isinstance(saved, dict) else None
-        if not isinstance(groups, list) or not groups:
-            raise ValueError(f"checkpoint {where}: optimiser {i} has no parameter groups; the file was altered")
-        for group in groups:
-            lr, initial = group.get("lr"), group.get("initial_lr", train_config.lr)
-            if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-                raise ValueError(
-                    f"checkpoint {where}: optimiser {i} has learning rate {lr!r}; a learning rate is a finite number "
-                    "from 0: the file was altered: restore it, or start a new run"
-                )
+        _check_optimizer(saved, state.optimizers[i], f"optimiser {i}", where)
+        for group in saved["param_groups"]:
+            initial = group.get("initial_lr", train_config.lr)
             if initial != train_config.lr:
                 raise ValueError(
                     f"the run's config.json says lr {train_config.lr:g} but its checkpoint {where} trained with "
                     f"{initial!r}; a resume cannot change the learning rate (was config.json edited?): set lr back to "
                     f"{initial!r} there, or start a new run with --lr {train_config.lr:g}"
                 )
+    # a checkpoint from before priors (0.1: no prior_version) has no sample path; its run starts one afresh
+    if state.sample_prior is not None and ("sample_prior" in checkpoint or "prior_version" in checkpoint):
+        problem = state.sample_prior.state_problem(checkpoint.get("sample_prior"))
+        if problem is not None:
+            raise _altered(where, problem)
     bad = nonfinite_parts(checkpoint)
     if bad:
         raise ValueError(

@@ -1,5 +1,6 @@
-"""One training process per run directory: an exclusive lock the operating system releases
-when the process ends, however it ends (a killed run never leaves a stale lock behind)."""
+"""One writer per run directory: an exclusive lock the operating system releases when the
+process ends, however it ends (a killed run never leaves a stale lock behind). Training holds
+it for the whole run; `fit-prior`, `eval` and `report` hold it while they write into a run."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ LOCK_NAME = ".lock"
 
 
 class RunLocked(RuntimeError):
-    """Another live process trains in this run directory."""
+    """Another live process writes in this run directory."""
 
 
 def _try_lock(fd: int) -> bool:
@@ -50,8 +51,8 @@ def run_lock(run_dir: str | Path):
         if not _try_lock(fd):
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "an unknown process"
             raise RunLocked(
-                f"run directory {run_dir} is in use by another stagegen train ({holder}); wait for it to finish, "
-                "stop it, or choose another --out"
+                f"run directory {run_dir} is in use by another stagegen command ({holder}); wait for it to finish, "
+                "stop it, or write elsewhere (another --out)"
             )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
@@ -67,3 +68,21 @@ def run_lock(run_dir: str | Path):
             path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 run_dir.rmdir()
+
+
+def is_run_directory(folder: str | Path) -> bool:
+    """Whether ``folder`` is a training run's directory (train wrote its config.json there)."""
+    return (Path(folder) / "config.json").is_file()
+
+
+@contextlib.contextmanager
+def run_lock_for(path: str | Path):
+    """The lock of the run directory a command is about to write ``path`` into, held for the
+    block (a file elsewhere needs none): a pipeline refitted into a run that is still training
+    would otherwise be overwritten by it, or leave the run's files describing two models."""
+    folder = Path(path).parent
+    if is_run_directory(folder):
+        with run_lock(folder):
+            yield
+    else:
+        yield

@@ -4,6 +4,7 @@ sample and reconstruction grids; always from the generator weights (the EMA ones
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +99,10 @@ def fit_run_prior(state: TrainState, dataset, max_images: int, seed: int, condit
     }
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _fit_label_priors(pipeline, latents, labels: Labels, seed: int) -> tuple[tuple | None, dict[str, Any]]:
     """A prior per label to the posteriors the unconditional fit used (so the labels cost no
     second encoding pass): ((the conditional prior, its spec), record) or (None, the error)."""
@@ -105,7 +110,7 @@ def _fit_label_priors(pipeline, latents, labels: Labels, seed: int) -> tuple[tup
 
     start = time.perf_counter()
     try:
-        conditional, spec, stats = fit_label_priors(pipeline, latents, labels, label_prior_spec(pipeline), seed)
+        conditional, spec, stats = fit_label_priors(pipeline, latents, labels, label_prior_spec(pipeline), seed, _say)
     except (ValueError, torch.linalg.LinAlgError) as exc:  # PriorFitError included: no labels, the run still stands
         return None, {"conditional_error": str(exc)}
     return (conditional.to(pipeline.device), spec), {**stats, "conditional_seconds": time.perf_counter() - start}

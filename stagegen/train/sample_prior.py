@@ -37,7 +37,8 @@ class SamplePrior:
         self.for_losses = for_losses
         spec = pipeline.config.prior
         prior_type = get_prior_type(spec.type)
-        self.prior = prior_type.build(prior_type.validate_options(spec.options), PriorContext(tuple(pipeline.trunk.latent_shape)))
+        self.spec_type, self.prior_options = spec.type, prior_type.validate_options(spec.options)
+        self.prior = prior_type.build(self.prior_options, PriorContext(tuple(pipeline.trunk.latent_shape)))
         self.refit_every = config.sample_prior_refit_every
         self.temperature = config.sample_path_temperature
         # Everything a step touches lives on the generator's device: the posteriors are kept there and
@@ -140,6 +141,34 @@ class SamplePrior:
             "generator": self.generator.get_state(),
             "generator_device": self.draw_device.type,
         }
+
+    def state_problem(self, state: Any) -> str | None:
+        """What makes ``state`` (a checkpoint's) unusable by this sample path, or None: checked
+        before anything is loaded, so that a resume never trains from a prior it cannot draw from."""
+        if not isinstance(state, dict):
+            return f"sample_prior is {type(state).__name__}, where this run keeps its sample path's prior"
+        for name in ("seen", "fits"):
+            if type(state.get(name)) is not int or not 0 <= state[name] <= 2**53:
+                return f"sample_prior.{name} is {state.get(name)!r}, not a whole number from 0"
+        for name in ("means", "stds"):
+            value = state.get(name)
+            if not torch.is_tensor(value) or value.shape != self.means.shape or not value.is_floating_point():
+                shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+                return f"sample_prior.{name} is {shape}, where this run keeps {tuple(self.means.shape)} posteriors"
+            if not bool(torch.isfinite(value).all()):
+                return f"sample_prior.{name} holds NaN or infinite values"
+        if bool((state["stds"] < 0).any()):
+            return "sample_prior.stds holds a negative standard deviation"
+        probe = get_prior_type(self.spec_type).build(self.prior_options, PriorContext(tuple(self.prior.latent_shape)))
+        try:
+            probe.load_state_dict(state.get("prior"))
+        except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+            return f"sample_prior.prior does not fit the {self.spec_type} prior ({' '.join(str(exc).split())[:200]})"
+        probe.fit_done = state["fits"] > 0  # a fitted prior's state must be a usable distribution
+        problem = probe.check_state()
+        if problem is None and state["fits"] and not probe.fitted:
+            problem = f"prior was fitted {state['fits']} time(s), and its state is that of an unfitted one"
+        return f"the sample path's {problem}" if problem else None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.prior.load_state_dict(state["prior"])

@@ -31,6 +31,7 @@ from ..config import RunConfig
 from ..data.labels import Labels, labels_of
 from ..devices import check_memory, resolve_device
 from ..io import atomic_write
+from ..memory import check_batch_memory
 from ..pipeline import Pipeline, to_model_range
 from .auxiliary import build_auxiliaries
 from .batches import batch_source
@@ -114,6 +115,8 @@ class Trainer:
         copies = 5 if t.ema_decay else 4
         if skeleton is not None:
             check_memory(skeleton, self.device, copies)
+            batches = {"batch_size": t.batch_size, "sample_path_batch": t.sample_path_batch or t.batch_size}
+            check_batch_memory(skeleton, self.device, batches)
             _check_prior_fits(skeleton.prior, config)
         pipeline = Pipeline(config.pipeline)
         if skeleton is None:
@@ -389,6 +392,13 @@ class Trainer:
             + f"; {t.steps} steps of batch {t.batch_size}"
             + (f", resuming from step {self.step}" if resumed else ""),
         ]
+        late = [
+            f"stage {k} ({spec.type}) joins at step {spec.train_from:,}"
+            for k, spec in enumerate(p.stages)
+            if spec.train_from >= t.steps
+        ]
+        if late:  # allowed (a later --resume with more steps trains them), never silent
+            lines.append(f"not trained in this run's {t.steps:,} steps: {'; '.join(late)}; lower train_from or raise --steps")
         if self.state.sample_prior is not None and self.state.sample_prior.for_losses:
             fit = (
                 f"refitted every {t.sample_prior_refit_every} steps to the latest {t.sample_prior_latents} posterior means"

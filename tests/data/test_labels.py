@@ -111,3 +111,17 @@ def test_labels_are_checked_and_resolved_by_name_or_index():
         Labels(("cat",), torch.zeros(2, dtype=torch.int64))
     with pytest.raises(ValueError, match="must lie in 0..1"):
         Labels(("cat", "dog"), torch.tensor([0, 2]))
+
+
+@pytest.mark.parametrize(
+    ("classes", "said"),
+    [
+        (["a" * 200, "b"], "is 200 characters; a name has at most 100"),
+        (["cat", "dog\x1b]0;x\x07"], "holds a control or format character"),
+        ([f"c{i}" for i in range(1001)], "1,001 names, more than the 1,000"),
+    ],
+    ids=["overlong", "control character", "too many"],
+)
+def test_class_folders_that_cannot_be_labels_leave_the_images_unlabelled_and_say_why(classes, said):
+    with pytest.warns(UserWarning, match=said):
+        assert folder_labels([f"{c}/a.png" for c in classes]) is None

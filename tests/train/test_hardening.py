@@ -99,7 +99,7 @@ def test_sigkill_then_resume_keeps_each_step_once(tmp_path):
 def test_second_training_in_the_same_directory_is_refused_with_the_holder(tmp_path):
     run = tmp_path / "r"
     with run_lock(run):
-        with pytest.raises(RunLocked, match=f"in use by another stagegen train \\(pid {os.getpid()}"):
+        with pytest.raises(RunLocked, match=f"in use by another stagegen command \\(pid {os.getpid()}"):
             train(tiny_run_config(steps=1), run)
         result = CliRunner().invoke(cli, ["train", "--steps", "1", "--out", str(run), *TINY])
         assert result.exit_code == 1 and f"pid {os.getpid()}" in result.stderr

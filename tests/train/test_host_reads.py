@@ -44,7 +44,7 @@ def counting_host_reads(monkeypatch):
 def _sharp_chain_config(**train):
     """A ladder like the sharp presets: calibrated trunk, a refiner with l1 + adversarial on
     reconstructions and prior samples, a gmm sample-path prior, EMA, input augmentation."""
-    config = tiny_run_config(("vae", "resnet-gan"), steps=40, ema_decay=0.999, log_every=1000, **train)
+    config = tiny_run_config(("vae", "resnet-gan"), **{"steps": 40, "ema_decay": 0.999, "log_every": 1000, **train})
     raw = config.model_dump()
     raw["pipeline"]["stages"][1]["options"] = {"width": 8, "blocks": 1}
     raw["pipeline"]["stages"][0]["options"].update(recon_loss="calibrated", sigma_mode="optimal", kl_reduction="elbo")
