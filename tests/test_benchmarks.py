@@ -55,3 +55,12 @@ def test_the_ab_benchmark_measures_an_earlier_commit_beside_this_tree():
         "train_speed_ab.py", "--old", "HEAD", "--presets", "sharp-digits:8", "--rounds", "1", "--steps", "1", "--reps", "1"
     )
     assert "round 0 sharp-digits old:" in out and "round 0 sharp-digits new:" in out and "| sharp-digits | 8 |" in out
+
+
+def test_startup_runs_and_prints_its_table(tmp_path):
+    out = _run("startup.py", "--reps", "1", "--json", str(tmp_path / "startup.json"))
+    assert "| `stagegen --help` |" in out and "import torch" in out
+    import json
+
+    record = json.loads((tmp_path / "startup.json").read_text())
+    assert set(record["median_seconds"]) == {line.split("`")[1] for line in out.splitlines() if line.startswith("| `")}

@@ -32,11 +32,6 @@ class _Errors(click.Group):
     exception plus how to see its traceback, so a bug is never dressed up as a user error."""
 
     def invoke(self, ctx):
-        from ..data.registry import DataError
-        from ..optional import OptionalImportError
-        from ..plugins import PluginError
-        from ..weights import MissingWeightsError
-
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort):
@@ -47,28 +42,37 @@ class _Errors(click.Group):
         except BrokenPipeError:  # `stagegen info ... | head`: the reader left, nothing more to say
             sys.stdout = open(os.devnull, "w")
             sys.exit(0)
-        except (ValueError, PluginError, DataError, MissingWeightsError, OptionalImportError) as exc:
-            if _debugging(ctx):
-                raise
-            raise click.ClickException(_one_line(exc)) from None
-        except OSError as exc:
-            if _debugging(ctx):
-                raise
-            if exc.errno is None:  # ours, with its own message (no pipeline file at ...)
-                raise click.ClickException(_one_line(exc)) from None
-            # the machine said no: a full disk, a permission, a folder where a file should be
-            where = f" {exc.filename}:" if exc.filename else ""
-            raise click.ClickException(
-                _one_line(
-                    f"cannot write or read{where} {exc.strerror or exc}; check the path, its permissions and the free space there"
-                )
-            ) from None
         except Exception as exc:
             if _debugging(ctx):
                 raise
-            raise click.ClickException(
-                _one_line(f"unexpected {type(exc).__name__}: {exc} (a bug in stagegen or a plugin; {DEBUG_HINT})")
-            ) from None
+            raise click.ClickException(_message(exc)) from None
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that are the user's to fix, imported only once one was raised: the
+    modules that define them import torch, and `--help` or a mistyped flag must not wait for it."""
+    from ..data.registry import DataError
+    from ..optional import OptionalImportError
+    from ..plugins import PluginError
+    from ..weights import MissingWeightsError
+
+    return (ValueError, PluginError, DataError, MissingWeightsError, OptionalImportError)
+
+
+def _message(exc: Exception) -> str:
+    """The one line an error is told in: a user error says what was wrong and what to do; the
+    machine's refusal names the path; anything else is a bug, said as one."""
+    if isinstance(exc, _user_errors()):
+        return _one_line(exc)
+    if isinstance(exc, OSError):
+        if exc.errno is None:  # ours, with its own message (no pipeline file at ...)
+            return _one_line(exc)
+        # the machine said no: a full disk, a permission, a folder where a file should be
+        where = f" {exc.filename}:" if exc.filename else ""
+        return _one_line(
+            f"cannot write or read{where} {exc.strerror or exc}; check the path, its permissions and the free space there"
+        )
+    return _one_line(f"unexpected {type(exc).__name__}: {exc} (a bug in stagegen or a plugin; {DEBUG_HINT})")
 
 
 @click.group(cls=_Errors, context_settings={"help_option_names": ["-h", "--help"]})
