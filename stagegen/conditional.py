@@ -151,8 +151,8 @@ def fit_label_priors(pipeline, latents: LatentSet, labels: Labels, spec, seed: i
             raise PriorFitError(
                 f"fitting the {spec.type} prior of label '{name}' failed ({' '.join(str(exc).split())[:300]}); {FIT_ADVICE}"
             ) from None
-        for key, value in fit.items():  # the mean over labels of what each fit reports
-            stats[f"conditional_{key}"] = stats.get(f"conditional_{key}", 0.0) + value / len(labels.names)
+        for key, value in fit.items():  # the mean over labels of what each fit reports (named so)
+            stats[f"conditional_mean_{key}"] = stats.get(f"conditional_mean_{key}", 0.0) + value / len(labels.names)
     problem = conditional.check_state()
     if problem is not None:
         raise PriorFitError(f"fitting a {spec.type} prior per label gave an unusable prior: {problem}; {FIT_ADVICE}")

@@ -192,8 +192,15 @@ class TrainConfig(_Strict):
     time_budget: float | None = Field(
         None,
         gt=0,
-        description="seconds of training after which the run finishes early (checkpoint, prior, pipeline, grids); "
-        "on the command line also 90s, 2m, 1.5h",
+        description="seconds the whole run may take, counted from its start: training stops early enough to leave "
+        "time, estimated on this machine, for the prior fit, the pipeline, grids and report; on the command line "
+        "also 90s, 2m, 1.5h",
+        json_schema_extra=RESUMABLE,
+    )
+    budget_schedule: Literal["scale", "keep"] = Field(
+        "scale",
+        description="with a time budget, a refiner whose train_from the budget would not reach joins earlier, at the "
+        "same share of the steps the run is estimated to reach (scale), so every stage trains; keep: as configured",
         json_schema_extra=RESUMABLE,
     )
     prior_fit_images: int = Field(

@@ -14,8 +14,10 @@ Plugins register prior types through the ``register_priors`` hook, like stages; 
 from __future__ import annotations
 
 import abc
+import copy
 import functools
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -140,6 +142,19 @@ class Prior(nn.Module, metaclass=abc.ABCMeta):
         """Memory a fit to ``n`` latents needs at its peak (0: little). Checked before a fit, and
         before training for the fit at its end, so that options that cannot fit fail first."""
         return 0
+
+    def fit_seconds(self, n: int, probe: LatentSet) -> float:
+        """About how long a fit to ``n`` latents takes on this machine, given ``probe`` (a few
+        hundred real posteriors): what a time-budgeted run sets aside for the fit at its end.
+        By default a fit of a copy to the probe, timed and scaled linearly to ``n``; a prior
+        whose cost is not one fit scaled (EM's iteration count grows with the data) says better."""
+        if not self.needs_fit or len(probe.mean) == 0:
+            return 0.0
+        trial = copy.deepcopy(self)
+        start = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):
+            trial.fit(probe, torch.Generator().manual_seed(0))
+        return (time.perf_counter() - start) * n / len(probe.mean)
 
     def check_state(self) -> str | None:
         """What is wrong with this prior's state (after a fit, or read from a file), or None.

@@ -290,3 +290,16 @@ def test_a_prior_that_does_not_track_its_fit_is_unfitted_until_it_is_fitted_and_
     assert pipe.prior.fitted and pipe.sample(2).shape == (2, 1, 16, 16)
     loaded = stagegen.load(pipe.save(tmp_path / "fitted.safetensors"))
     assert loaded.prior.fitted and loaded.file_metadata["prior"]["fitted"] is True
+
+
+def test_each_prior_estimates_its_fit_for_a_time_budget():
+    probe = LatentSet(torch.randn(64, 2), torch.ones(64, 2))
+    assert _build("normal").fit_seconds(10_000, probe) == 0  # nothing to fit
+    latent_vae = _build("latent-vae", steps=40)
+    assert latent_vae.fit_seconds(640, probe) > 0 and not latent_vae.fitted  # a copy was timed, not the prior
+    # EM is timed per iteration at full size and scaled by the iterations a fit may take
+    gmm = _build("gmm", components=3, latent_shape=(16,))
+    probe = LatentSet(torch.randn(64, 16), torch.ones(64, 16))
+    few, many = _build("gmm", components=3, latent_shape=(16,), iterations=1), gmm
+    assert 0 < few.fit_seconds(20_000, probe) < many.fit_seconds(20_000, probe)
+    assert not gmm.fitted

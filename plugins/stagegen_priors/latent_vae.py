@@ -7,6 +7,7 @@ sampling draws from its marginal, decoder mean plus gamma-scaled noise."""
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 from pydantic import Field
@@ -65,6 +66,21 @@ class LatentVAEPrior(Prior):
             z = self.decoder(u.to(param.device, param.dtype)).float().to(device)
             z = z + noise * self.log_gamma.clamp_min(-6).exp().float().to(device)
         return z * self.scale.to(device) + self.offset.to(device)
+
+    #: Adam steps timed for a time budget's estimate of a fit
+    TIMED_STEPS = 20
+
+    def fit_seconds(self, n: int, probe: LatentSet) -> float:
+        """A fit is ``steps`` Adam steps on batches of ``batch_size``, whatever ``n``: a copy
+        fitted with a few of them, timed and scaled to all."""
+        if len(probe.mean) == 0:
+            return 0.0
+        trial = LatentVAEPrior(self.options.model_copy(update={"steps": self.TIMED_STEPS}), self.latent_shape)
+        trial.to(self.offset.device)
+        start = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):
+            trial.fit(probe, torch.Generator().manual_seed(0))
+        return (time.perf_counter() - start) * self.options.steps / self.TIMED_STEPS
 
     def fit(self, latents: LatentSet, generator: torch.Generator) -> dict[str, float]:
         o = self.options

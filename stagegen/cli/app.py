@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import click
 
 from ..text import safe_text
+
+#: when this command started: a time budget (`train --time-budget`) counts from here
+COMMAND_STARTED = time.monotonic()
 
 SEED = click.IntRange(0, 2**63 - 1)  # what every generator we seed accepts
 DEBUG_HINT = "run it again with --debug (or STAGEGEN_DEBUG=1) to see the traceback"

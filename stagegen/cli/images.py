@@ -151,12 +151,14 @@ def chosen_attributes(pipe, text: str | None) -> dict[str, float] | None:
 def edit(pipeline, images, data_name, data_root, split, n, seed, attribute, steps, crop, out, device):
     """Move images (files, or without any, -n images of the pipeline's dataset) along attribute
     directions: one row of edits per image and stage, from its reconstruction to the full edit."""
+    import torch
+
     from .. import load
-    from ..images import MIN_GRID_IMAGE, check_grid_size, save_grid
+    from ..images import MIN_GRID_IMAGE, check_grid_size, resize, save_grid
 
     pipe = load(pipeline, device=device)
     strengths = chosen_attributes(pipe, attribute)
-    check_grid_size((len(images) or n) * len(pipe.specs), steps, max(pipe.resolutions[-1], MIN_GRID_IMAGE))
+    check_grid_size((len(images) or n) * len(pipe.specs), steps + 1, max(pipe.resolutions[-1], MIN_GRID_IMAGE))
     if images:
         pictures, names, known = _read_images(pipe, images, crop, data_name), [Path(p).name for p in images], None
     else:
@@ -165,12 +167,17 @@ def edit(pipeline, images, data_name, data_root, split, n, seed, attribute, step
     stages = pipe.edit(pictures, strengths, steps, labels=known)
     rows, labels = [], []
     for i, name in enumerate(names):
-        for label, stage in zip(pipe.row_labels(), stages):
-            rows.append(stage[i * steps : (i + 1) * steps])
+        for label, stage, resolution in zip(pipe.row_labels(), stages, pipe.resolutions):
+            # each row starts from the photo itself (at the stage's resolution), then its edits
+            photo = resize(pictures[i : i + 1], resolution).clamp(0, 1).to(stage.device, stage.dtype)
+            rows.append(torch.cat([photo, stage[i * steps : (i + 1) * steps]]))
             labels.append(f"{name}: {label}" if len(names) > 1 else label)
     save_grid(rows, out, labels=labels)
     what = ", ".join(f"{name} {value:+g}" for name, value in strengths.items())
-    click.echo(f"wrote {out} ({len(names)} image(s) x {len(pipe.specs)} stage(s), {steps} steps from no edit to {what})")
+    click.echo(
+        f"wrote {out} ({len(names)} image(s) x {len(pipe.specs)} stage(s)): each row is the input image, then "
+        f"{steps} steps from its reconstruction (no edit) to {what}"
+    )
 
 
 def _read_images(pipe, images, crop, data_name=None):
@@ -270,9 +277,14 @@ def interpolate(pipeline, data_name, data_root, split, steps, rows, from_data, o
         import torch
 
         ends = pipe.prior.sample(2 * rows, torch.Generator().manual_seed(seed)).to(pipe.device)
-    grid_rows = []
+    grid_rows, row_labels = [], []
+    ends_from = f"{split} images" if from_data else "prior samples"
     for r in range(rows):
         stages = pipe.interpolate(ends[2 * r], ends[2 * r + 1], steps=steps, return_stages=True, label=classes[r])
+        path = f"{ends_from} {2 * r + 1} to {2 * r + 2}"
+        if classes[r] is not None:
+            path += f", label {pipe.labels[classes[r]]}"
         grid_rows += stages if all_stages else [stages[-1]]
-    save_grid(grid_rows, out)
+        row_labels += [f"{path}: {label}" for label in pipe.row_labels()] if all_stages else [path]
+    save_grid(grid_rows, out, labels=row_labels)
     click.echo(f"wrote {out} ({rows} interpolations of {steps} images)")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from .app import SEED, cli, data_options, pipeline_data
+from .app import COMMAND_STARTED, SEED, cli, data_options, pipeline_data
 from .config_flags import config_flags, given_config_fields, refused_on_resume, resumable_flags
 
 
@@ -72,7 +73,7 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, ov
                     "(without --resume) to change the others"
                 )
             overrides = {key.removeprefix("train__"): value for key, value in fields.items()}
-            result = resume_run(resume, **overrides)
+            result = resume_run(resume, started=COMMAND_STARTED, **overrides)
         else:
             stage_list = stages.split(",") if stages else None
             from_file = read_config_file(config_file) if config_file else {}  # read once: it may change under us
@@ -82,7 +83,7 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, ov
             click.echo(f"preset: {starting}{how}" if starting else "preset: none (the config file lists its stages)", err=True)
             name = (preset_name or "-".join(config.pipeline.stage_names)) if not stages else stages.replace(",", "-")
             run_dir = Path(out) if out else Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
-            result = run_training(config, run_dir, overwrite=overwrite)
+            result = run_training(config, run_dir, overwrite=overwrite, started=COMMAND_STARTED)
     except TrainingInterrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(130)
@@ -91,7 +92,8 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, ov
     if result.pipeline_path is not None:
         last = result.losses[-1] if result.losses else {}
         budget = " (the time budget ended the run early)" if result.stopped_by_budget else ""
-        click.echo(f"trained {result.steps} steps{budget}; final loss {last.get('loss', float('nan')):.4f}")
+        took = _duration(time.monotonic() - COMMAND_STARTED)
+        click.echo(f"trained {result.steps} steps{budget}; final loss {last.get('loss', float('nan')):.4f}; the run took {took}")
         click.echo(f"pipeline:        {result.pipeline_path}")
         click.echo(f"samples:         {result.run_dir / 'samples.png'} (one row per stage, coarse to fine)")
         click.echo(f"reconstructions: {result.run_dir / 'reconstructions.png'} (input row, then each stage)")
@@ -104,6 +106,11 @@ def train(preset_name, stages, prior_name, config_file, options, out, resume, ov
             f"{result.prior_error}. The pipeline was written with its prior unfitted (sampling says so): fit one with "
             f"stagegen fit-prior {result.pipeline_path} --data {data} --prior {prior} -O ... -o {result.pipeline_path}"
         )
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
 def data_options_for_fit(f):
@@ -221,6 +228,14 @@ def _fit_and_save(pipe, prior_name, conditional, options, data_name, data_root, 
         record = "conditional_prior_fit"
         stats, fitted, what = _fit_conditional(pipe, dataset, data_name, split, max_images, seed, spec)
     else:
+        from ..data.labels import labels_of
+        from ..train.budget import estimate_prior_fit
+
+        labels = labels_of(dataset) if pipe.label_conditioned else None
+        expected = estimate_prior_fit(pipe, dataset, max_images, False, None if labels is None else labels.index)
+        click.echo(
+            f"fitting a {prior_name} prior to {expected.images:,} images' posteriors ({expected.fit_note()}) ...", err=True
+        )
         stats = fit_prior(pipe, dataset, max_images, seed=seed)
         record, fitted, what = "prior_fit", int(stats.get("prior_fit_images", 0)), f"a {prior_name} prior"
     extra = {**pipe.file_metadata.get("extra", {}), record: {"data": data_name, "split": split, **stats}}

@@ -139,6 +139,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="psnr",
+            better={"recon_psnr": "higher"},
             needs=("reconstructions",),
             compute=_psnr,
             description="PSNR of reconstructions against the real images, dB",
@@ -147,6 +148,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="ssim",
+            better={"recon_ssim": "higher"},
             needs=("reconstructions",),
             compute=_ssim,
             description="SSIM of reconstructions (stages over 10x10 pixels)",
@@ -155,6 +157,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="sharpness",
+            better={"recon_sharpness": "1", "sample_sharpness": "1"},
             needs=("reconstructions", "samples"),
             compute=_sharpness,
             description="gradient energy of reconstructions and samples over the real images' (1 = as sharp)",
@@ -163,6 +166,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="swd",
+            better={"sample_swd": "lower"},
             needs=("samples",),
             compute=_swd,
             description="sliced Wasserstein distance per Laplacian-pyramid level, samples against real",
@@ -171,6 +175,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="realism",
+            better={"sample_realism": "0.5"},
             needs=("samples",),
             compute=_realism,
             description="held-out accuracy of a small CNN trained to tell real images from this stage's samples, both at "
@@ -180,6 +185,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="fid",
+            better={"sample_fid": "lower"},
             needs=("samples", "fid_features"),
             compute=_fid,
             summary=_fid_summary,
@@ -189,6 +195,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="precision_recall",
+            better={"sample_precision": "higher", "sample_recall": "higher"},
             imports=("torch_fidelity",),
             needs=("samples", "fid_features"),
             compute=_precision_recall,
@@ -199,6 +206,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="tf_fid",
+            better={"sample_tf_fid": "lower"},
             imports=("torch_fidelity",),
             needs=("samples", "tf_inception"),
             compute=_tf_fid,
@@ -209,6 +217,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="kid",
+            better={"sample_kid": "lower"},
             imports=("torch_fidelity",),
             needs=("samples", "tf_inception"),
             compute=_kid,
@@ -219,6 +228,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="recognisability",
+            better={"sample_confident": "higher", "sample_coverage": "higher"},
             needs=("samples", "classifier"),
             compute=_recognisability,
             summary=_recognisability_summary,
@@ -228,6 +238,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="label_recognisability",
+            better={"label_recognised": "higher", "label_recognised_worst": "higher", "label_recognised_per_label": "higher"},
             needs=("label_samples", "classifier"),
             compute=_label_recognisability,
             description="share of each label's samples (a conditional prior's) that a digit classifier assigns to "
@@ -237,6 +248,7 @@ def register_metrics(register):
     register(
         MetricType(
             name="lpips",
+            better={"recon_lpips": "lower"},
             imports=("lpips",),
             needs=("reconstructions", "lpips"),
             compute=_lpips,

@@ -165,6 +165,7 @@ def evaluate(
         "prior": pipeline.config.prior.type,
         "temperature": temperature,
     }
+    report["better"] = {column: way for metric in chosen for column, way in metric.better.items()}
     if left_out:  # said beside the table, so a comparison's reader sees it too
         report["metrics_left_out"] = left_out
     if pipeline.label_conditioned:
@@ -183,9 +184,20 @@ def format_value(v: Any) -> str:
     anything else (an eval.json read back may hold anything) as short text."""
     if isinstance(v, list):
         return " / ".join(format_value(x) if isinstance(x, float) else str(x)[:20] for x in v[:8])
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 100):
+        return f"{int(v):,}" if abs(v) < 1e15 else f"{v:.3g}"  # a count: 20,000, not 2e+04 or 20000.0
     if isinstance(v, float):
         return f"{v:.2e}" if 0 < abs(v) < 0.01 else f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
     return "" if v is None else str(v)[:60]
+
+
+def better_text(way: Any) -> str:
+    """A column's direction as a table shows it: "higher", "lower", or "near 0.5"."""
+    if not isinstance(way, str) or not way:
+        return ""
+    return way[:20] if way in ("higher", "lower") else f"near {way[:20]}"
 
 
 def table_columns(report: dict[str, Any]) -> list[str]:
@@ -210,10 +222,10 @@ def report_notes(report: dict[str, Any]) -> list[str]:
     if isinstance(left_out, dict):  # an eval.json read back may hold anything
         lines += [f"{name} left out: {why}" for name, why in left_out.items()]
     said = {"stages", "n_real", "n_samples", "prior", "temperature", "n_samples_per_label", "label_samples_from"}
-    said |= {"sample_labels", "metrics_left_out"}
+    said |= {"sample_labels", "metrics_left_out", "better"}
     for key, value in report.items():
         if key not in said:
-            lines.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
+            lines.append(f"{key}: {format_value(value) if isinstance(value, float) else value}")
     return lines
 
 
@@ -223,6 +235,9 @@ def format_table(report: dict[str, Any], title: str | None = None) -> str:
     head = ["stage", "type", "res", *columns]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    better = report.get("better") or {}
+    if isinstance(better, dict) and better:
+        lines.append("| better | | | " + " | ".join(better_text(better.get(c)) for c in columns) + " |")
     for r in report["stages"]:
         cells = [str(r["stage"]), r["type"], str(r["resolution"]), *(format_value(r.get(c)) for c in columns)]
         lines.append("| " + " | ".join(cells) + " |")

@@ -51,3 +51,6 @@ class MetricType:
     #: the metric out, with the reason, before any work is done
     imports: tuple[str, ...] = ()
     summary: Callable[[torch.Tensor, dict[str, Any]], dict[str, Any]] | None = None
+    #: which way is better for each column it writes, shown beside the values: "higher", "lower",
+    #: or the value a perfect model scores ("0.5" for a two-sample test's accuracy)
+    better: dict[str, str] = field(default_factory=dict)

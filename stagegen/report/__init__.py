@@ -136,7 +136,7 @@ def _prior(page: Page, run: RunFiles) -> None:
 
 
 def _evaluation(page: Page, run: RunFiles) -> None:
-    from ..metrics.evaluate import format_value, report_notes, table_columns
+    from ..metrics.evaluate import better_text, format_value, report_notes, table_columns
 
     page.heading("Evaluation", "evaluation")
     if run.evaluation is None:
@@ -147,10 +147,15 @@ def _evaluation(page: Page, run: RunFiles) -> None:
         stages = report["stages"][:MAX_EVAL_ROWS]
         columns = table_columns({"stages": stages})
         shown = columns[:MAX_EVAL_COLUMNS]
-        rows = [
-            [format_value(r[k]) for k in ("stage", "type", "resolution")] + [format_value(r.get(c)) for c in shown]
-            for r in stages
+        better = report.get("better") if isinstance(report.get("better"), dict) else {}
+        # one row per value and one column per stage: a pipeline has few stages and many values,
+        # so the table stays narrow and the names stay readable
+        head = [
+            "value",
+            "better",
+            *(f"{format_value(r['stage'])} {format_value(r['type'])} {format_value(r['resolution'])}px" for r in stages),
         ]
+        rows = [[c[:60], better_text(better.get(c)), *(format_value(r.get(c)) for r in stages)] for c in shown]
         notes = report_notes(report)
     except (KeyError, TypeError, ValueError, AttributeError):
         page.paragraph(f"{EVAL_RECORD} is not a report stagegen wrote; left out.", note=True)
@@ -158,7 +163,7 @@ def _evaluation(page: Page, run: RunFiles) -> None:
     page.paragraph(
         f"{str(run.evaluation.get('command', 'stagegen eval'))[:500]} ({format_value(run.evaluation.get('time', '?'))})"
     )
-    page.table(["stage", "type", "res", *shown], rows, name_columns=2)
+    page.table(head, rows, name_columns=2)
     if len(report["stages"]) > len(stages) or len(columns) > len(shown):
         page.paragraph(
             f"{EVAL_RECORD} holds {len(report['stages']):,} rows; the table shows the first {len(stages)}, and "

@@ -29,6 +29,7 @@ th { background: #f4f4f4; } td.name, th.name { text-align: left; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
 figcaption { font-size: 0.8em; color: #555; }
 img.grid { image-rendering: pixelated; } img { max-width: 100%; height: auto; }
+div.scroll { overflow-x: auto; max-width: 100%; }
 pre { background: #f7f7f7; padding: 0.75em; overflow-x: auto; font-size: 0.8em; }
 p.note { color: #666; font-size: 0.9em; }
 """
@@ -66,7 +67,8 @@ class Page:
 
         body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
         header = f"<tr>{cells(head, 'th')}</tr>" if head else ""
-        self.parts.append(f"<table>{header}{body}</table>")
+        # a table wider than the window scrolls inside its box; the page keeps its width
+        self.parts.append(f"<div class=scroll><table>{header}{body}</table></div>")
 
     def image(self, data: bytes, caption: str, pixelated: bool = True) -> None:
         """A PNG inlined; small ones shown enlarged (whole multiples, sharp pixels)."""

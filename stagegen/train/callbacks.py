@@ -13,6 +13,8 @@ Events, in the order a run emits them (each calls ``on_<event>`` of every callba
 - ``nonfinite_step(trainer, outcome)``: a step skipped for a non-finite loss or gradient;
 - ``grid(trainer, path, images)``: a sample grid was written (``images``: the grid, C x H x W);
 - ``checkpoint(trainer, path)``: a checkpoint was written;
+- ``budget_plan(trainer, record)``: a time-budgeted run timed its first steps and the work after
+  training, and planned where training stops (``record``: speed, reach, the end phase's seconds);
 - ``time_budget(trainer)``: the time budget ends the run after this step;
 - ``train_end(trainer)``: the last step is done (the final checkpoint, then the prior fit);
 - ``prior_fit(trainer, record)``: the pipeline's prior was fitted to the final weights;
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .checkpoint import CHECKPOINT_NAME
-from .distributed import broadcast_flag, lr_scale_note
+from .distributed import broadcast_flag, broadcast_ints, lr_scale_note
 from .logging import MetricsLog, MetricsWindow, Progress
 from .outputs import fit_run_prior, write_grids
 from .signals import FINAL_PRIOR_FIT
@@ -69,6 +71,8 @@ class Callback:
     def on_grid(self, trainer: Trainer, path, images) -> None: ...
 
     def on_checkpoint(self, trainer: Trainer, path) -> None: ...
+
+    def on_budget_plan(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
 
     def on_time_budget(self, trainer: Trainer) -> None: ...
 
@@ -115,7 +119,7 @@ class MetricsLogger(Callback):
         if main:
             for line in trainer.describe(resumed=trainer.step > 0):
                 say(line)
-        self.progress = Progress(t.steps, trainer.step, t.progress and main)
+        self.progress = Progress(t.steps, trainer.step, t.progress and main, lines=main)
         self.bpd_said = False
         if main and trainer.dist.enabled:
             self.progress.write(f"stagegen: {lr_scale_note(trainer.dist.world_size, t.batch_size, t.accumulate)}")
@@ -154,14 +158,17 @@ class MetricsLogger(Callback):
         self.log.write({"step": trainer.step, "event": "nonfinite", "terms": bad, "in_a_row": in_a_row})
         self.progress.write(f"step {trainer.step}: non-finite {', '.join(bad)}; step skipped ({in_a_row} in a row)")
 
+    def on_budget_plan(self, trainer, record):
+        self.log.write(record)
+
     def on_grid(self, trainer, path, images):
         self.log.image("samples", images, trainer.step)
 
     def on_time_budget(self, trainer):
         t = trainer.config.train
         self.progress.write(
-            f"time budget of {t.time_budget:.0f} s reached at step {trainer.step} of {t.steps}: "
-            f"finishing the run here (continue it with: stagegen train --resume {trainer.run_dir} --steps N)"
+            f"time budget: training stops at step {trainer.step} of {t.steps}, leaving the rest of the {t.time_budget:.0f} s "
+            f"for the prior fit and the outputs (continue it later with: stagegen train --resume {trainer.run_dir} --steps N)"
         )
 
     def on_train_end(self, trainer):
@@ -250,10 +257,11 @@ class Checkpoints(Callback):
 
 
 class TimeBudget(Callback):
-    """Ends the run after ``time_budget`` seconds of training; every rank stops at the same
-    step (their clocks differ, so they agree through a collective). Once the speed is known it
-    says which stages join too late to train within the budget, and at the end which never did:
-    their rows in the grids come from untrained networks."""
+    """Ends the run so that the whole of it, counted from its start, fits ``time_budget``
+    seconds (stagegen.train.budget): after a few timed steps it estimates the work after
+    training and stops training early enough to leave room for it. Every rank stops at the same
+    step (a collective: their clocks differ). A refiner whose ``train_from`` the budget would not
+    reach joins earlier (``budget_schedule: scale``) or is named as one that will not train."""
 
     #: steps timed before the run's reach within the budget is estimated
     ESTIMATE_AFTER = 10
@@ -261,7 +269,8 @@ class TimeBudget(Callback):
     def on_run_start(self, trainer):
         budget = trainer.config.train.time_budget
         self.start, self.first_step = time.monotonic(), trainer.step
-        self.deadline = self.start + budget if budget else None
+        # until the end phase is estimated, the budget's own end (the estimate moves it earlier)
+        self.deadline = trainer.started + budget if budget else None
 
     def _late_stages(self, trainer, reached: int) -> list[str]:
         return [
@@ -273,20 +282,56 @@ class TimeBudget(Callback):
     def on_step_end(self, trainer, outcome):
         if self.deadline is None:
             return
-        if trainer.step - self.first_step == self.ESTIMATE_AFTER and trainer.dist.is_main:
-            rate = self.ESTIMATE_AFTER / max(time.monotonic() - self.start, 1e-9)
-            reach = min(trainer.config.train.steps, trainer.step + int(rate * max(self.deadline - time.monotonic(), 0)))
-            late = self._late_stages(trainer, reach)
-            if late:
-                say(
-                    f"time budget: at {rate:.3g} steps/s this run reaches about step {reach:,}, so {', '.join(late)} "
-                    "will not train within it; give a longer --time-budget, or an earlier train_from "
-                    "(-O STAGE.train_from=N)"
-                )
+        if trainer.step - self.first_step == self.ESTIMATE_AFTER:
+            self._plan(trainer)
         if broadcast_flag(time.monotonic() >= self.deadline, trainer.dist, trainer.device):
             trainer.result.stopped_by_budget = True
             trainer.emit("time_budget")
             trainer.request_stop("time budget")
+
+    def _plan(self, trainer) -> None:
+        """Rank 0 times the end phase and sets the deadline of training (its clock stops every
+        rank); every rank takes its schedule."""
+        from .budget import estimate_end_phase, scaled_train_from
+
+        t, stages = trainer.config.train, trainer.config.pipeline.stages
+        schedule = [spec.train_from for spec in stages]
+        if trainer.dist.is_main:
+            rate = self.ESTIMATE_AFTER / max(time.monotonic() - self.start, 1e-9)
+            end = estimate_end_phase(trainer)
+            budget_end = trainer.started + t.time_budget
+            self.deadline = budget_end - end.total
+            left = max(self.deadline - time.monotonic(), 0.0)
+            reach = min(t.steps, trainer.step + int(rate * left))
+            say(
+                f"time budget: {t.time_budget:.0f} s for the whole run; training stops about {end.total:.0f} s before its "
+                f"end to leave time for {end.describe()} (estimated on this machine); at {rate:.3g} steps/s it "
+                f"reaches about step {reach:,} of {t.steps:,}"
+            )
+            trainer.emit(
+                "budget_plan",
+                {"step": trainer.step, "event": "budget_plan", "steps_per_second": rate, "reach": reach, **end.record()},
+            )
+            if t.budget_schedule == "scale":
+                schedule = [scaled_train_from(f, trainer.step, t.steps, reach) for f in schedule]
+        schedule = broadcast_ints(schedule, trainer.dist, trainer.device)
+        moved = [(i, spec.train_from, new) for i, (spec, new) in enumerate(zip(stages, schedule)) if new != spec.train_from]
+        for i, _, new in moved:
+            trainer.move_train_from(i, new)
+        if trainer.dist.is_main:
+            if moved:
+                say(
+                    "time budget: "
+                    + "; ".join(f"stage {i} ({stages[i].type}) joins at step {new:,} instead of {old:,}" for i, old, new in moved)
+                    + ", the same share of the steps the budget reaches, so every stage trains "
+                    "(-O train.budget_schedule=keep keeps train_from as configured)"
+                )
+            late = self._late_stages(trainer, reach)
+            if late:
+                say(
+                    f"time budget: {', '.join(late)} will not train within it; give a longer --time-budget, or an "
+                    "earlier train_from (-O STAGE.train_from=N)"
+                )
 
     def on_train_end(self, trainer):
         late = self._late_stages(trainer, trainer.step) if trainer.result.stopped_by_budget else []
@@ -308,8 +353,11 @@ class PriorFit(Callback):
 
         t = trainer.config.train
         if trainer.dist.is_main and trainer.pipeline.prior.needs_fit:
+            from .budget import estimate_end_phase
+
             n = min(len(trainer.dataset), t.prior_fit_images)
-            say(f"fitting the {trainer.config.pipeline.prior.type} prior to {n} training images' posteriors ...")
+            expected = estimate_end_phase(trainer).fit_note()
+            say(f"fitting the {trainer.config.pipeline.prior.type} prior to {n} training images' posteriors ({expected}) ...")
             try:
                 with trainer.signals.abandon_on_signal(FINAL_PRIOR_FIT):  # the final checkpoint is written: nothing is lost
                     record = fit_run_prior(trainer.state, trainer.dataset, t.prior_fit_images, t.seed, t.conditional_prior)

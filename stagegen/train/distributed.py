@@ -162,6 +162,15 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def broadcast_ints(values: list[int], info: DistInfo, device: torch.device) -> list[int]:
+    """Rank 0's ``values`` on every rank (a decision only rank 0 times, such as a schedule)."""
+    if not info.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return [int(v) for v in t.tolist()]
+
+
 def lr_scale_note(world_size: int, batch_size: int, accumulate: int) -> str:
     global_batch = world_size * batch_size * accumulate
     return f"global batch {global_batch} = {world_size} processes x {batch_size} per process x {accumulate} accumulation"
@@ -175,5 +184,6 @@ __all__ = [
     "convert_sync_batchnorm",
     "average_gradients",
     "broadcast_flag",
+    "broadcast_ints",
     "lr_scale_note",
 ]

@@ -34,15 +34,24 @@ class EMA:
     def __init__(self, module: nn.Module, decay: float, starts: Mapping[str, int] | None = None):
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        starts = dict(starts or {})
+        self.starts = dict(starts or {})
+        self._group()
+        self.integer_keys = [k for k, v in self.shadow.items() if not v.is_floating_point()]
+
+    def _group(self) -> None:
         groups: dict[int, list[str]] = {}
         for key, value in self.shadow.items():
             if value.is_floating_point():
-                start = next((s for prefix, s in starts.items() if key.startswith(prefix)), 0)
+                start = next((s for prefix, s in self.starts.items() if key.startswith(prefix)), 0)
                 groups.setdefault(start, []).append(key)
         #: (the step its weights start training, their keys), one per distinct start
         self.groups = sorted(groups.items())
-        self.integer_keys = [k for k, v in self.shadow.items() if not v.is_floating_point()]
+
+    def move_start(self, prefix: str, step: int) -> None:
+        """The weights under ``prefix`` start training at ``step`` instead (a budgeted run moved
+        their stage's ``train_from`` before it came)."""
+        self.starts[prefix] = step
+        self._group()
 
     @torch.no_grad()
     def update(self, module: nn.Module, step: int) -> None:

@@ -98,22 +98,46 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 class Progress:
-    """tqdm bar with step, main losses, images/s and ETA (tqdm computes the ETA)."""
+    """tqdm bar with step, main losses, images/s and ETA (tqdm computes the ETA). Without a bar
+    (``--no-progress``: logs, CI) a plain line every ``LINE_EVERY`` seconds says the same, so a
+    long run is never silent."""
 
-    def __init__(self, total: int, initial: int, enabled: bool):
+    #: seconds between the plain lines of a run without a bar
+    LINE_EVERY = 30.0
+
+    def __init__(self, total: int, initial: int, enabled: bool, lines: bool = False):
         self.bar = None
+        self.total, self.step = total, initial
+        self.lines = lines and not enabled
+        self.values: dict[str, float] = {}
+        self.started = self.last_line = time.monotonic()
+        self.first = initial
         if enabled:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr, leave=True)
 
     def update(self, n: int = 1) -> None:
+        self.step += n
         if self.bar is not None:
             self.bar.update(n)
+        elif self.lines and time.monotonic() - self.last_line >= self.LINE_EVERY:
+            self.last_line = time.monotonic()
+            self.write(self._line())
+
+    def _line(self) -> str:
+        rate = (self.step - self.first) / max(time.monotonic() - self.started, 1e-9)
+        left = (self.total - self.step) / rate if rate > 0 else float("inf")
+        eta = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+        values = ", ".join(f"{k} {v:.4g}" for k, v in self.values.items())
+        return f"step {self.step:,}/{self.total:,}, {rate:.3g} steps/s, about {eta} left at this speed" + (
+            f"; {values}" if values else ""
+        )
 
     def show(self, values: dict[str, float]) -> None:
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+        self.values = dict(values)
 
     def write(self, message: str) -> None:
         if self.bar is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,17 +47,20 @@ def train(
     dataset: Dataset | None = None,
     callbacks: Sequence[Callback] = (),
     overwrite: bool = False,
+    started: float | None = None,
 ) -> TrainResult:
     """Train a pipeline from a config; writes the run directory, which must be new or empty
     (``overwrite``: a previous run's files there are deleted first; :func:`resume` continues
     one). The Python face of `stagegen train`. ``callbacks`` hear the run's events after the
-    default ones (stagegen.train.callbacks)."""
+    default ones (stagegen.train.callbacks). ``started``: the ``time.monotonic()`` the time
+    budget counts from (default: now; the CLI passes the command's start)."""
+    started = time.monotonic() if started is None else started
     if isinstance(config, dict):
         config = validate_run_config(config)
     with _locked(run_dir):
         if int(os.environ.get("RANK", "0")) == 0:  # the process that writes there
             claim_run_directory(run_dir, overwrite)
-        return _fit(Trainer(config, run_dir, dataset=dataset, extra_callbacks=callbacks))
+        return _fit(Trainer(config, run_dir, dataset=dataset, extra_callbacks=callbacks, started=started))
 
 
 def resume(
@@ -64,10 +68,13 @@ def resume(
     steps: int | None = None,
     dataset: Dataset | None = None,
     callbacks: Sequence[Callback] = (),
+    started: float | None = None,
     **train_overrides,
 ) -> TrainResult:
     """Continue the run in ``run_dir`` from its last checkpoint, optionally to a new step count.
-    Only :data:`RESUMABLE_OVERRIDES` may be changed; anything else would silently change the run."""
+    Only :data:`RESUMABLE_OVERRIDES` may be changed; anything else would silently change the run.
+    ``started``: as for :func:`train`."""
+    started = time.monotonic() if started is None else started
     run_dir = Path(run_dir)
     refused = sorted(set(train_overrides) - set(RESUMABLE_OVERRIDES))
     if refused:
@@ -94,7 +101,7 @@ def resume(
     raw["train"].update(train_overrides)
     config = validate_run_config(raw, where=str(config_path))
     with _locked(run_dir):
-        trainer = Trainer(config, run_dir, dataset=dataset, resume=True, extra_callbacks=callbacks)
+        trainer = Trainer(config, run_dir, dataset=dataset, resume=True, extra_callbacks=callbacks, started=started)
         target = config.train.steps
         if trainer.step > target or (trainer.step == target and _pipeline_steps(trainer.pipeline_path) == target):
             shutdown_distributed(trainer.dist)

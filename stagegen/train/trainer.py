@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +36,9 @@ from ..memory import check_batch_memory
 from ..pipeline import Pipeline, to_model_range
 from .auxiliary import build_auxiliaries
 from .batches import batch_source
-from .callbacks import Callback, default_callbacks
+from .callbacks import Callback, TimeBudget, default_callbacks
 from .checkpoint import (
+    CHECKPOINT_NAME,
     checkpoint_document,
     checkpoint_note,
     gather_rng,
@@ -88,7 +90,11 @@ class Trainer:
         dataset: Dataset | None = None,
         resume: bool = False,
         extra_callbacks: Sequence[Callback] = (),
+        started: float | None = None,
     ):
+        #: when the run started (``time.monotonic()``; the command's start, where it says): the
+        #: time budget counts from here, set-up and data loading included
+        self.started = time.monotonic() if started is None else started
         self.config = config
         self.run_dir = Path(run_dir)
         check_run_directory(self.run_dir)  # before anything there is read or written
@@ -357,6 +363,21 @@ class Trainer:
             self._dispatching = False
             self._events.clear()
 
+    def move_train_from(self, index: int, step: int) -> None:
+        """Stage ``index`` joins at ``step`` from now on (a budgeted run's schedule, before the
+        stage joined): in the config, config.json and every checkpoint after, the pipeline and
+        the EMA's warm-up, so a resumed run and the pipeline file agree with what was trained."""
+        stages = self.config.pipeline.stages
+        stages[index] = stages[index].model_copy(update={"train_from": step})
+        self.pipeline.specs[index] = self.pipeline.specs[index].model_copy(update={"train_from": step})
+        if self.state.ema is not None:
+            self.state.ema.move_start(f"stages.{index}.", step)
+        if self.dist.is_main:
+            config_json = json.dumps(self.config.model_dump(mode="json"), indent=2)
+            atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(config_json))
+            if (self.checkpoint_dir / CHECKPOINT_NAME).is_file():  # one written before now names the old schedule
+                self.save_checkpoint()
+
     def request_stop(self, reason: str) -> None:
         """End the run after the current step, as a finished run (checkpoint, prior, pipeline)."""
         self.stop_reason = reason
@@ -392,6 +413,11 @@ class Trainer:
             + f"; {t.steps} steps of batch {t.batch_size}"
             + (f", resuming from step {self.step}" if resumed else ""),
         ]
+        if t.time_budget:
+            lines.append(
+                f"time budget: {t.time_budget:.0f} s for the whole run (set-up, training, the prior fit and the outputs); "
+                f"after {TimeBudget.ESTIMATE_AFTER} steps it times them and plans where training stops"
+            )
         late = [
             f"stage {k} ({spec.type}) joins at step {spec.train_from:,}"
             for k, spec in enumerate(p.stages)

@@ -3,6 +3,7 @@ label; `sample --label`, `fit-prior --conditional`, `info` and `eval` use it."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -135,7 +136,10 @@ def test_attributes_of_celeba_give_directions_to_sample_and_edit_along(tmp_path)
     face = tmp_path / "face.png"
     Image.new("RGB", (178, 218), (200, 40, 90)).save(face)
     proc = run("edit", str(path), str(face), "--attribute", "Smiling=+1.5", "--steps", "4", "-o", str(tmp_path / "e.png"))
-    assert "1 image(s) x 2 stage(s), 4 steps from no edit to Smiling +1.5" in proc.stdout
+    assert "1 image(s) x 2 stage(s)): each row is the input image, then 4 steps from its reconstruction (no edit)" in proc.stdout
+    # the photo itself leads each row (a uniform colour survives cropping and resizing exactly)
+    pixels = torch.from_numpy(np.array(Image.open(tmp_path / "e.png").convert("RGB"))).int()
+    assert ((pixels - torch.tensor([200, 40, 90])).abs().max(-1).values <= 2).sum() >= 2 * 16 * 16
     one_row = run("sample", str(path), "-n", "4", "-o", str(tmp_path / "plain.png")).stdout
     run("sample", str(path), "-n", "4", "--attribute", "Eyeglasses,Smiling=-1", "-o", str(tmp_path / "glasses.png"))
     assert Image.open(tmp_path / "e.png").size[1] > Image.open(tmp_path / "plain.png").size[1] and one_row

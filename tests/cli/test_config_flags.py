@@ -17,7 +17,7 @@ def test_every_flag_names_a_field_and_shows_its_description():
 
 
 def test_resumable_fields_are_one_list_read_by_the_cli_and_by_resume():
-    assert set(resumable_fields()) == {"steps", "time_budget", "device", "num_workers", "progress"}
+    assert set(resumable_fields()) == {"steps", "time_budget", "budget_schedule", "device", "num_workers", "progress"}
     assert set(RESUMABLE_OVERRIDES) == set(resumable_fields()) - {"steps"}
     assert resumable_flags() == ["--steps", "--time-budget", "--device", "--num-workers", "--progress/--no-progress"]
     given = {"train__lr": 0.1, "train__device": "cpu", "data__name": "mnist", "train__steps": 9}
@@ -30,7 +30,7 @@ def test_flags_set_their_fields(tmp_path):
 
     seen = {}
 
-    def fake_train(config, run_dir, overwrite=False):
+    def fake_train(config, run_dir, overwrite=False, started=None):
         seen["config"] = config
         raise SystemExit(0)
 

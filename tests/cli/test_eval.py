@@ -37,6 +37,8 @@ def test_interpolate(trained, tmp_path):
     run("interpolate", str(trained["msvae"]), "--steps", "5", "--rows", "2", "-o", str(tmp_path / "i.png"))
     run("interpolate", str(trained["msvae"]), "--from-data", "--rows", "1", "--all-stages", "-o", str(tmp_path / "j.png"))
     assert (tmp_path / "i.png").is_file() and (tmp_path / "j.png").is_file()
+    # each row is labelled (a margin on the left): wider than 5 images of 48 px with 2 px padding
+    assert Image.open(tmp_path / "i.png").size[0] > 5 * 50 + 2
 
 
 @pytest.mark.slow

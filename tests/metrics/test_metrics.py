@@ -90,3 +90,31 @@ def test_realism_two_sample_test_separates_blur_and_not_a_second_real_set():
     assert two_sample_accuracy(real, _blur(other_real), seed=3) == two_sample_accuracy(real, _blur(other_real), seed=3)
     with pytest.raises(ValueError, match="one shape"):
         two_sample_accuracy(real, real[:, :, :8, :8])
+
+
+def test_values_print_as_what_they_are_and_directions_beside_them():
+    from stagegen.metrics.evaluate import better_text, format_table, format_value
+
+    assert format_value(20000.0) == "20,000" and format_value(12) == "12" and format_value(20.7) == "20.700"
+    assert format_value(0.004) == "4.00e-03" and format_value(float("inf")) == "inf" and format_value(1e300) == "1e+300"
+    assert better_text("higher") == "higher" and better_text("0.5") == "near 0.5" and better_text(None) == ""
+    report = {
+        "stages": [{"stage": 0, "type": "vae", "resolution": 16, "recon_psnr": 21.5, "sample_realism": 0.61}],
+        "better": {"recon_psnr": "higher", "sample_realism": "0.5"},
+    }
+    lines = format_table(report).splitlines()
+    assert lines[0] == "| stage | type | res | recon_psnr | sample_realism |"
+    assert lines[2] == "| better | | | higher | near 0.5 |" and lines[3].startswith("| 0 | vae | 16 | 21.500 | 0.610 |")
+
+
+BUILT_IN_METRICS = "psnr ssim sharpness swd realism fid precision_recall tf_fid kid recognisability label_recognisability lpips"
+
+
+def test_every_built_in_metric_says_which_way_is_better_for_each_value_it_writes():
+    from stagegen.plugins import get_plugin_manager
+
+    registry = get_plugin_manager().metrics
+    for name in BUILT_IN_METRICS.split():
+        metric = registry.get(name)
+        assert metric.better, f"{name} says nothing of which way is better"
+        assert all(way in ("higher", "lower") or float(way) >= 0 for way in metric.better.values())

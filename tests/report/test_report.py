@@ -61,11 +61,18 @@ def test_an_evaluation_of_the_runs_pipeline_appears_in_its_report(finished_run, 
         "prior": "gmm",
         "temperature": 1.0,
         "data": "digits, test split",
+        "better": {"recon_psnr": "higher"},
+        "prior_fit_images": 20000.0,
     }
     assert record_eval(run_dir / "pipeline.safetensors", report, "stagegen eval x") == run_dir / "eval.json"
     assert record_eval(tmp_path / "elsewhere.safetensors", report, "stagegen eval y") is None  # not a run's pipeline
     text = build_report(run_dir, interpolations=False)
     assert "23.250" in text and "digits, test split" in text and "no evaluation yet" not in text
+    # one row per value, one column per stage, and which way is better beside each value
+    assert "<th class=name>value</th><th class=name>better</th><th>0 vae 16px</th><th>1 resnet-l1 16px</th>" in text
+    assert "<td class=name>recon_psnr</td><td class=name>higher</td><td>21.500</td><td>23.250</td>" in text
+    assert "prior_fit_images: 20,000" in text and "2e+04" not in text  # a count reads as one
+    assert "<div class=scroll><table>" in text  # a wide table scrolls in its box, not past the window
     (run_dir / "eval.json").write_text('{"report": {"stages": 5}}')  # foreign: said, not shown, no crash
     assert "not a report stagegen wrote" in build_report(run_dir, interpolations=False)
 

@@ -52,3 +52,17 @@ def test_a_short_runs_progress_bar_moves_between_metrics_lines(tmp_path, monkeyp
     assert len(shown) >= 20 and len(set(shown)) >= 20
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len([line for line in lines if '"loss"' in line]) == 2  # the log keeps its own interval (first step, last)
+
+
+def test_a_run_without_a_bar_says_where_it_is_every_so_often(capsys, monkeypatch):
+    from stagegen.train.logging import Progress
+
+    monkeypatch.setattr(Progress, "LINE_EVERY", 0.0)
+    progress = Progress(total=10, initial=0, enabled=False, lines=True)
+    progress.show({"loss": 0.25})
+    progress.update()
+    err = capsys.readouterr().err
+    assert err.startswith("step 1/10, ") and "steps/s, about " in err and "left at this speed; loss 0.25" in err
+    quiet = Progress(total=10, initial=0, enabled=False, lines=False)  # another rank's: silent
+    quiet.update()
+    assert capsys.readouterr().err == ""
