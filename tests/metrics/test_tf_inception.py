@@ -3,6 +3,7 @@ randomly initialised network saved in the format torch-fidelity loads: the plumb
 the refusals. Numbers from random weights mean nothing (docs/evaluation.md says so)."""
 
 import json
+import math
 import pickle
 
 import numpy as np
@@ -115,7 +116,8 @@ def test_eval_reports_tf_fid_and_kid_with_the_protocol(random_tf_weights, tiny_p
     proc = run(*args, "--tf-inception-weights", str(random_tf_weights), env=env)
     report = json.loads(proc.stdout)
     for stage in report["stages"]:
-        assert stage["sample_tf_fid"] >= 0 and stage["sample_kid"] == pytest.approx(stage["sample_kid"])
+        # KID is an unbiased estimate, so it may fall below 0; finite, with a spread over its subsets
+        assert stage["sample_tf_fid"] >= 0 and math.isfinite(stage["sample_kid"]) and stage["sample_kid_std"] >= 0
         assert 0 <= stage["sample_precision"] <= 1 and 0 <= stage["sample_recall"] <= 1
     protocol = report["tf_fid_protocol"]
     assert "2015-12-05" in protocol and "299x299" in protocol and "8-bit RGB" in protocol and "sha256" in protocol
