@@ -297,10 +297,13 @@ class Trainer:
         # temporary files of a write that a killed run never finished (the real files are intact)
         for stale in [*self.run_dir.glob(".*.tmp"), *self.checkpoint_dir.glob(".*.tmp")]:
             stale.unlink(missing_ok=True)
-        config_json = json.dumps(self.config.model_dump(mode="json"), indent=2)
-        atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(config_json))
+        self._write_config()
         if self.step > 0:
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+
+    def _write_config(self) -> None:
+        config_json = json.dumps(self.config.model_dump(mode="json"), indent=2)
+        atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(config_json))
 
     def fit(self, stop_after: int | None = None) -> TrainResult:
         """Train to ``train.steps``, emitting the run's events to its callbacks. With
@@ -373,8 +376,7 @@ class Trainer:
         if self.state.ema is not None:
             self.state.ema.move_start(f"stages.{index}.", step)
         if self.dist.is_main:
-            config_json = json.dumps(self.config.model_dump(mode="json"), indent=2)
-            atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(config_json))
+            self._write_config()
             if (self.checkpoint_dir / CHECKPOINT_NAME).is_file():  # one written before now names the old schedule
                 self.save_checkpoint()
 
