@@ -1,23 +1,34 @@
 """Sample quality, measured: the paper's three models as the paper set them, the same trained
 models with a fitted prior, and stagegen's calibrated presets, at equal budgets on the
-embedded digits, real MNIST and CelebA 64x64.
+embedded digits, real MNIST and CelebA 64x64, over several training seeds.
 
-    python benchmarks/quality.py                                  # writes docs/results.md and docs/results-*.png
-    python benchmarks/quality.py --datasets digits --steps 300    # a quick look
-    python benchmarks/quality.py --datasets celeba                # one dataset again; the others' results are kept
+    python benchmarks/quality.py --datasets digits                # trains, evaluates, writes benchmarks/results/quality-digits.json
+    python benchmarks/quality.py --render                         # docs/results.md again from the committed files
+    python benchmarks/quality.py --check                          # fails where docs/results.md and the files disagree
+    python benchmarks/quality.py --datasets digits --steps 300    # a quick look (written under runs/, never over the committed files)
 
 Every model on a dataset shares the trunk architecture, latent size, batch, steps, learning rate
 and seed; they differ in their losses and refiner stages. "+gmm" rows are the same trained
 weights with a Gaussian mixture fitted to the training posteriors afterwards (no retraining).
-Widths are smaller than the paper's so that each dataset finishes on a 2-core CPU in minutes.
+The headline models (each dataset's default preset and the paper's models) train once per seed
+of ``--seeds`` (training and evaluation both use the seed), the others on the first seed only.
+Each finished model is written to the dataset's JSON file at once, so a killed run keeps what
+it measured and a second run goes on from there (``--retrain`` starts again). The file holds the
+commit, the machine, its load before and after each training run, and every report in full;
+docs/results.md is rendered from it (benchmarks/pages.py). Widths are smaller than the paper's
+so that each dataset finishes on a 2-core CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -25,6 +36,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 DOCS = ROOT / "docs"
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import machine  # noqa: E402
 
 SETTINGS = {
     "digits": {
@@ -38,8 +52,9 @@ SETTINGS = {
         "refiner": {"width": 32, "blocks": 3, "head_width": 64},
         "components": 10,
         "classifier": "digits",
-        "curve_every": 0,
         "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv",
+        "headline": "vae,resvae,msvae,sharp",  # the paper's three; sharp-digits, the default preset
+        "eval_images": 1000,  # the test split holds 193: every one of them
     },
     "mnist": {
         "data": {"name": "mnist", "root": str(SHARED / "mnist")},
@@ -52,10 +67,11 @@ SETTINGS = {
         "refiner": {"width": 32, "blocks": 3, "head_width": 64},
         "components": 20,
         "classifier": "mnist",
-        "curve_every": 250,
         # the sharp-mnist preset's refiner
         "gan": {"width": 32, "blocks": 2, "weight": 0.02, "disc_width": 32, "train_from": 0},
         "models": "vae,resvae,msvae,cal-vae,sharp,sharp-adv,sharp-gan",
+        "headline": "vae,resvae,msvae,sharp",  # the paper's three; sharp-mnist, the dataset's preset
+        "eval_images": 2000,  # the realism critic trains and tests on 1,000 images a side
     },
     "celeba": {
         "data": {"name": "celeba", "root": str(SHARED / "celeba")},
@@ -77,8 +93,9 @@ SETTINGS = {
         # no digit classifier for faces, and no Inception weights on this machine: no FID
         "components": 20,
         "classifier": None,
-        "curve_every": 0,
         "models": "cal-vae,msvae,sharp,sharp-gan,ladder",
+        "headline": "msvae,ladder",  # the paper's model; the ladder is sharp-celeba64, the default preset
+        "eval_images": 1000,  # the test split holds 660 faces: every one of them
     },
 }
 
@@ -127,7 +144,7 @@ def models(s: dict) -> dict[str, list[dict]]:
     }
 
 
-def _config(s: dict, stages: list[dict], steps: int) -> dict:
+def _config(s: dict, stages: list[dict], steps: int, seed: int) -> dict:
     return {
         "pipeline": {
             "image_size": s["image_size"],
@@ -139,7 +156,7 @@ def _config(s: dict, stages: list[dict], steps: int) -> dict:
             "steps": steps,
             "batch_size": s["batch"],
             "lr": s["lr"],
-            "seed": 0,
+            "seed": seed,
             "progress": False,
             "log_every": 100,
             "sample_every": 0,
@@ -151,326 +168,388 @@ def _config(s: dict, stages: list[dict], steps: int) -> dict:
     }
 
 
-def _train(s: dict, stages: list[dict], run_dir: Path, curve: list | None, evaluate_at) -> float:
-    """Train (in segments when a time-to-quality curve is asked for: resuming is exact, so the
-    segments make the same run); returns the seconds spent, prior fitting included."""
-    from stagegen.train import resume, train
+def _train(s: dict, stages: list[dict], run_dir: Path, seed: int) -> dict:
+    """Train one model; its wall time (prior fit included) and the machine's load around it:
+    a time measured while something else ran is marked so on the page."""
+    from stagegen.train import train
 
-    seconds = 0.0
-    if not s["curve_every"] or curve is None:
-        start = time.perf_counter()
-        train(_config(s, stages, s["steps"]), run_dir, overwrite=True)  # --retrain replaces an earlier run
-        return time.perf_counter() - start
-    for end in range(s["curve_every"], s["steps"] + 1, s["curve_every"]):
-        start = time.perf_counter()
-        if end == s["curve_every"]:
-            train(_config(s, stages, end), run_dir, overwrite=True)
-        else:
-            resume(run_dir, steps=end)
-        seconds += time.perf_counter() - start
-        curve.append({"step": end, "seconds": seconds, **evaluate_at(run_dir / "pipeline.safetensors")})
-        print(f"  step {end}: {curve[-1]}", file=sys.stderr)
-    return seconds
+    before = os.getloadavg()[0]
+    start = time.perf_counter()
+    train(_config(s, stages, s["steps"], seed), run_dir, overwrite=True)  # --retrain replaces an earlier run
+    return {"train_seconds": time.perf_counter() - start, "load_before": before, "load_after": os.getloadavg()[0]}
 
 
-def run_dataset(name: str, args, figures: Path) -> dict:
-    from stagegen import load
-    from stagegen.compare import real_images
-    from stagegen.data import open_dataset
+def _provenance(command: list[str]) -> dict:
+    def git(*args):
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+
+    return {
+        "command": "python benchmarks/quality.py " + " ".join(command),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "machine": machine(),
+        "cores": os.cpu_count(),
+    }
+
+
+def _write(path: Path, result: dict) -> None:
+    """Atomically: a run killed while writing keeps the file of the model before."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _evaluate_both_priors(pipe, s, real, seed, fid, classifier) -> dict:
+    """The same trained weights sampled from N(0, I) and from the mixture fitted at the end of training."""
     from stagegen.metrics import evaluate
-    from stagegen.metrics.classifiers import Classifier, recognisability
-    from stagegen.metrics.fid import ClassifierFeatures
+
+    fitted = {k: v.clone() for k, v in pipe.prior.state_dict().items()}
+    reports = {}
+    pipe.set_prior({"type": "normal"})
+    reports["normal"] = evaluate(pipe, real, n_samples=s["eval_images"], seed=seed, fid_features=fid, classifier=classifier)
+    pipe.set_prior({"type": "gmm", "options": {"components": s["components"]}})
+    pipe.prior.load_state_dict(fitted)
+    reports["gmm"] = evaluate(pipe, real, n_samples=s["eval_images"], seed=seed, fid_features=fid, classifier=classifier)
+    return reports
+
+
+def measure_model(s: dict, name: str, model: str, stages: list[dict], seed: int, args, real, fid, classifier) -> dict:
+    """Train one model on one seed, evaluate it from both priors, and time a prior fit (sharp)."""
+    from stagegen import load
+    from stagegen.data import open_dataset
     from stagegen.prior import fit_prior
+
+    run_dir = Path(args.runs) / name / model / f"seed{seed}"
+    record = _train(s, stages, run_dir, seed)
+    pipe = load(run_dir / "pipeline.safetensors")
+    record["steps"] = pipe.file_metadata.get("extra", {}).get("train_steps")
+    start = time.perf_counter()
+    record["reports"] = _evaluate_both_priors(pipe, s, real, seed, fid, classifier)
+    record["eval_seconds"] = time.perf_counter() - start
+    if model == "sharp":  # how long fitting a prior takes, beside training
+        train_set = open_dataset(s["data"]["name"], s["data"]["root"], "train", s["image_size"], s["channels"])
+        start = time.perf_counter()
+        fit_prior(load(run_dir / "pipeline.safetensors"), train_set, seed=seed)
+        record["prior_fit_seconds"] = time.perf_counter() - start
+    print(
+        f"{name}/{model} seed {seed}: trained in {record['train_seconds']:.0f} s, evaluated in {record['eval_seconds']:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return record
+
+
+def run_dataset(name: str, args, argv: list[str]) -> dict:
+    from stagegen.compare import real_images
+    from stagegen.metrics.classifiers import Classifier
+    from stagegen.metrics.fid import ClassifierFeatures
 
     s = dict(SETTINGS[name])
     if args.steps:
         s["steps"] = args.steps
-        s["curve_every"] = min(s["curve_every"], args.steps) if s["curve_every"] else 0
-    out = Path(args.runs) / name
+    if args.eval_images:
+        s["eval_images"] = args.eval_images
+    path = Path(args.results) / f"quality-{name}.json"
+    result = json.loads(path.read_text()) if path.is_file() and not args.retrain else {}
+    if result.get("settings") != json.loads(json.dumps(s, default=str)):
+        result = {}  # measured with other settings: nothing of it carries over
+    result.update(benchmark="quality", dataset=name, settings=s, **_provenance(argv))
+    result.setdefault("runs", {})
     classifier = Classifier(s["classifier"], s["data"]["root"]) if s["classifier"] else None
     fid = ClassifierFeatures(classifier=classifier) if classifier else None
-    real = real_images(s["data"]["name"], s["data"]["root"], "test", s["image_size"], s["channels"], args.eval_images)
-    train_set = open_dataset(s["data"]["name"], s["data"]["root"], "train", s["image_size"], s["channels"])
-
-    def quick(path):  # recognisability of final-stage prior samples, for the time-to-quality curve
-        pipe = load(path)
-        confident, coverage = recognisability(classifier.probabilities(pipe.sample(1000, seed=0)))
-        return {"recognised": confident, "coverage": coverage}
-
+    real = real_images(s["data"]["name"], s["data"]["root"], "test", s["image_size"], s["channels"], s["eval_images"])
+    seeds = [int(x) for x in args.seeds.split(",")]
+    headline = s["headline"].split(",")
     wanted = (args.models or s["models"]).split(",")
-    reports, pipelines, timings, curve, trained_steps = {}, {}, {}, [], {}
-    for model, stages in models(s).items():
-        if model not in wanted:
-            continue
-        run_dir = out / model
-        if not (run_dir / "pipeline.safetensors").is_file() or args.retrain:
-            with_curve = curve if (model == "sharp" and classifier is not None) else None
-            seconds = _train(s, stages, run_dir, with_curve, quick)
-            (run_dir / "train_seconds.json").write_text(json.dumps({"seconds": seconds, "curve": with_curve}))
-        saved = json.loads((run_dir / "train_seconds.json").read_text())
-        if saved.get("curve"):
-            curve = saved["curve"]
-        pipe = load(run_dir / "pipeline.safetensors")  # its gmm prior was fitted at the end of training
+    # seeds outside, models inside: a run cut short has every model on the first seed
+    for seed in seeds:
+        for model, stages in models(s).items():
+            if model not in wanted or (model not in headline and seed != seeds[0]):
+                continue
+            done = result["runs"].setdefault(model, {})
+            if str(seed) in done:
+                continue
+            done[str(seed)] = measure_model(s, name, model, stages, seed, args, real, fid, classifier)
+            result["seeds"] = sorted({int(k) for runs in result["runs"].values() for k in runs})
+            result["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            result["summary"] = summarise(result["runs"])
+            _write(path, result)
+    if not args.no_figures:
+        write_figures(name, s, args, real)
+    return result
+
+
+def summarise(runs: dict) -> dict:
+    """Per model and prior, per stage: every numeric value over the seeds, with mean and standard
+    deviation (lists, such as SWD's pyramid levels, element by element)."""
+    summary = {}
+    for model, by_seed in runs.items():
         for prior in ("normal", "gmm"):
-            label = f"{model}+{prior}"
-            if prior == "normal":
-                fitted = {k: v.clone() for k, v in pipe.prior.state_dict().items()}
-                pipe.set_prior({"type": "normal"})
-            else:
-                pipe.set_prior({"type": "gmm", "options": {"components": s["components"]}})
-                pipe.prior.load_state_dict(fitted)
-            timings[label] = saved["seconds"]
-            trained_steps[label] = pipe.file_metadata.get("extra", {}).get("train_steps")
-            reports[label] = evaluate(pipe, real, n_samples=args.eval_images, seed=0, fid_features=fid, classifier=classifier)
-            pipelines[label] = load(run_dir / "pipeline.safetensors")
-            if prior == "normal":
-                pipelines[label].set_prior({"type": "normal"})
-        print(f"{name}/{model}: trained in {saved['seconds']:.0f}s, evaluated", file=sys.stderr)
-    # how long fitting a prior takes, beside training (the sharp model's weights)
-    fit_seconds = None
-    if "sharp+gmm" in pipelines:
-        pipe = pipelines["sharp+gmm"]
-        start = time.perf_counter()
-        fit_prior(pipe, train_set, seed=0)
-        fit_seconds = time.perf_counter() - start
-    write_figures(name, pipelines, real, figures)
-    return {
-        "settings": s,
-        "reports": reports,
-        "seconds": timings,
-        "steps": trained_steps,
-        "models": list(pipelines),
-        "curve": curve,
-        "prior_fit_seconds": fit_seconds,
-    }
+            reports = [by_seed[k]["reports"][prior] for k in sorted(by_seed, key=int)]
+            stages = []
+            for k, row in enumerate(reports[0]["stages"]):
+                entry = {"stage": k, "type": row["type"], "resolution": row["resolution"]}
+                for column, value in row.items():
+                    if column in entry or isinstance(value, (str, bool)) or value is None:
+                        continue
+                    values = [r["stages"][k].get(column) for r in reports]
+                    if any(v is None for v in values):
+                        continue
+                    if isinstance(value, list):
+                        levels = list(zip(*values))
+                        entry[column] = {
+                            "values": values,
+                            "mean": [statistics.fmean(v) for v in levels],
+                            "sd": [statistics.stdev(v) if len(v) > 1 else 0.0 for v in levels],
+                        }
+                    else:
+                        entry[column] = {
+                            "values": values,
+                            "mean": statistics.fmean(values),
+                            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        }
+                stages.append(entry)
+            extra = {}
+            for key in ("real_realism", "real_confident", "real_coverage", "classifier_test_accuracy"):
+                if key in reports[0]:
+                    extra[key] = reports[0][key]
+            summary[f"{model}+{prior}"] = {
+                "seeds": len(reports),
+                "stages": stages,
+                "n_real": reports[0]["n_real"],
+                "n_samples": reports[0]["n_samples"],
+                **extra,
+            }
+        seconds = [r["train_seconds"] for r in by_seed.values()]
+        summary[model] = {
+            "train_seconds": {
+                "values": seconds,
+                "mean": statistics.fmean(seconds),
+                "sd": statistics.stdev(seconds) if len(seconds) > 1 else 0.0,
+            },
+            "steps": [r.get("steps") for r in by_seed.values()],
+            "busy": any(r.get("load_after", 0) > BUSY_LOAD or r.get("load_before", 0) > BUSY_LOAD for r in by_seed.values()),
+        }
+    return summary
 
 
+#: a one-minute load average above this on the 2-core machine means something else ran beside the benchmark
+BUSY_LOAD = 3.0
 STAGE_FIGURES = ("msvae", "sharp", "sharp-adv", "sharp-gan", "ladder")
 
 
-def write_figures(name: str, pipelines: dict, real: torch.Tensor, figures: Path) -> None:
-    """Sample grids per prior, reconstructions, and each multi-stage model's stage grid.
-    Generated images only: the dataset's own images are never written into this repository."""
+def write_figures(name: str, s: dict, args, real) -> None:
+    """Sample grids per prior, reconstructions, and each multi-stage model's stage grid, from the
+    first seed's pipelines. Generated images only: the dataset's own images are never written
+    into this repository."""
+    from stagegen import load
     from stagegen.images import save_grid
 
-    for prior in ("normal", "gmm"):
-        rows = [p.sample(10, seed=1) for label, p in pipelines.items() if label.endswith("+" + prior)]
-        save_grid(rows, figures / f"results-{name}-samples-{prior}.png")
-    save_grid(
-        [p.reconstruct(real[:10]) for label, p in pipelines.items() if label.endswith("+gmm")],
-        figures / f"results-{name}-reconstructions.png",
-    )
+    first = args.seeds.split(",")[0]
+    pipes = {}
+    for model in models(s):
+        path = Path(args.runs) / name / model / f"seed{first}" / "pipeline.safetensors"
+        if path.is_file():
+            pipes[model] = load(path)
+    if not pipes:
+        return
+    figures = Path(args.figures)
+    rows = {"gmm": [], "normal": []}
+    for pipe in pipes.values():
+        rows["gmm"].append(pipe.sample(10, seed=1))
+    save_grid(rows["gmm"], figures / f"results-{name}-samples-gmm.png")
+    save_grid([p.reconstruct(real[:10]) for p in pipes.values()], figures / f"results-{name}-reconstructions.png")
     for model in STAGE_FIGURES:
-        if f"{model}+gmm" in pipelines:
-            save_grid(
-                pipelines[f"{model}+gmm"].sample(10, seed=1, return_stages=True), figures / f"results-{name}-{model}-stages.png"
-            )
+        if model in pipes:
+            save_grid(pipes[model].sample(10, seed=1, return_stages=True), figures / f"results-{name}-{model}-stages.png")
+    for pipe in pipes.values():
+        pipe.set_prior({"type": "normal"})
+        rows["normal"].append(pipe.sample(10, seed=1))
+    save_grid(rows["normal"], figures / f"results-{name}-samples-normal.png")
 
 
-def rerender(results: dict, args) -> None:
-    """Figures and results.md again from the trained pipelines and saved reports (no training, no
-    evaluation): after a change to how results are shown."""
-    from stagegen import load
-    from stagegen.compare import real_images
-
-    for name, r in results.items():
-        s, out = r["settings"], Path(args.runs) / name
-        pipelines = {}
-        for label in r["models"]:
-            model, _, prior = label.rpartition("+")
-            pipe = load(out / model / "pipeline.safetensors")
-            r.setdefault("steps", {})[label] = pipe.file_metadata.get("extra", {}).get("train_steps")
-            if prior == "normal":
-                pipe.set_prior({"type": "normal"})
-            pipelines[label] = pipe
-        real = real_images(s["data"]["name"], s["data"]["root"], "test", s["image_size"], s["channels"], args.eval_images)
-        write_figures(name, pipelines, real, args.out.parent)
-    write_markdown(results, args.out)
+# ------------------------------------------------------------------ what docs/results.md shows (benchmarks/pages.py)
 
 
-HAND_WRITTEN = "<!-- written by hand below; benchmarks/quality.py keeps this part -->"
+def _data(name: str) -> dict:
+    from pages import load as load_result
+
+    return load_result(f"quality-{name}")
 
 
-def _cell(value, digits=2):
-    return "" if value is None else f"{value:.{digits}f}"
+def _pm(entry, digits=2, scale=1.0) -> str:
+    """mean ± sd of a summary entry (a single seed: the value)."""
+    if entry is None:
+        return ""
+    mean, sd = entry["mean"] * scale, entry["sd"] * scale
+    return f"{mean:.{digits}f}" if len(entry["values"]) == 1 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
-def write_markdown(results: dict, path: Path) -> None:
-    from stagegen.metrics import format_table
+def _finest(entry) -> dict | None:
+    if entry is None:
+        return None
+    return {"values": [v[0] for v in entry["values"]], "mean": entry["mean"][0], "sd": entry["sd"][0]}
 
-    header = [
-        "# Results: sample quality per model and per stage",
-        "",
-        "Produced by `python benchmarks/quality.py` (see its docstring); every number below comes from that run,",
-        "on this project's 2-core CPU machine. Figures hold generated images only (dataset images are not kept in",
-        "this repository); `stagegen reconstruct` shows inputs and reconstructions together.",
-        "",
-        "Models: `vae`, `resvae`, `msvae` are the paper's three with the authors' losses (l2 + KL averaged over",
-        "latent elements); `cal-vae` is the VAE with stagegen's calibrated trunk (Gaussian decoder with sigma^2 = the",
-        "batch MSE, KL summed per image); `sharp` is that trunk plus the l1 refiner (`sharp-digits`, `sharp-mnist`);",
-        "`sharp-adv` adds an adversarial third stage; `sharp-gan` is the calibrated trunk plus a refiner trained with",
-        "l1 and an adversarial loss on reconstructions and prior samples (the sample path); `ladder` runs the",
-        "calibrated trunk at half the resolution and lets that refiner upsample x2 (the `sharp-celeba64` preset).",
-        "`+normal` samples z ~ N(0, I) as the paper does; `+gmm` samples the same trained weights from a Gaussian",
-        "mixture fitted to the training images' posterior means after training. `realism` is the held-out accuracy",
-        "of a small classifier trained to tell samples from test images (0.5: indistinguishable; docs/evaluation.md).",
-        "",
-    ]
-    sections = _existing_sections(path)
-    for name, r in results.items():
-        s = r["settings"]
-        length = (
-            f"{s['time_budget'] / 60:.0f} minutes of training each (equal wall-clock)"
-            if s.get("time_budget")
-            else f"{s['steps']} steps"
-        )
-        lines = [
-            f"## {name}",
-            "",
-            f"{s['image_size']}x{s['image_size']}, {length}, batch {s['batch']}, Adam lr {s['lr']} (beta1 0.5), seed 0; "
-            f"trunk widths {s['trunk']['widths']}, latent {s['trunk']['latent_dim']}; refiners width {s['refiner']['width']}, "
-            f"{s['refiner']['blocks']} residual blocks; mixture of {s['components']} full-covariance Gaussians. "
-            f"Evaluated on {r['reports'][r['models'][0]]['n_real']} test images and {r['reports'][r['models'][0]]['n_samples']} "
-            "prior samples per model.",
-            "",
-        ]
-        rep0 = r["reports"][r["models"][0]]
-        has_cls = "classifier" in rep0
-        head = ["model", "stages", "recon PSNR", "recon sharpness", "sample sharpness", "sample SWD (fine ... coarse)"]
-        has_realism = "sample_realism" in rep0["stages"][-1]
-        if has_realism:
-            head.append("realism")
-        if has_cls:
-            head += ["sample FID", "recognised", "coverage"]
-        head += ["steps", "train s"]
-        lines += ["Final stage of each model:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for label in r["models"]:
-            rep = r["reports"][label]
-            f = rep["stages"][-1]
-            cells = [
-                label,
-                ",".join(x["type"] for x in rep["stages"]),
-                _cell(f["recon_psnr"]),
-                _cell(f["recon_sharpness"]),
-                _cell(f["sample_sharpness"]),
-                " / ".join(f"{v:.2f}" for v in f["sample_swd"]),
-            ]
-            if has_realism:
-                cells.append(_cell(f.get("sample_realism")))
-            if has_cls:
-                cells += [_cell(f.get("sample_fid"), 1), _cell(f.get("sample_confident")), _cell(f.get("sample_coverage"))]
-            cells += [str(r.get("steps", {}).get(label, "")), f"{r['seconds'][label]:.0f}"]
-            lines.append("| " + " | ".join(cells) + " |")
-        if has_cls:
-            lines += [
-                "",
-                f"FID and recognition use stagegen's own {rep0['classifier']} classifier (test accuracy "
-                f'{rep0["classifier_test_accuracy"]:.2%}). "recognised": share of samples it labels with >= 0.9 '
-                f'confidence; "coverage": normalised entropy of the predicted-class histogram. Real test images: '
-                f"recognised {rep0['real_confident']:.2f}, coverage {rep0['real_coverage']:.2f}.",
-            ]
-        if r.get("prior_fit_seconds") is not None:
-            lines += [
-                "",
-                f"Fitting the mixture to the `sharp` model's training posteriors took {r['prior_fit_seconds']:.1f} s "
-                f"({100 * r['prior_fit_seconds'] / r['seconds']['sharp+gmm']:.1f}% of its training time).",
-            ]
-        if r.get("curve"):
-            lines += [
-                "",
-                "Time to quality (`sharp`, final-stage recognition of 1,000 prior samples; cumulative wall-clock "
-                "seconds of training and prior fitting):",
-                "",
-                "| step | seconds | recognised | coverage |",
-                "|---|---|---|---|",
-            ]
-            lines += [f"| {c['step']} | {c['seconds']:.0f} | {c['recognised']:.2f} | {c['coverage']:.2f} |" for c in r["curve"]]
-        order = ", ".join(m.split("+")[0] for m in r["models"] if m.endswith("+gmm"))
-        lines += [
-            "",
-            f"![samples, N(0, I)](results-{name}-samples-normal.png)",
-            "",
-            f"Prior samples under N(0, I) (seed 1), one row per model: {order}.",
-            "",
-            f"![samples, fitted prior](results-{name}-samples-gmm.png)",
-            "",
-            f"The same models sampled from the fitted mixture (seed 1): {order}.",
-            "",
-            f"![reconstructions](results-{name}-reconstructions.png)",
-            "",
-            f"Reconstructions of ten test images (inputs not shown): {order}.",
-            "",
-        ]
-        for model in ("msvae", "sharp", "sharp-adv", "sharp-gan", "ladder"):
-            if f"{model}+gmm" in r["models"]:
-                lines += [
-                    f"![{model} stages](results-{name}-{model}-stages.png)",
-                    "",
-                    f"{model}+gmm: each stage's output for the same latents, coarse (top) to final (bottom).",
-                    "",
-                ]
-        lines += ["Per-stage tables:", ""]
-        for label in r["models"]:
-            lines += [format_table(r["reports"][label], title=label), ""]
-        sections[name] = "\n".join(lines)
-    kept = (
-        path.read_text().split(HAND_WRITTEN, 1)[1]
-        if path.is_file() and HAND_WRITTEN in path.read_text()
-        else "\n## Reading the numbers\n\n(to be written after looking at the run)\n"
+
+def models_in(name: str) -> str:
+    """The models of a dataset's file, in the benchmark's order (for figure captions)."""
+    data = _data(name)
+    return ", ".join(m for m in models(data["settings"]) if m in data["runs"])
+
+
+def settings_line(name: str) -> str:
+    data = _data(name)
+    s = data["settings"]
+    length = (
+        f"{s['time_budget'] / 60:.0f} minutes of training each (equal wall-clock)"
+        if s.get("time_budget")
+        else f"{s['steps']:,} steps"
     )
-    body = "\n".join(header) + "\n" + "\n".join(sections[name] for name in _ordered(sections))
-    path.write_text(body + "\n" + HAND_WRITTEN + kept)
+    report = data["summary"][f"{next(iter(data['runs']))}+gmm"]
+    return (
+        f"{s['image_size']}x{s['image_size']}, {length}, batch {s['batch']}, Adam lr {s['lr']} (beta1 0.5); trunk widths "
+        f"{s['trunk']['widths']}, latent {s['trunk']['latent_dim']}; refiners width {s['refiner']['width']}, "
+        f"{s['refiner']['blocks']} residual blocks; a mixture of {s['components']} full-covariance Gaussians. Headline models "
+        f"({s['headline'].replace(',', ', ')}) over seeds {', '.join(map(str, data['seeds']))} (mean ± standard deviation), "
+        f"the others seed {data['seeds'][0]}. Evaluated on {report['n_real']:,} test images and {report['n_samples']:,} prior "
+        f"samples per model and seed. Measured by `{data['command']}` at commit {data['commit']}"
+        + (" (with uncommitted changes)" if data.get("uncommitted_changes") else "")
+        + f" on {data['machine']}; written {data['written']}.\n"
+    )
 
 
-def _existing_sections(path: Path) -> dict[str, str]:
-    """The generated ``## <dataset>`` sections of an earlier results.md, by dataset: a run of
-    some datasets rewrites theirs and keeps the others as they were."""
-    if not path.is_file():
-        return {}
-    generated = path.read_text().split(HAND_WRITTEN, 1)[0]
-    sections, name = {}, None
-    for line in generated.splitlines():
-        if line.startswith("## "):
-            name = line[3:].strip()
-            sections[name] = []
-        if name is not None:
-            sections[name].append(line)
-    return {k: "\n".join(v).rstrip() + "\n" for k, v in sections.items()}
+def final_table(name: str) -> str:
+    data = _data(name)
+    summary = data["summary"]
+    first = summary[f"{next(iter(data['runs']))}+gmm"]
+    has_cls = "sample_confident" in first["stages"][-1]
+    head = ["model", "seeds", "stages", "recon PSNR", "sample sharpness", "sample spectrum", "finest SWD", "realism"]
+    if has_cls:
+        head += ["FID", "recognised", "coverage"]
+    head += ["steps", "train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines.append("| better | | | higher | 1 | lower | lower | 0.5 |" + (" lower | higher | higher |" if has_cls else "") + " | |")
+    for model in models(data["settings"]):
+        if model not in data["runs"]:
+            continue
+        for prior in ("normal", "gmm"):
+            entry = summary[f"{model}+{prior}"]
+            f = entry["stages"][-1]
+            cells = [
+                f"{model}+{prior}",
+                str(entry["seeds"]),
+                ",".join(x["type"] for x in entry["stages"]),
+                _pm(f.get("recon_psnr")),
+                _pm(f.get("sample_sharpness")),
+                _pm(f.get("sample_spectrum")),
+                _pm(_finest(f.get("sample_swd"))),
+                _pm(f.get("sample_realism")),
+            ]
+            if has_cls:
+                cells += [_pm(f.get("sample_fid"), 1), _pm(f.get("sample_confident")), _pm(f.get("sample_coverage"))]
+            steps = {x for x in summary[model]["steps"] if x is not None}
+            cells += [
+                " / ".join(f"{x:,}" for x in sorted(steps)),
+                _pm(summary[model]["train_seconds"], 0) + (" *" if summary[model]["busy"] else ""),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
-def _ordered(sections: dict[str, str]) -> list[str]:
-    known = [name for name in SETTINGS if name in sections]
-    return known + [name for name in sections if name not in known]
+def stage_table(name: str) -> str:
+    """Each multi-stage model's stages from the fitted prior, with what each refiner changed."""
+    data = _data(name)
+    summary = data["summary"]
+    head = [
+        "model",
+        "stage",
+        "res",
+        "sample sharpness",
+        "sample spectrum",
+        "realism at final res",
+        "realism at own res",
+        "realism vs the stage above",
+    ]
+    has_cls = "sample_confident" in summary[f"{next(iter(data['runs']))}+gmm"]["stages"][-1]
+    if has_cls:
+        head += ["FID", "recognised"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model in models(data["settings"]):
+        entry = summary.get(f"{model}+gmm")
+        if model not in data["runs"] or len(entry["stages"]) < 2:
+            continue
+        for k, row in enumerate(entry["stages"]):
+            change = ""
+            if k:
+                above, here = entry["stages"][k - 1]["sample_realism"], row["sample_realism"]
+                delta = here["mean"] - above["mean"]
+                inside = abs(delta) <= above["sd"] + here["sd"] if entry["seeds"] > 1 else None
+                change = f"{delta:+.2f}" + (
+                    " (inside the spread)" if inside else "" if inside is None else " (beyond the spread)"
+                )
+            cells = [
+                model if k == 0 else "",
+                str(k),
+                f"{row['type']} {row['resolution']}px",
+                _pm(row.get("sample_sharpness")),
+                _pm(row.get("sample_spectrum")),
+                _pm(row.get("sample_realism")),
+                _pm(row.get("sample_realism_own")),
+                change,
+            ]
+            if has_cls:
+                cells += [_pm(row.get("sample_fid"), 1), _pm(row.get("sample_confident"))]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def baseline_line(name: str) -> str:
+    """What the measures give the real test images themselves."""
+    data = _data(name)
+    first = data["summary"][f"{next(iter(data['runs']))}+gmm"]
+    report = next(iter(next(iter(data["runs"].values())).values()))["reports"]["gmm"]
+    parts = [
+        f"the realism critic on two halves of the real test images: {report['real_realism']:.2f} ± "
+        f"{report['real_realism_ci95']:.2f} (95% interval; the same code as the samples' column, whose own intervals are "
+        f"about ±{first['stages'][-1]['sample_realism_ci95']['mean']:.2f})"
+    ]
+    if "real_confident" in report:
+        parts.append(
+            f"the {report['classifier']} classifier (test accuracy {report['classifier_test_accuracy']:.2%}) recognises "
+            f"{report['real_confident']:.0%} of the real test images at >= 0.9 confidence, coverage {report['real_coverage']:.2f}"
+        )
+    return "Real images, measured by the same code: " + "; ".join(parts) + ".\n"
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="digits,mnist,celeba")
-    p.add_argument("--models", help=f"comma-separated subset of {','.join(models(SETTINGS['digits']))} (default: per dataset)")
-    p.add_argument("--steps", type=int, help="override the steps of every dataset")
-    p.add_argument("--eval-images", type=int, default=1000)
+    p.add_argument("--models", help=f"comma-separated subset of {','.join(models(SETTINGS['celeba']))} (default: per dataset)")
+    p.add_argument("--seeds", default="0,1,2", help="training and evaluation seeds of the headline models (others: the first)")
+    p.add_argument("--steps", type=int, help="override the steps of every dataset (a quick look: results go under --runs)")
+    p.add_argument("--eval-images", type=int, help="real test images and prior samples per evaluation (default: per dataset)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "quality"), help="where the trained pipelines go")
-    p.add_argument("--retrain", action="store_true", help="train again even where a pipeline exists")
-    p.add_argument("--out", type=Path, default=DOCS / "results.md")
-    p.add_argument(
-        "--rerender", action="store_true", help="only figures and markdown again, from the runs' saved pipelines and reports"
-    )
+    p.add_argument("--results", help="where the JSON files go (default: benchmarks/results; with --steps: under --runs)")
+    p.add_argument("--figures", default=str(DOCS), help="where the sample grids go")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--retrain", action="store_true", help="train again what the JSON file already holds")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--render", action="store_true", help="only docs/results.md again, from the committed files")
+    what.add_argument("--check", action="store_true", help="fail where docs/results.md and the committed files disagree")
     args = p.parse_args(argv)
+    if args.render or args.check:
+        import pages
+
+        return pages.main(["--render" if args.render else "--check", "docs/results.md"])
+    args.results = args.results or (str(Path(args.runs) / "results") if args.steps else str(RESULTS))
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    # a run of some datasets keeps the others' results from an earlier run (same --runs folder)
-    saved = Path(args.runs) / "results.json"
-    results = json.loads(saved.read_text()) if saved.is_file() else {}
-    if args.rerender:
-        rerender({name: results[name] for name in args.datasets.split(",") if name in results}, args)
-        print(f"wrote {args.out}")
-        return
     for name in args.datasets.split(","):
-        results[name] = run_dataset(name, args, args.out.parent)
-        Path(args.runs).mkdir(parents=True, exist_ok=True)
-        (Path(args.runs) / "results.json").write_text(json.dumps(results, indent=2, default=str))
-        write_markdown(results, args.out)  # after each dataset, so a long run shows its progress
-    print(f"wrote {args.out}")
+        run_dataset(name, args, argv)
+    print(f"wrote {args.results}; `python benchmarks/quality.py --render` puts it on docs/results.md", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -67,7 +67,7 @@ def _resources(
 def _eval_options(f):
     f = click.option(
         "--metrics",
-        help="comma-separated metric names (default: psnr, ssim, sharpness, swd, realism, fid, precision_recall, "
+        help="comma-separated metric names (default: psnr, ssim, sharpness, swd, realism, spectrum, fid, precision_recall, "
         "tf_fid and kid (where the TF-Inception weights are), recognisability, label_recognisability (a pipeline with "
         "a prior per label) and any plugin metric on by default; "
         "`stagegen plugins` lists them all, lpips too)",

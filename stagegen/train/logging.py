@@ -22,14 +22,7 @@ class MetricsLog:
             from .run_dir import open_no_follow
 
             self._file = os.fdopen(open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8")
-        self._tb = None
-        if tensorboard_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(tensorboard_dir))
-            except Exception:  # tensorboard is optional
-                self._tb = None
+        self._tb = _tensorboard_writer(tensorboard_dir)
 
     def write(self, record: dict[str, Any]) -> None:
         if self._file is not None:
@@ -37,19 +30,50 @@ class MetricsLog:
             self._file.write(json.dumps(clean) + "\n")
             self._file.flush()
         if self._tb is not None:
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k != "step":
-                    self._tb.add_scalar(k, v, record["step"])
+            scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}
+            self._tensorboard(lambda tb: [tb.add_scalar(k, v, record["step"]) for k, v in scalars.items()])
 
     def image(self, tag: str, image, step: int) -> None:
         if self._tb is not None:
-            self._tb.add_image(tag, image, step)
+            self._tensorboard(lambda tb: tb.add_image(tag, image, step))
+
+    def _tensorboard(self, call) -> None:
+        """A failing TensorBoard writer (a full disk, a broken install) is said once and turned
+        off: the run goes on, and metrics.jsonl keeps every value."""
+        try:
+            call(self._tb)
+        except Exception as error:  # whatever the writer raises, the training must not die of it
+            self._tb = None
+            _tensorboard_failed(error)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
         if self._tb is not None:
-            self._tb.close()
+            self._tensorboard(lambda tb: tb.close())
+
+
+def _tensorboard_writer(folder: Path | None):
+    if folder is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # TensorBoard is optional (pip install "stagegen[tensorboard]")
+        return None
+    try:
+        return SummaryWriter(str(folder))
+    except Exception as error:  # an unwritable folder, a broken install: said, and the run goes on
+        _tensorboard_failed(error)
+        return None
+
+
+def _tensorboard_failed(error: Exception) -> None:
+    print(
+        f"note: TensorBoard logging is off for the rest of this run: {type(error).__name__}: {error} "
+        "(metrics.jsonl has every value)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 #: a metrics line is a few hundred bytes; a longer one is not ours (or torn), and is dropped

@@ -128,15 +128,29 @@ def test_nan_guard_skips_counts_and_stops(tmp_path):
     assert all(torch.isfinite(v).all() for v in state["pipeline"].values() if v.is_floating_point())
 
 
-def test_tensorboard_scalars_and_grids_when_installed(tmp_path):
-    pytest.importorskip("tensorboard", reason="tensorboard is optional (pip install stagegen[tensorboard])")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def test_tensorboard_scalars_and_grids(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # in the test extra
 
     train(tiny_run_config(steps=4, log_every=2, sample_every=2), tmp_path / "run")
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     assert {"loss", "stage0/kl", "stage1/l1"} <= set(events.Tags()["scalars"])
     assert "samples" in events.Tags()["images"]
+
+
+def test_a_failing_tensorboard_writer_is_reported_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    from torch.utils.tensorboard import SummaryWriter
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", full_disk)
+    result = train(tiny_run_config(steps=4, log_every=1), tmp_path / "run")
+    said = capsys.readouterr().err
+    assert said.count("TensorBoard logging is off") == 1 and "No space left on device" in said
+    assert result.steps == 4 and result.pipeline_path.is_file()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert sum('"loss"' in line for line in lines) == 4  # metrics.jsonl kept every step
 
 
 def test_prior_is_fitted_at_the_end_into_the_file_with_ema(tmp_path):
