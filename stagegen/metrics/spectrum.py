@@ -36,9 +36,7 @@ def spectrum_distance(generated: torch.Tensor, real: torch.Tensor) -> float:
     """Mean absolute difference of log10 ring power between two sets of one resolution, over the
     rings above the mean brightness: 0 for the same spectrum, 1 for a tenfold miss on average."""
     if generated.shape[-2:] != real.shape[-2:]:
-        raise ValueError(
-            f"spectra compare images of one size, got {tuple(generated.shape[-2:])} and {tuple(real.shape[-2:])}"
-        )
+        raise ValueError(f"spectra compare images of one size, got {tuple(generated.shape[-2:])} and {tuple(real.shape[-2:])}")
     floor = 1e-12  # a flat image has no power at all; its log stays finite
     a = radial_power_spectrum(generated)[1:].clamp_min(floor).log10()
     b = radial_power_spectrum(real)[1:].clamp_min(floor).log10()

@@ -166,7 +166,9 @@ def test_values_print_as_what_they_are_and_directions_beside_them():
     assert lines[2] == "| better | | | higher | near 0.5 |" and lines[3].startswith("| 0 | vae | 16 | 21.500 | 0.610 |")
 
 
-BUILT_IN_METRICS = "psnr ssim sharpness swd realism spectrum fid precision_recall tf_fid kid recognisability label_recognisability lpips"
+BUILT_IN_METRICS = (
+    "psnr ssim sharpness swd realism spectrum fid precision_recall tf_fid kid recognisability label_recognisability lpips"
+)
 
 
 def test_every_built_in_metric_says_which_way_is_better_for_each_value_it_writes():
