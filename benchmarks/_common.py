@@ -15,6 +15,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+#: what a measured figure depends on: a change elsewhere (the docs) leaves the figures as they were
+CODE = ("stagegen", "plugins", "benchmarks", "pyproject.toml")
 
 
 def machine() -> str:
@@ -29,6 +31,31 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def save_result(path: Path, record: dict) -> None:
+    """Write a benchmark's figures as JSON with where they come from (the command, the commit,
+    the machine, when), atomically: docs/performance.md and docs/results.md are rendered from
+    these files (benchmarks/pages.py)."""
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+
+    script = Path(sys.argv[0])
+    provenance = {
+        "command": " ".join(["python", f"benchmarks/{script.name}", *sys.argv[1:]]),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no", "--", *CODE)),
+        "machine": machine(),
+        "cores": os.cpu_count(),
+        "load_at_end": os.getloadavg()[0],
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**provenance, **record}, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def images_in_memory(image_size: int, channels: int, count: int = 4096) -> torch.Tensor:

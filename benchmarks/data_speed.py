@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine  # noqa: E402
+from _common import ROOT, machine, save_result  # noqa: E402
 
 
 def main(argv=None):
@@ -29,6 +29,7 @@ def main(argv=None):
     p.add_argument("--workers", default="0,2")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--epochs", type=int, default=2, help="passes over the cached split for the warm figure")
+    p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)
 
     from stagegen.data import open_dataset
@@ -43,6 +44,7 @@ def main(argv=None):
         "| open the cached split, s | of which SHA-256 check, s | one warm epoch, s |"
     )
     print("|---|---|---|---|---|---|---|")
+    rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         for workers in (int(w) for w in args.workers.split(",")):
             with tempfile.TemporaryDirectory() as cache:
@@ -74,6 +76,19 @@ def main(argv=None):
                         seen += batch.shape[0]
                 warm = seen / (time.perf_counter() - start)
             print(f"| {size} | {workers} | {cold:.0f} | {warm:.0f} | {opened:.3f} | {checksum:.3f} | {len(again) / warm:.3f} |")
+            rows.append(
+                {
+                    "size": size,
+                    "workers": workers,
+                    "cold_images_per_second": cold,
+                    "warm_images_per_second": warm,
+                    "open_seconds": opened,
+                    "checksum_seconds": checksum,
+                    "images": len(again),
+                }
+            )
+    if args.json:
+        save_result(args.json, {"benchmark": "data_speed", "split": args.split, "batch": args.batch, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ batch norm, elementwise/activation ops and the optimiser. This is the profile be
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from collections import defaultdict
@@ -19,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timer, images_in_memory, sync  # noqa: E402
+from _common import Timer, images_in_memory, save_result, sync  # noqa: E402
 from train_speed import _joined  # noqa: E402
 
 GROUPS = {
@@ -75,12 +74,16 @@ def main(argv=None):
             f"GPU busy {figures['gpu_busy_share']:.0%} of {figures['ms_per_step']:.1f} ms per step "
             f"(kernel time over wall-clock time, {args.steps} profiled steps)"
         )
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
     total = sum(e.self_cpu_time_total for e in events)
     groups: dict[str, float] = defaultdict(float)
     for e in events:
         groups[group_of(e.key)] += e.self_cpu_time_total
+    figures["group_share"] = {g: t / total for g, t in sorted(groups.items(), key=lambda kv: -kv[1])}
+    figures["operator_share"] = {
+        e.key: e.self_cpu_time_total / total for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[: args.top]
+    }
+    if args.json:
+        save_result(args.json, {"benchmark": "profile_step", **figures})
     print(
         f"{args.preset}, batch {args.batch}, {args.steps} trainer steps: {total / 1e3 / args.steps:.1f} ms per step (self CPU time)"
     )

@@ -38,7 +38,7 @@ SHARED = ROOT.parent / "shared" / "data"
 DOCS = ROOT / "docs"
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import machine  # noqa: E402
+from _common import CODE, machine  # noqa: E402
 
 SETTINGS = {
     "digits": {
@@ -186,7 +186,7 @@ def _provenance(command: list[str]) -> dict:
     return {
         "command": "python benchmarks/quality.py " + " ".join(command),
         "commit": git("rev-parse", "--short", "HEAD"),
-        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no", "--", *CODE)),
         "machine": machine(),
         "cores": os.cpu_count(),
     }

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timer, machine, median  # noqa: E402
+from _common import Timer, machine, median, save_result  # noqa: E402
 
 
 def main(argv=None):
@@ -28,6 +28,7 @@ def main(argv=None):
     p.add_argument("--batches", default="1,64,256")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)
 
     import stagegen
@@ -38,6 +39,7 @@ def main(argv=None):
     print(f"machine: {machine()}")
     print("| model | load s | batch | images/s | ms per batch |")
     print("|---|---|---|---|---|")
+    rows = []
     for preset in args.presets.split(","):
         config = compose_run_config(preset).pipeline
         with tempfile.TemporaryDirectory() as tmp:
@@ -56,6 +58,9 @@ def main(argv=None):
                 times.append(t.seconds)
             m = median(times)
             print(f"| {preset} | {median(loads):.3f} | {batch} | {batch / m:.1f} | {1000 * m:.1f} |")
+            rows.append({"model": preset, "load_seconds": median(loads), "batch": batch, "images_per_second": batch / m})
+    if args.json:
+        save_result(args.json, {"benchmark": "sample_speed", "reps": args.reps, "device": args.device, "rows": rows})
 
 
 if __name__ == "__main__":

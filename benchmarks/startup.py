@@ -9,7 +9,6 @@ uses (torch only once a command needs it), so these never wait for torch.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -48,17 +47,12 @@ def main() -> None:
         print(f"| `{name}` | {value:.2f} |")
     print(f"| (for scale: `python -c 'import torch'`) | {reference:.2f} |")
     if args.json:
-        import platform
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _common import save_result
 
-        record = {
-            "benchmark": "startup",
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
-            "reps": args.reps,
-            "median_seconds": rows,
-            "import_torch_seconds": reference,
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-        }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        save_result(
+            args.json, {"benchmark": "startup", "reps": args.reps, "median_seconds": rows, "import_torch_seconds": reference}
+        )
 
 
 if __name__ == "__main__":

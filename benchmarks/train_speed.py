@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timer, images_in_memory, machine, median, peak_memory_mb, run_worker  # noqa: E402
+from _common import Timer, images_in_memory, machine, median, peak_memory_mb, run_worker, save_result  # noqa: E402
 
 
 def _config(args):
@@ -458,13 +458,13 @@ def main(argv=None):
         )
     if args.json:
         document = {
-            "machine": machine(),
+            "benchmark": "train_speed",
             "settings": {k: v for k, v in vars(args).items() if k not in ("json", "worker", "preset")},
             "conv_peak_gflops": peak / 1e9,
             "matmul_peak_tflops": mm_peak / 1e12 if mm_peak else None,
             "rows": rows,
         }
-        args.json.write_text(json.dumps(document, indent=2, default=str))
+        save_result(args.json, document)
 
 
 if __name__ == "__main__":

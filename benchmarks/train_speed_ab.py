@@ -43,6 +43,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--json", type=Path, help="also write every measurement and the medians here")
     args = p.parse_args(argv)
     presets = [(name, int(batch)) for name, batch in (item.split(":") for item in args.presets.split(","))]
     with tempfile.TemporaryDirectory() as scratch:
@@ -63,6 +64,23 @@ def main(argv=None):
     for preset, batch in presets:
         a, b = statistics.median(rates[preset, "old"]), statistics.median(rates[preset, "new"])
         print(f"| {preset} | {batch} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+    if args.json:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from _common import save_result
+
+        rows = [
+            {
+                "preset": preset,
+                "batch": batch,
+                "old": rates[preset, "old"],
+                "new": rates[preset, "new"],
+                "old_median": statistics.median(rates[preset, "old"]),
+                "new_median": statistics.median(rates[preset, "new"]),
+                "ratio": statistics.median(rates[preset, "new"]) / statistics.median(rates[preset, "old"]),
+            }
+            for preset, batch in presets
+        ]
+        save_result(args.json, {"benchmark": "train_speed_ab", "old": args.old, "rounds": args.rounds, "rows": rows})
 
 
 if __name__ == "__main__":

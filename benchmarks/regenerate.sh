@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every figure of docs/results.md, docs/performance.md and the README, measured again on this
+# machine (one command at a time, nothing else running: the timings are only worth something on
+# an idle machine), then the pages rendered from the new files. Each command writes its own file
+# under benchmarks/results/ as it finishes, so the files of a run cut short are still whole.
+# On the project's 2-core CPU the whole of it takes about 6 hours, most of it the quality
+# benchmark's CelebA models (15 minutes each); `--quick` leaves CelebA out (about 3 hours).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=benchmarks/results
+python benchmarks/startup.py --json $R/startup.json
+python benchmarks/default_run.py --json $R/default_run.json
+python benchmarks/train_speed.py --json $R/train_speed.json                 # the bench extra brings pythae
+python benchmarks/profile_step.py --json $R/profile_step.json
+python benchmarks/sample_speed.py --json $R/sample_speed.json
+python benchmarks/data_speed.py --json $R/data_speed.json                    # needs ../shared/data/celeba
+python benchmarks/train_speed_ab.py --old 8333488 --rounds 3 --json $R/train_speed_ab.json
+python benchmarks/quality.py --datasets digits
+python benchmarks/quality.py --datasets mnist --models vae,resvae,msvae,cal-vae,sharp
+if [ "${1:-}" != "--quick" ]; then
+  python benchmarks/quality.py --datasets celeba
+fi
+python benchmarks/pages.py --render
+python benchmarks/pages.py --check
