@@ -23,7 +23,7 @@ behind it. Code spans and code blocks are commands, not figures, and are left al
 
 Formats: a Python format spec (``.2f``, ``.1%``, ``,.0f``); ``pm`` before one prints a value
 measured over seeds as ``mean ± standard deviation`` (a single run as its value); ``mean``
-before one prints the mean alone; ``s`` prints text.
+before one prints the mean alone; ``s`` prints text; ``dur`` prints seconds as ``2 min 57 s``.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PAGES = ("docs/results.md", "docs/performance.md", "README.md")
 
-FIG = re.compile(r"<!--fig (?P<file>\S+) (?P<path>\S+) (?P<format>\S+)-->(?P<text>.*?)<!--/fig-->", re.S)
+FIG = re.compile(r"<!--fig (?P<file>[^\s<>]+) (?P<path>[^\s<>]+) (?P<format>[^\s<>]+?)-->(?P<text>.*?)<!--/fig-->", re.S)
 TABLE = re.compile(r"<!--table (?P<function>[\w.]+:\w+)(?P<args>[^>]*)-->\n(?P<text>.*?)<!--/table-->", re.S)
 #: what counts as a measured figure when it stands outside the markers
 UNMARKED = re.compile(
     r"(?<![\w.\-/])(\d[\d,]*\.\d+|\d[\d,.]*\s?%|\d[\d,.]*\s?(?:ms|s|min|minutes|seconds|images/s|MB|GB|GFLOP/s|TFLOP/s)\b)"
 )
-IGNORED = re.compile(r"```.*?```|`[^`\n]*`|<!--.*?-->|\]\([^)]*\)", re.S)
+IGNORED = re.compile(r"```.*?```|`[^`\n]*(?:\n[^`\n]*)?`|<!--.*?-->|\]\([^)]*\)", re.S)
 
 
 class PageError(ValueError):
@@ -59,18 +59,20 @@ class PageError(ValueError):
 def load(name: str):
     path = RESULTS / f"{name}.json"
     if not path.is_file():
-        raise PageError(f"{path.relative_to(ROOT)} does not exist: run the benchmark that writes it")
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        raise PageError(f"{shown} does not exist: run the benchmark that writes it (benchmarks/regenerate.sh names each)")
     return json.loads(path.read_text())
 
 
 def lookup(data, path: str):
-    """The value at a dotted path: keys of objects, indices (negative too) of lists."""
+    """The value at a dotted path: keys of objects, indices (negative too) of lists, or of an
+    object's values in order (for keys that hold spaces)."""
     value = data
     for part in path.split("."):
-        if isinstance(value, list) and re.fullmatch(r"-?\d+", part):
-            value = value[int(part)]
-        elif isinstance(value, dict) and part in value:
+        if isinstance(value, dict) and part in value:
             value = value[part]
+        elif isinstance(value, (list, dict)) and re.fullmatch(r"-?\d+", part) and -len(value) <= int(part) < len(value):
+            value = value[int(part)] if isinstance(value, list) else list(value.values())[int(part)]
         else:
             raise PageError(f"no {part!r} at {path!r}")
     return value
@@ -85,6 +87,9 @@ def spread(values: list[float]) -> tuple[float, float]:
 def format_figure(value, spec: str) -> str:
     if spec == "s":
         return str(value)
+    if spec == "dur":  # seconds as a person says them: 45 s, 2 min 57 s
+        minutes, seconds = divmod(round(float(value)), 60)
+        return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
     if spec.startswith("pm") or spec.startswith("mean"):
         values = value["values"] if isinstance(value, dict) else value if isinstance(value, list) else [value]
         inner = spec[2:] if spec.startswith("pm") else spec[4:]
@@ -121,13 +126,12 @@ def render(text: str) -> str:
 
 def unmarked_figures(text: str) -> list[tuple[int, str]]:
     """(line, figure) of every figure outside the markers, code and link targets."""
-    blanked = TABLE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
-    blanked = FIG.sub("", blanked)
-    blanked = IGNORED.sub(lambda m: "\n" * m.group(0).count("\n"), blanked)
-    found = []
-    for number, line in enumerate(blanked.splitlines(), 1):
-        found += [(number, m.group(1)) for m in UNMARKED.finditer(line)]
-    return found
+
+    def blank(match: re.Match) -> str:  # the same length and lines, nothing to find
+        return re.sub(r"[^\n]", " ", match.group(0))
+
+    blanked = IGNORED.sub(blank, FIG.sub(blank, TABLE.sub(blank, text)))
+    return [(blanked.count("\n", 0, m.start()) + 1, m.group(1)) for m in UNMARKED.finditer(blanked)]
 
 
 def check(pages=PAGES) -> list[str]:

@@ -336,7 +336,7 @@ def summarise(runs: dict) -> dict:
 
 #: a one-minute load average above this on the 2-core machine means something else ran beside the benchmark
 BUSY_LOAD = 3.0
-STAGE_FIGURES = ("msvae", "sharp", "sharp-adv", "sharp-gan", "ladder")
+STAGE_FIGURES = ("msvae", "sharp", "ladder")  # the grids docs/results.md shows
 
 
 def write_figures(name: str, s: dict, args, real) -> None:
@@ -392,10 +392,25 @@ def _finest(entry) -> dict | None:
     return {"values": [v[0] for v in entry["values"]], "mean": entry["mean"][0], "sd": entry["sd"][0]}
 
 
-def models_in(name: str) -> str:
+def models_line(name: str) -> str:
     """The models of a dataset's file, in the benchmark's order (for figure captions)."""
     data = _data(name)
-    return ", ".join(m for m in models(data["settings"]) if m in data["runs"])
+    return ", ".join(m for m in models(data["settings"]) if m in data["runs"]) + ".\n"
+
+
+def prior_fit_line(name: str) -> str:
+    """How long fitting the mixture took beside training (the sharp model, every seed it ran)."""
+    data = _data(name)
+    runs = [r for r in data["runs"].get("sharp", {}).values() if "prior_fit_seconds" in r]
+    if not runs:
+        return "(no `sharp` run in this file: no prior fit timed)\n"
+    fit = [r["prior_fit_seconds"] for r in runs]
+    share = [r["prior_fit_seconds"] / r["train_seconds"] for r in runs]
+    return (
+        f"Fitting the mixture to the `sharp` model's training posteriors again, encoding included, took "
+        f"{_pm({'values': fit, 'mean': statistics.fmean(fit), 'sd': statistics.stdev(fit) if len(fit) > 1 else 0.0}, 1)} s "
+        f"({100 * statistics.fmean(share):.1f}% of its training run, which had fitted it once already).\n"
+    )
 
 
 def settings_line(name: str) -> str:
@@ -457,6 +472,17 @@ def final_table(name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _realism_change(above: dict, here: dict) -> str:
+    """How far a stage's realism moved from its input's, paired seed by seed (mean ± sd of the
+    differences), and whether that is beyond the noise: larger than the differences' spread over
+    the seeds plus the 95% interval of one measurement."""
+    deltas = [b - a for a, b in zip(above["sample_realism"]["values"], here["sample_realism"]["values"])]
+    mean, sd = statistics.fmean(deltas), statistics.stdev(deltas) if len(deltas) > 1 else 0.0
+    interval = max(above["sample_realism_ci95"]["mean"], here["sample_realism_ci95"]["mean"])
+    text = f"{mean:+.2f}" + (f" ± {sd:.2f}" if len(deltas) > 1 else "")
+    return text + (" (beyond the noise)" if abs(mean) > sd + interval else " (within the noise)")
+
+
 def stage_table(name: str) -> str:
     """Each multi-stage model's stages from the fitted prior, with what each refiner changed."""
     data = _data(name)
@@ -464,30 +490,27 @@ def stage_table(name: str) -> str:
     head = [
         "model",
         "stage",
-        "res",
+        "type",
         "sample sharpness",
         "sample spectrum",
         "realism at final res",
         "realism at own res",
-        "realism vs the stage above",
+        "realism change from the stage above, paired by seed",
     ]
     has_cls = "sample_confident" in summary[f"{next(iter(data['runs']))}+gmm"]["stages"][-1]
     if has_cls:
         head += ["FID", "recognised"]
+    # a coarse stage of another resolution (a ladder) is also judged at its own
+    own = any("sample_realism_own" in stage for key, e in summary.items() if "+" in key for stage in e["stages"])
+    if not own:
+        head.remove("realism at own res")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model in models(data["settings"]):
         entry = summary.get(f"{model}+gmm")
         if model not in data["runs"] or len(entry["stages"]) < 2:
             continue
         for k, row in enumerate(entry["stages"]):
-            change = ""
-            if k:
-                above, here = entry["stages"][k - 1]["sample_realism"], row["sample_realism"]
-                delta = here["mean"] - above["mean"]
-                inside = abs(delta) <= above["sd"] + here["sd"] if entry["seeds"] > 1 else None
-                change = f"{delta:+.2f}" + (
-                    " (inside the spread)" if inside else "" if inside is None else " (beyond the spread)"
-                )
+            change = _realism_change(entry["stages"][k - 1], row) if k else ""
             cells = [
                 model if k == 0 else "",
                 str(k),
@@ -495,7 +518,7 @@ def stage_table(name: str) -> str:
                 _pm(row.get("sample_sharpness")),
                 _pm(row.get("sample_spectrum")),
                 _pm(row.get("sample_realism")),
-                _pm(row.get("sample_realism_own")),
+                *([_pm(row.get("sample_realism_own"))] if own else []),
                 change,
             ]
             if has_cls:
@@ -507,12 +530,14 @@ def stage_table(name: str) -> str:
 def baseline_line(name: str) -> str:
     """What the measures give the real test images themselves."""
     data = _data(name)
-    first = data["summary"][f"{next(iter(data['runs']))}+gmm"]
     report = next(iter(next(iter(data["runs"].values())).values()))["reports"]["gmm"]
+    widest = max(
+        stage["sample_realism_ci95"]["mean"] for key, entry in data["summary"].items() if "+" in key for stage in entry["stages"]
+    )
     parts = [
         f"the realism critic on two halves of the real test images: {report['real_realism']:.2f} ± "
-        f"{report['real_realism_ci95']:.2f} (95% interval; the same code as the samples' column, whose own intervals are "
-        f"about ±{first['stages'][-1]['sample_realism_ci95']['mean']:.2f})"
+        f"{report['real_realism_ci95']:.2f} (95% interval; the same code as the samples' column, whose own 95% intervals "
+        f"reach ±{widest:.2f} where the accuracy is near 0.5 and narrow towards 1)"
     ]
     if "real_confident" in report:
         parts.append(
