@@ -5,7 +5,8 @@ HTML comments that say where it comes from (invisible once the page is rendered)
 
     <!--fig quality-digits summary.sharp+gmm.1.sample_realism pm.2f-->0.62 ± 0.03<!--/fig-->
 
-is the value at that path of benchmarks/results/quality-digits.json, in that format; and every
+is the value at that path of benchmarks/results/quality-digits.json, in that format (``A/B``: the
+ratio of two values of the file); and every
 generated table sits between
 
     <!--table quality:final_table digits-->
@@ -103,7 +104,12 @@ def format_figure(value, spec: str) -> str:
 
 
 def _figure(match: re.Match) -> str:
-    value = lookup(load(match["file"]), match["path"])
+    data = load(match["file"])
+    if "/" in match["path"]:  # a ratio of two values of the file
+        numerator, denominator = (lookup(data, part) for part in match["path"].split("/", 1))
+        value = numerator / denominator
+    else:
+        value = lookup(data, match["path"])
     text = format_figure(value, match["format"])
     return f"<!--fig {match['file']} {match['path']} {match['format']}-->{text}<!--/fig-->"
 

@@ -169,14 +169,30 @@ def _config(s: dict, stages: list[dict], steps: int, seed: int) -> dict:
 
 
 def _train(s: dict, stages: list[dict], run_dir: Path, seed: int) -> dict:
-    """Train one model; its wall time (prior fit included) and the machine's load around it:
-    a time measured while something else ran is marked so on the page."""
+    """Train one model; its wall time (prior fit included) and the machine's highest one-minute
+    load average while it ran, sampled every few seconds: a time measured while something else
+    ran is marked so on the page."""
+    import threading
+
     from stagegen.train import train
 
-    before = os.getloadavg()[0]
+    loads, done = [os.getloadavg()[0]], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(5.0):
+            loads.append(os.getloadavg()[0])
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
     start = time.perf_counter()
-    train(_config(s, stages, s["steps"], seed), run_dir, overwrite=True)  # --retrain replaces an earlier run
-    return {"train_seconds": time.perf_counter() - start, "load_before": before, "load_after": os.getloadavg()[0]}
+    try:
+        train(_config(s, stages, s["steps"], seed), run_dir, overwrite=True)  # --retrain replaces an earlier run
+    finally:
+        seconds = time.perf_counter() - start
+        done.set()
+        watcher.join()
+    loads.append(os.getloadavg()[0])
+    return {"train_seconds": seconds, "load_before": loads[0], "load_after": loads[-1], "load_max": max(loads)}
 
 
 def _provenance(command: list[str]) -> dict:
@@ -329,7 +345,6 @@ def summarise(runs: dict) -> dict:
                 "sd": statistics.stdev(seconds) if len(seconds) > 1 else 0.0,
             },
             "steps": [r.get("steps") for r in by_seed.values()],
-            "busy": any(r.get("load_after", 0) > BUSY_LOAD or r.get("load_before", 0) > BUSY_LOAD for r in by_seed.values()),
         }
     return summary
 
@@ -434,6 +449,19 @@ def settings_line(name: str) -> str:
     )
 
 
+def _busy(run: dict) -> bool:
+    """Whether something else ran beside this training run (its load samples, or for a run
+    recorded before they were kept, its load before and after)."""
+    return max(run.get("load_max", 0), run.get("load_before", 0), run.get("load_after", 0)) > BUSY_LOAD
+
+
+def _train_time(runs: dict) -> str:
+    """Mean ± sd of a model's training times over its seeds, starred where any of its runs had company."""
+    times = [r["train_seconds"] for r in runs.values()]
+    cell = _pm({"values": times, "mean": statistics.fmean(times), "sd": statistics.stdev(times) if len(times) > 1 else 0.0}, 0)
+    return cell + (" *" if any(_busy(r) for r in runs.values()) else "")
+
+
 def final_table(name: str) -> str:
     data = _data(name)
     summary = data["summary"]
@@ -466,7 +494,7 @@ def final_table(name: str) -> str:
             steps = {x for x in summary[model]["steps"] if x is not None}
             cells += [
                 " / ".join(f"{x:,}" for x in sorted(steps)),
-                _pm(summary[model]["train_seconds"], 0) + (" *" if summary[model]["busy"] else ""),
+                _train_time(data["runs"][model]),
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

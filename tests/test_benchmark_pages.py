@@ -79,3 +79,11 @@ def test_figure_formats():
     assert pages.format_figure([1.0, 3.0], "mean.1f") == "2.0"
     assert pages.format_figure(177.4, "dur") == "2 min 57 s" and pages.format_figure(42, "dur") == "42 s"
     assert pages.format_figure(0.9345, ".1%") == "93.5%" and pages.format_figure(None, ".2f") == "n/a"
+
+
+def test_a_figure_can_be_the_ratio_of_two_values(tmp_path, monkeypatch):
+    monkeypatch.setattr(pages, "RESULTS", tmp_path)
+    pages.load.cache_clear()
+    (tmp_path / "speed.json").write_text(json.dumps({"rows": [{"rate": 30.0}, {"rate": 20.0}]}))
+    assert pages.render("<!--fig speed rows.0.rate/rows.1.rate .2f-->?<!--/fig-->").endswith("-->1.50<!--/fig-->")
+    pages.load.cache_clear()
