@@ -3,8 +3,9 @@
 # machine (one command at a time, nothing else running: the timings are only worth something on
 # an idle machine), then the pages rendered from the new files. Each command writes its own file
 # under benchmarks/results/ as it finishes, so the files of a run cut short are still whole.
-# On the project's 2-core CPU the whole of it takes about 6 hours, most of it the quality
-# benchmark's CelebA models (15 minutes each); `--quick` leaves CelebA out (about 3 hours).
+# On the project's 2-core CPU, `--quick` (everything but CelebA) took 83 minutes on 2026-12-05:
+# the digits quality run 22, the performance scripts 11, MNIST 50. CelebA adds about 2 h 20 min
+# (its models train for 15 minutes each: five on the first seed, the two headline ones on two more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=benchmarks/results
