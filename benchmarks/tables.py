@@ -82,3 +82,51 @@ def startup(name: str = "startup") -> str:
     rows = [[f"`{call}`", f"{seconds:.2f}"] for call, seconds in data["median_seconds"].items()]
     rows.append(["(for scale: `python -c 'import torch'`)", f"{data['import_torch_seconds']:.2f}"])
     return _table(["call", f"median of {data['reps']} (s)"], rows)
+
+
+def _pm(values: list[float], percent: bool = True) -> str:
+    import statistics
+
+    scale, unit = (100, "%") if percent else (1, "")
+    mean = statistics.fmean(values) * scale
+    if len(values) == 1:
+        return f"{mean:.1f}{unit}"
+    return f"{mean:.1f} ± {statistics.stdev(values) * scale:.1f}{unit}"
+
+
+CONDITIONAL_ROWS = {
+    "ex-post": "unconditional trunk; z from the label's own mixture, fitted after training",
+    "cvae": "CVAE; z from the unconditional mixture, decoded with the label",
+    "cvae+ex-post": "CVAE; z from the label's own mixture, decoded with the label",
+}
+
+
+def conditional(name: str = "conditional-digits") -> str:
+    """Per variant, over the seeds: how many of a label's samples the classifier assigns to that
+    label (final stage; the coarse stage in brackets), the worst digit, and the unconditional
+    samples recognised as any digit."""
+    data = load(name)
+    rows = []
+    for variant, runs in data["runs"].items():
+        per_seed = list(runs.values())
+
+        def column(key, stage, per_seed=per_seed):
+            return [run["stages"][stage][key] for run in per_seed]
+
+        rows.append(
+            [
+                CONDITIONAL_ROWS.get(variant, variant),
+                str(len(per_seed)),
+                f"{_pm(column('label_recognised', -1))} ({_pm(column('label_recognised', 0))})",
+                _pm(column("label_recognised_worst", -1)),
+                _pm(column("sample_confident", -1)),
+            ]
+        )
+    head = [
+        "samples of a label",
+        "seeds",
+        "recognised as that label, final (coarse)",
+        "worst digit",
+        "unconditional samples recognised",
+    ]
+    return _table(head, rows)
