@@ -39,6 +39,7 @@ DOCS = ROOT / "docs"
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import CODE, machine  # noqa: E402
+from pages import spread  # noqa: E402
 
 SETTINGS = {
     "digits": {
@@ -296,6 +297,12 @@ def run_dataset(name: str, args, argv: list[str]) -> dict:
     return result
 
 
+def _entry(values: list[float]) -> dict:
+    """Values over seeds with their mean and standard deviation, as the JSON summary holds them."""
+    mean, sd = spread(values)
+    return {"values": values, "mean": mean, "sd": sd}
+
+
 def summarise(runs: dict) -> dict:
     """Per model and prior, per stage: every numeric value over the seeds, with mean and standard
     deviation (lists, such as SWD's pyramid levels, element by element)."""
@@ -320,11 +327,7 @@ def summarise(runs: dict) -> dict:
                             "sd": [statistics.stdev(v) if len(v) > 1 else 0.0 for v in levels],
                         }
                     else:
-                        entry[column] = {
-                            "values": values,
-                            "mean": statistics.fmean(values),
-                            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                        }
+                        entry[column] = _entry(values)
                 stages.append(entry)
             extra = {}
             for key in ("real_realism", "real_confident", "real_coverage", "classifier_test_accuracy"):
@@ -339,11 +342,7 @@ def summarise(runs: dict) -> dict:
             }
         seconds = [r["train_seconds"] for r in by_seed.values()]
         summary[model] = {
-            "train_seconds": {
-                "values": seconds,
-                "mean": statistics.fmean(seconds),
-                "sd": statistics.stdev(seconds) if len(seconds) > 1 else 0.0,
-            },
+            "train_seconds": _entry(seconds),
             "steps": [r.get("steps") for r in by_seed.values()],
         }
     return summary
@@ -423,7 +422,7 @@ def prior_fit_line(name: str) -> str:
     share = [r["prior_fit_seconds"] / r["train_seconds"] for r in runs]
     return (
         f"Fitting the mixture to the `sharp` model's training posteriors again, encoding included, took "
-        f"{_pm({'values': fit, 'mean': statistics.fmean(fit), 'sd': statistics.stdev(fit) if len(fit) > 1 else 0.0}, 1)} s "
+        f"{_pm(_entry(fit), 1)} s "
         f"({100 * statistics.fmean(share):.1f}% of its training run, which had fitted it once already).\n"
     )
 
@@ -458,7 +457,7 @@ def _busy(run: dict) -> bool:
 def _train_time(runs: dict) -> str:
     """Mean ± sd of a model's training times over its seeds, starred where any of its runs had company."""
     times = [r["train_seconds"] for r in runs.values()]
-    cell = _pm({"values": times, "mean": statistics.fmean(times), "sd": statistics.stdev(times) if len(times) > 1 else 0.0}, 0)
+    cell = _pm(_entry(times), 0)
     return cell + (" *" if any(_busy(r) for r in runs.values()) else "")
 
 
@@ -505,7 +504,7 @@ def _realism_change(above: dict, here: dict) -> str:
     differences), and whether that is beyond the noise: larger than the differences' spread over
     the seeds plus the 95% interval of one measurement."""
     deltas = [b - a for a, b in zip(above["sample_realism"]["values"], here["sample_realism"]["values"])]
-    mean, sd = statistics.fmean(deltas), statistics.stdev(deltas) if len(deltas) > 1 else 0.0
+    mean, sd = spread(deltas)
     interval = max(above["sample_realism_ci95"]["mean"], here["sample_realism_ci95"]["mean"])
     text = f"{mean:+.2f}" + (f" ± {sd:.2f}" if len(deltas) > 1 else "")
     return text + (" (beyond the noise)" if abs(mean) > sd + interval else " (within the noise)")

@@ -3,7 +3,7 @@ calls these by name from the page's markers)."""
 
 from __future__ import annotations
 
-from pages import load
+from pages import load, spread
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -85,13 +85,9 @@ def startup(name: str = "startup") -> str:
 
 
 def _pm(values: list[float], percent: bool = True) -> str:
-    import statistics
-
     scale, unit = (100, "%") if percent else (1, "")
-    mean = statistics.fmean(values) * scale
-    if len(values) == 1:
-        return f"{mean:.1f}{unit}"
-    return f"{mean:.1f} ± {statistics.stdev(values) * scale:.1f}{unit}"
+    mean, sd = (x * scale for x in spread(values))
+    return f"{mean:.1f}{unit}" if len(values) == 1 else f"{mean:.1f} ± {sd:.1f}{unit}"
 
 
 CONDITIONAL_ROWS = {
