@@ -24,8 +24,8 @@ from _common import ROOT, machine  # noqa: E402
 
 def main(argv=None):
     from stagegen import load
+    from stagegen.config.presets import compose_run_config
     from stagegen.metrics.classifiers import Classifier, recognisability
-    from stagegen.presets import compose_run_config
     from stagegen.train import Trainer, resume
     from stagegen.train.outputs import generator_weights
 

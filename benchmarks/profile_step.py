@@ -47,8 +47,8 @@ def main(argv=None):
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
 
+    from stagegen.config.presets import compose_run_config
     from stagegen.data.tensors import TensorImages
-    from stagegen.presets import compose_run_config
     from stagegen.train import Trainer
 
     config = compose_run_config(args.preset, train__batch_size=args.batch, train__progress=False, train__device=args.device)

@@ -235,7 +235,7 @@ def measure_model(s: dict, name: str, model: str, stages: list[dict], seed: int,
     """Train one model on one seed, evaluate it from both priors, and time a prior fit (sharp)."""
     from stagegen import load
     from stagegen.data import open_dataset
-    from stagegen.prior import fit_prior
+    from stagegen.priors import fit_prior
 
     run_dir = Path(args.runs) / name / model / f"seed{seed}"
     record = _train(s, stages, run_dir, seed)
@@ -258,7 +258,7 @@ def measure_model(s: dict, name: str, model: str, stages: list[dict], seed: int,
 
 
 def run_dataset(name: str, args, argv: list[str]) -> dict:
-    from stagegen.compare import real_images
+    from stagegen.data.real import real_images
     from stagegen.metrics.classifiers import Classifier
     from stagegen.metrics.fid import ClassifierFeatures
 

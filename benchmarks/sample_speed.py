@@ -32,8 +32,8 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     import stagegen
+    from stagegen.config.presets import compose_run_config
     from stagegen.pipeline import Pipeline
-    from stagegen.presets import compose_run_config
 
     device = torch.device(args.device)
     print(f"machine: {machine()}")

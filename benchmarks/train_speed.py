@@ -34,7 +34,7 @@ from _common import Timer, images_in_memory, machine, median, peak_memory_mb, ru
 
 
 def _config(args):
-    from stagegen.presets import compose_run_config
+    from stagegen.config.presets import compose_run_config
 
     return compose_run_config(
         args.preset,
@@ -183,7 +183,7 @@ def plain_loop_step_fn(pipeline, optimizer, bf16: bool, device, memory_format=to
 
 
 def _discriminator(channels: int, options: dict):
-    from stagegen_adversarial import PatchDiscriminator
+    from stagegen_losses import PatchDiscriminator
 
     return PatchDiscriminator(channels, options["disc_width"], options["disc_layers"], options["spectral_norm"])
 

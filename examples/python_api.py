@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import stagegen
+from stagegen.config.presets import compose_run_config
 from stagegen.images import save_grid
-from stagegen.presets import compose_run_config
 from stagegen.train import train
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/python-api")

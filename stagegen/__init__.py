@@ -6,7 +6,10 @@ it sharp (Cai, Gao, Ji, 2017). Load a trained pipeline with :func:`load`.
 
 __version__ = "0.2.0"
 
-from .hookspecs import hookimpl  # noqa: E402  (plugins import the marker from here)
+from . import _deprecated  # noqa: E402
+from .plugin.hookspecs import hookimpl  # noqa: E402  (plugins import the marker from here)
+
+_deprecated.install()  # modules that moved keep working under their old names, with a warning
 
 
 def load(path, device="cpu", channels_last=True):
@@ -23,7 +26,7 @@ def __getattr__(name):
 
         return Pipeline
     if name in {"PipelineConfig", "StageSpec", "RunConfig", "TrainConfig", "DataConfig"}:
-        from . import config
+        from .config import models as config
 
         return getattr(config, name)
     raise AttributeError(f"module 'stagegen' has no attribute {name!r}")

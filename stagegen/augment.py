@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .config import AugmentSpec
+from .config.models import AugmentSpec
 
 __all__ = ["augment_input", "gaussian_blur"]
 

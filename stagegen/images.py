@@ -99,7 +99,7 @@ def image_format(path: str | Path) -> str:
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Save a C x H x W image in [0, 1] in the format its suffix names (atomic: a reader never sees half a file)."""
-    from .io import atomic_write
+    from .files import atomic_write
 
     path = Path(path)
     fmt = image_format(path)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stagegen.config import PipelineConfig, RunConfig
-from stagegen.plugins import get_plugin_manager, reset_plugin_manager
+from stagegen.plugin import get_plugin_manager, reset_plugin_manager
 
 TINY_TRUNK = {"widths": [8, 16], "latent_dim": 8}
 TINY_REFINERS = {

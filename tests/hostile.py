@@ -52,7 +52,7 @@ def run_bounded(code: str, *args: str, memory_bytes: int = 2**30, timeout: float
     measured by benchmarks, not asserted by tests)."""
     prelude = (
         "import resource, sys, torch, stagegen, stagegen.pipeline, stagegen.cli\n"
-        "from stagegen.plugins import get_plugin_manager; get_plugin_manager()\n"
+        "from stagegen.plugin import get_plugin_manager; get_plugin_manager()\n"
         "vm = int([line for line in open('/proc/self/status') if line.startswith('VmSize')][0].split()[1]) * 1024\n"
         f"resource.setrlimit(resource.RLIMIT_AS, (vm + {memory_bytes}, vm + {memory_bytes}))\n"
     )

@@ -120,7 +120,7 @@ def _edge_is_installed() -> bool:
 BUILD_AND_RUN = """
 import sys
 import torch
-import stagegen.plugins as plugins
+import stagegen.plugin.manager as plugins
 from stagegen.config import PipelineConfig
 from stagegen.pipeline import Pipeline
 
@@ -143,7 +143,7 @@ stages += [{"type": "resnet", "options": {"width": 8, "blocks": 1}, "losses": [{
 for stage in stages:
     pipe = Pipeline(PipelineConfig.model_validate({"image_size": 16, "channels": 1, "stages": [trunk, stage]})).train()
     x = torch.rand(2, 1, 16, 16) * 2 - 1
-    terms = {k: v for k, v in pipe.losses(x, pipe(x)).items() if k.startswith("stage1/")}
+    terms = {k: v for k, v in pipe.objective.logged_terms(x, pipe(x)).items() if k.startswith("stage1/")}
     assert terms and all(torch.isfinite(v) for v in terms.values()), (stage, terms)
 print("built and ran", made)
 """
@@ -151,7 +151,7 @@ print("built and ran", made)
 
 BUILD_AND_SAMPLE = """
 import torch
-from stagegen.prior import PriorContext
+from stagegen.priors import PriorContext
 collected = []
 register_priors(collected.append)
 for prior_type in collected:

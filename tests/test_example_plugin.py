@@ -27,12 +27,12 @@ def test_found_through_its_own_entry_point(plugin_manager):
 
 
 def test_its_loss_works_on_a_builtin_network():
-    from stagegen.presets import compose_run_config
+    from stagegen.config.presets import compose_run_config
 
     config = compose_run_config(stages=["vae", "resnet-l1"], options=["1.losses=l1,edge", "1.loss.edge.order=2"])
     pipe = stagegen.Pipeline(config.pipeline).train()
     x = torch.rand(2, 1, 16, 16) * 2 - 1
-    terms = pipe.losses(x, pipe(x))
+    terms = pipe.objective.logged_terms(x, pipe(x))
     assert terms["stage1/edge"] > 0 and torch.isfinite(terms["stage1/edge"])
 
 

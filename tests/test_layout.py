@@ -1,5 +1,7 @@
-"""The house rules of the source tree: no import cycles inside stagegen (lazy imports
-included), and no module over about 300 lines without its docstring saying why."""
+"""The house rules of the source tree, for the engine (stagegen/) and the built-in plugins
+(plugins/): no import cycles inside stagegen (lazy imports included), no module over 400 lines
+(one over about 300 says why in its docstring), no function over 60 lines, and every built-in
+plugin a package of its own under plugins/, registered through the entry points."""
 
 import ast
 from pathlib import Path
@@ -7,6 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "stagegen"
 LONG = 330  # "about 300"
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+SOURCES = [*PACKAGE.rglob("*.py"), *(ROOT / "plugins").rglob("*.py")]
 
 
 def _module_name(path: Path) -> str:
@@ -86,8 +91,49 @@ def test_no_import_cycles_inside_stagegen():
 
 
 def test_long_modules_say_why():
-    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "plugins").rglob("*.py")]:
+    for path in SOURCES:
         lines = len(path.read_text().splitlines())
         if lines > LONG:
             doc = ast.get_docstring(ast.parse(path.read_text())) or ""
             assert "300 lines" in doc, f"{path.relative_to(ROOT)} has {lines} lines and its docstring does not say why"
+
+
+def test_no_module_is_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in SOURCES if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def _long_functions(source: str) -> dict[str, int]:
+    found = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            if lines > MAX_FUNCTION_LINES:
+                found[node.name] = lines
+    return found
+
+
+def test_the_function_rule_counts_lines():
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    assert _long_functions(f"def long():\n{body}\n") == {"long": MAX_FUNCTION_LINES + 1}
+    assert _long_functions(f"def short():\n{body[: body.rindex(chr(10))]}\n") == {}
+
+
+def test_no_function_is_over_60_lines():
+    long = {f"{p.relative_to(ROOT)}:{name}": n for p in SOURCES for name, n in _long_functions(p.read_text()).items()}
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_every_builtin_plugin_is_a_package_under_plugins_with_an_entry_point():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    entry_points = project["project"]["entry-points"]["stagegen"].values()
+    packages = {value.split(".")[0] for value in entry_points}
+    assert packages == {p.name for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").is_file()}
+    package_dirs = project["tool"]["setuptools"]["package-dir"]
+    assert all(package_dirs[name] == f"plugins/{name}" for name in packages)
+    assert not any(value.startswith("stagegen.") for value in entry_points), "a built-in plugin inside the engine"

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import stagegen
-from stagegen.presets import compose_run_config
+from stagegen.config.presets import compose_run_config
 from stagegen.train import Trainer, resume
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v0_1_0"

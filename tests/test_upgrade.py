@@ -9,8 +9,8 @@ from pydantic import Field
 
 import stagegen
 from stagegen.pipeline import Pipeline
-from stagegen.pipeline_file import PipelineFileError
-from stagegen.plugins import Provider, get_plugin_manager, reset_plugin_manager
+from stagegen.pipeline.file import PipelineFileError
+from stagegen.plugin import Provider, get_plugin_manager, reset_plugin_manager
 from stagegen.stages import NetworkType, StageOptions, StageType
 from stagegen_resnet import ResidualNet, ResidualNetOptions
 
@@ -125,7 +125,7 @@ def test_a_failing_upgrade_names_the_stage_and_versions(old_file):
 def test_a_renamed_stage_type_still_loads_files_and_takes_commands_with_its_old_name(old_file):
     import types
 
-    from stagegen.presets import compose_run_config
+    from stagegen.config.presets import compose_run_config
 
     path, expected = old_file
     os.environ["STAGEGEN_PLUGINS"] = "vae,datasets,losses,normal-prior,priors,presets"
@@ -154,7 +154,7 @@ def test_a_renamed_stage_type_still_loads_files_and_takes_commands_with_its_old_
 def test_a_prior_plugin_that_renamed_its_buffer_upgrades_old_files(tmp_path):
     import types
 
-    from stagegen.prior import Prior, PriorOptions, PriorType
+    from stagegen.priors import Prior, PriorOptions, PriorType
 
     def offset_prior(buffer_name, version, upgrade=None):
         class OffsetPrior(Prior):

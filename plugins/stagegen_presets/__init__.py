@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import stagegen
-from stagegen.presets import Preset
+from stagegen.config.presets import Preset
 
 __version__ = stagegen.__version__
 __all__ = ["PRESETS", "gan_refiner"]

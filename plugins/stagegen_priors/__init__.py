@@ -5,7 +5,7 @@ They register through the same ``register_priors`` hook a third-party package us
 """
 
 from stagegen import hookimpl
-from stagegen.prior import PriorType
+from stagegen.priors import PriorType
 
 from .gmm import GMMOptions, GMMPrior
 from .latent_vae import LatentVAEOptions, LatentVAEPrior

@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from stagegen.prior import LatentSet, Prior, PriorOptions
+from stagegen.priors import LatentSet, Prior, PriorOptions
 
 
 class GMMOptions(PriorOptions):

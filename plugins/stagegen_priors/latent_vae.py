@@ -13,7 +13,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from stagegen.prior import LatentSet, Prior, PriorOptions
+from stagegen.priors import LatentSet, Prior, PriorOptions
 
 
 class LatentVAEOptions(PriorOptions):

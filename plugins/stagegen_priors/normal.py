@@ -8,7 +8,7 @@ import math
 import torch
 
 from stagegen import hookimpl
-from stagegen.prior import Prior, PriorOptions, PriorType
+from stagegen.priors import Prior, PriorOptions, PriorType
 
 __all__ = ["NormalPrior", "NormalPriorOptions"]
 

@@ -1,9 +1,16 @@
 """The residual refiner networks and the paper's refiners built from them.
 
 Networks: ``resnet`` (the paper's refiner, after the authors' code) and ``srresnet`` (SRResNet,
-Ledig et al.), one class with two sets of defaults (:mod:`.network`). Stage types: ``resnet-l1``
-(the multi-stage VAE's refiner) and ``resnet-l2`` (the deep residual VAE's), the ``resnet``
-network with an l1 or l2 loss; their losses can be replaced like any stage's.
+Ledig et al.), one class with two sets of defaults (:mod:`.network`). Stage types, each a
+network with default losses (from ``stagegen_losses``) that a stage spec can replace:
+
+- ``resnet-l1`` (the multi-stage VAE's refiner) and ``resnet-l2`` (the deep residual VAE's);
+- ``srresnet-perceptual``: ``srresnet`` with l1 + 0.1 x perceptual;
+- ``resnet-gan``: the paper's network drawing a correction to its input (it starts as the
+  identity) with l1 + the adversarial loss at its defaults (reconstructions and prior samples,
+  feature matching, R1, spectral norm);
+- ``adversarial``: stagegen 0.1's refiner, a light residual network with l1 + 0.1 x adversarial
+  on reconstructions (batch norm, no spectral norm, no feature matching).
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ from typing import Literal
 from pydantic import Field
 
 import stagegen
-from stagegen.stages import NetworkType, StageType
+from stagegen.stages import NetworkType
 
+from .compositions import adversarial_refiners, paper_refiners, perceptual_refiners
 from .network import ResidualNet, ResidualNetOptions, build, upgrade
 
 __version__ = stagegen.__version__
@@ -61,15 +69,5 @@ def register_networks(register):
 
 @stagegen.hookimpl
 def register_stages(register):
-    for loss, what in (("l1", "multi-stage VAE"), ("l2", "deep residual VAE")):
-        register(
-            StageType(
-                name=f"resnet-{loss}",
-                kind="refiner",
-                network="resnet",
-                losses=({"type": loss},),
-                # stagegen 0.1 set the loss's weight as an option of the stage
-                aliases={"pixel_weight": (0, "weight")},
-                description=f"the paper's residual refiner with an {loss} loss ({what})",
-            )
-        )
+    for stage_type in (*paper_refiners(), *perceptual_refiners(), *adversarial_refiners()):
+        register(stage_type)

@@ -22,9 +22,10 @@ from pydantic import Field, field_validator
 from torch import nn
 
 import stagegen
-from stagegen.config import MAX_LABELS
 from stagegen.layers import conv_bn_act
-from stagegen.stages import BuildContext, LossContext, Posterior, StageOptions, StageType, Trunk
+from stagegen.losses import LossContext
+from stagegen.stages import BuildContext, Posterior, StageOptions, StageType, Trunk
+from stagegen.text import MAX_LABELS
 
 __version__ = stagegen.__version__
 __all__ = ["VAEOptions", "VAETrunk"]

@@ -57,7 +57,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     modules that define them import torch, and `--help` or a mistyped flag must not wait for it."""
     from ..data.registry import DataError
     from ..optional import OptionalImportError
-    from ..plugins import PluginError
+    from ..plugin.manager import PluginError
     from ..weights import MissingWeightsError
 
     return (ValueError, PluginError, DataError, MissingWeightsError, OptionalImportError)
@@ -130,7 +130,7 @@ def pipeline_data(pipe, data_name: str | None, data_root: str | None) -> tuple[s
 def real_for(pipe, data_name, data_root, split, n, seed=0):
     """Up to n images of the dataset split at the pipeline's format, in [0, 1], and their class
     indices (None for an unlabelled dataset; a label-conditioned trunk needs them)."""
-    from ..compare import labelled_real_images
+    from ..data.real import labelled_real_images
 
     data_name, data_root = pipeline_data(pipe, data_name, data_root)
     images, labels = labelled_real_images(data_name, data_root, split, pipe.config.image_size, pipe.config.channels, n, seed=seed)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import click
 
-from ..config import DataConfig, PipelineConfig, TrainConfig, resumable_fields
+from ..config.models import DataConfig, PipelineConfig, TrainConfig, resumable_fields
 from .app import SEED
 
 __all__ = ["CONFIG_FLAGS", "config_flags", "given_config_fields", "refused_on_resume"]

@@ -15,7 +15,7 @@ from .app import SEED, cli, data_options, grid_path, pipeline_data, real_for
 def _chosen_metrics(text: str | None) -> tuple[tuple[str, ...], set[str]]:
     """The requested metric names (default: those on by default) and the resources they need."""
     from ..metrics import metric_names
-    from ..plugins import get_plugin_manager
+    from ..plugin.manager import get_plugin_manager
 
     names = tuple(m.strip() for m in text.split(",") if m.strip()) if text else metric_names(defaults_only=True)
     registry = get_plugin_manager().metrics
@@ -40,8 +40,8 @@ def _resources(
     device="cpu",
 ):
     """The resources the chosen metrics need, from the plugins that provide them, for this data."""
+    from ..config.overrides import parse_value
     from ..metrics.resources import INPUTS, provide_resources
-    from ..overrides import parse_value
 
     options = {
         "classifier": classifier,
@@ -162,19 +162,7 @@ def eval_(
         resource_options,
         device,
     )
-    from ..metrics.evaluate import label_sample_count, runnable_metrics
-
-    # say what is measured, and what is left out and why, before the work
-    runnable, left_out = runnable_metrics(pipe, metrics, resources)
-    for name, why in left_out.items():
-        click.echo(f"note: {name} is left out: {why}", err=True)
-    per_label = label_sample_count(pipe, runnable, n_samples or len(real))
-    per_label = f", and {per_label} of each of its {len(pipe.labels)} labels" if per_label else ""
-    click.echo(
-        f"evaluating {', '.join(runnable)} on {len(real)} real images and {n_samples or len(real)} samples per stage"
-        f"{per_label} ...",
-        err=True,
-    )
+    _say_what_is_measured(pipe, metrics, resources, n_samples or len(real), len(real))
     report = evaluate(pipe, real, metrics, n_samples, seed, temperature=temperature, resources=resources, real_labels=real_labels)
     report["data"] = f"{data_name}, {split} split"
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
@@ -187,6 +175,21 @@ def eval_(
         return
     if saved is not None:
         click.echo(f"kept beside the run for `stagegen report`: {saved}", err=True)
+
+
+def _say_what_is_measured(pipe, metrics, resources, n_samples: int, n_real: int) -> None:
+    """What is measured, and what is left out and why, on stderr before the work."""
+    from ..metrics.evaluate import label_sample_count, runnable_metrics
+
+    runnable, left_out = runnable_metrics(pipe, metrics, resources)
+    for name, why in left_out.items():
+        click.echo(f"note: {name} is left out: {why}", err=True)
+    per_label = label_sample_count(pipe, runnable, n_samples)
+    per_label = f", and {per_label} of each of its {len(pipe.labels)} labels" if per_label else ""
+    click.echo(
+        f"evaluating {', '.join(runnable)} on {n_real} real images and {n_samples} samples per stage{per_label} ...",
+        err=True,
+    )
 
 
 @cli.command(name="compare")
@@ -219,7 +222,7 @@ def compare_cmd(
 ):
     """Compare pipelines: reconstruction and sample figures plus a metrics table."""
     from .. import load
-    from ..compare import compare
+    from ..report.compare import compare
 
     labels = names.split(",") if names else [Path(p).parent.name or Path(p).stem for p in pipelines]
     if len(labels) != len(pipelines):

@@ -97,7 +97,7 @@ def chosen_labels(pipe, label: str | None) -> list[str]:
     if label is None:
         return []
     if not pipe.labels:
-        from ..conditional import NO_CONDITIONAL_PRIOR
+        from ..priors.per_label import NO_CONDITIONAL_PRIOR
 
         raise click.BadParameter(NO_CONDITIONAL_PRIOR, param_hint="--label")
     if label == "all":
@@ -114,7 +114,7 @@ def chosen_attributes(pipe, text: str | None) -> dict[str, float] | None:
     """``--attribute``'s strengths by attribute, checked against the pipeline before any work."""
     if text is None:
         return None
-    from ..directions import parse_strengths
+    from ..priors.directions import parse_strengths
 
     try:
         strengths = parse_strengths(text)
@@ -205,7 +205,7 @@ def _file_transform(pipe, data_name):
     """How the pipeline's dataset reads one image file; the largest centred square where the
     dataset is not named or not installed (a loose file needs no dataset to be edited)."""
     from ..data.decode import ImageTransform
-    from ..plugins import PluginError, get_dataset_type
+    from ..plugin.manager import PluginError, get_dataset_type
 
     name = data_name or (pipe.file_metadata.get("extra") or {}).get("data")
     size, channels = pipe.config.image_size, pipe.config.channels

@@ -15,7 +15,7 @@ from .app import cli
 @click.option("--json", "as_json", is_flag=True, help="print the raw header document")
 def info(pipeline, as_json):
     """Describe a pipeline file: format, versions, stages, config."""
-    from ..pipeline_file import read_header
+    from ..pipeline.file import read_header
 
     header = read_header(pipeline)
     doc, tensors = header.document, header.tensors
@@ -85,7 +85,7 @@ def describe_conditional(conditional) -> str:
 def plugins(as_json):
     """List every registered stage type, network, loss, prior, metric and metric resource with its provider,
     version and options; a composed stage type with its network and default losses."""
-    from ..plugins import get_plugin_manager
+    from ..plugin.manager import get_plugin_manager
 
     manager = get_plugin_manager()
     rows = []
@@ -140,7 +140,7 @@ def plugins(as_json):
 @cli.command()
 def datasets():
     """List registered datasets with their options."""
-    from ..plugins import get_plugin_manager
+    from ..plugin.manager import get_plugin_manager
 
     registry = get_plugin_manager().datasets
     for name in registry.names():
@@ -156,7 +156,7 @@ def datasets():
 @click.argument("name", required=False)
 def presets(name):
     """List presets, or print one as JSON."""
-    from ..plugins import get_plugin_manager
+    from ..plugin.manager import get_plugin_manager
 
     registry = get_plugin_manager().presets
     if name:

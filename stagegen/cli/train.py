@@ -50,8 +50,8 @@ from .config_flags import config_flags, given_config_fields, refused_on_resume, 
 )
 def train(preset_name, stages, prior_name, config_file, options, out, resume, overwrite, **flags):
     """Train a pipeline and write it, with sample grids and metrics, to a run directory."""
-    from ..config import read_config_file
-    from ..presets import compose_run_config, starting_preset
+    from ..config.models import read_config_file
+    from ..config.presets import compose_run_config, starting_preset
     from ..train import TrainingInterrupted, TrainingStopped
     from ..train import resume as resume_run
     from ..train import train as run_training
@@ -119,10 +119,10 @@ def data_options_for_fit(f):
 
 def _fit_conditional(pipe, dataset, data_name, split, max_images, seed, spec) -> tuple[dict, int, str]:
     """A prior per label and/or attribute directions, whichever the data declares."""
-    from ..conditional import fit_conditional_prior
     from ..data.attributes import attributes_of
     from ..data.labels import labels_of
-    from ..directions import fit_attribute_directions
+    from ..priors.directions import fit_attribute_directions
+    from ..priors.per_label import fit_conditional_prior
     from ..text import shown_names
 
     labels, attributes = labels_of(dataset), attributes_of(dataset)
@@ -203,10 +203,10 @@ def fit_prior_cmd(pipeline, prior_name, conditional, options, data_name, data_ro
 def _fit_and_save(pipe, prior_name, conditional, options, data_name, data_root, split, max_images, seed, out):
     import time
 
+    from ..config.overrides import set_option
     from ..data import open_dataset
-    from ..overrides import set_option
-    from ..pipeline_file import save_pipeline
-    from ..prior import fit_prior
+    from ..pipeline.file import save_pipeline
+    from ..priors.contract import fit_prior
     from ..text import safe_text
 
     own = pipe.config.prior

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..io import read_text_file
+from ..files import read_text_file
 from ..text import MAX_ATTRIBUTES, check_names, safe_name, shown_names
 from .registry import DataError
 

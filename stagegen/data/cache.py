@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..io import atomic_write
+from ..files import atomic_write
 from ..text import safe_name
 from .decode import ImageTransform, decode_image
 from .registry import DataError
@@ -56,6 +56,37 @@ def _collate(items):
     return items
 
 
+def _decode_all(what, names, load, shape, fail_on_bad: bool, workers: int) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
+    """The images that decode to ``shape`` and their names; the others, with why, are skipped
+    with one warning (or refused, with ``fail_on_bad``)."""
+    images = np.empty((len(names), *shape), dtype=np.uint8)
+    kept: list[str] = []
+    bad: list[tuple[str, str]] = []
+    loader = DataLoader(_Decode(names, load), batch_size=64, num_workers=workers, collate_fn=_collate)
+    for batch in loader:
+        for i, tensor, error in batch:
+            if error is None and tuple(tensor.shape) != shape:
+                error = f"decoded to shape {tuple(tensor.shape)}, expected {shape}"
+            if error is not None:
+                if fail_on_bad:
+                    raise DataError(
+                        safe_name(f"{what}: cannot use image {names[i]!r} ({error}); the data option fail_on_bad is on")
+                    )
+                bad.append((names[i], error))
+                continue
+            images[len(kept)] = tensor.numpy()
+            kept.append(names[i])
+    if bad:
+        first = "; ".join(f"{n} ({e})" for n, e in bad[:3])
+        # reported once, when the split is decoded (a cached split holds only the good images); a
+        # file name is the data's text, escaped: it must not retitle, clear or recolour the terminal
+        message = f"{what}: skipped {len(bad)} unreadable image(s) of {len(names)}; first: {first}"
+        warnings.warn(safe_name(message), stacklevel=3)
+    if not kept:
+        raise DataError(f"{what}: none of the {len(names)} images could be read")
+    return images[: len(kept)], kept, bad
+
+
 def materialize(
     what: str,
     names: list[str],
@@ -79,32 +110,7 @@ def materialize(
         if hit is not None:
             return hit
 
-    images = np.empty((len(names), *shape), dtype=np.uint8)
-    kept: list[str] = []
-    bad: list[tuple[str, str]] = []
-    loader = DataLoader(_Decode(names, load), batch_size=64, num_workers=workers, collate_fn=_collate)
-    for batch in loader:
-        for i, tensor, error in batch:
-            if error is None and tuple(tensor.shape) != shape:
-                error = f"decoded to shape {tuple(tensor.shape)}, expected {shape}"
-            if error is not None:
-                if fail_on_bad:
-                    raise DataError(
-                        safe_name(f"{what}: cannot use image {names[i]!r} ({error}); the data option fail_on_bad is on")
-                    )
-                bad.append((names[i], error))
-                continue
-            images[len(kept)] = tensor.numpy()
-            kept.append(names[i])
-    if bad:
-        first = "; ".join(f"{n} ({e})" for n, e in bad[:3])
-        # reported once, when the split is decoded (a cached split holds only the good images); a
-        # file name is the data's text, escaped: it must not retitle, clear or recolour the terminal
-        message = f"{what}: skipped {len(bad)} unreadable image(s) of {len(names)}; first: {first}"
-        warnings.warn(safe_name(message), stacklevel=2)
-    if not kept:
-        raise DataError(f"{what}: none of the {len(names)} images could be read")
-    images = images[: len(kept)]
+    images, kept, bad = _decode_all(what, names, load, shape, fail_on_bad, workers)
     if cache_dir is not None:
         try:
             _write_cache(data_path, meta_path, images, kept, key, bad)

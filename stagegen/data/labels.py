@@ -3,7 +3,7 @@
 A dataset declares them with a ``labels`` attribute (a :class:`Labels`, one entry per image, in
 the dataset's order); a dataset without one is unlabelled. The digits and MNIST declare their
 ten digits, an image folder its class subfolders (torchvision's ImageFolder convention,
-``root/<class>/*.png``). Conditional priors (:mod:`stagegen.conditional`) are fitted from them.
+``root/<class>/*.png``). Conditional priors (:mod:`stagegen.priors.per_label`) are fitted from them.
 """
 
 from __future__ import annotations

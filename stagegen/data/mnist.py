@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from ..io import atomic_write
+from ..files import atomic_write
 from .digits import DIGIT_NAMES
 from .labels import Labels
 from .registry import DataError, DataRequest, DatasetOptions

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..options import StrictModel, validate_options
+from ..config.options import StrictModel, validate_options
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -78,7 +78,7 @@ def open_dataset(
     cache_dir: str | None = None,
 ):
     """The dataset registered as ``name``, for one split, as uint8 C x H x W tensors."""
-    from ..plugins import get_dataset_type
+    from ..plugin.manager import get_dataset_type
 
     dataset_type = get_dataset_type(name)
     if split not in SPLITS:

@@ -201,7 +201,7 @@ def load_classifier(name: str, root: str | Path | None = None, progress: bool = 
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from ..io import atomic_write
+    from ..files import atomic_write
 
     if name not in RECIPES:
         raise ValueError(f"unknown classifier {name!r}: use {' or '.join(RECIPES)}")

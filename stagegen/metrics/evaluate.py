@@ -8,7 +8,7 @@ import torch
 
 from ..images import resize
 from ..optional import import_problem
-from ..plugins import get_plugin_manager
+from ..plugin.manager import get_plugin_manager
 from .fid import FeatureExtractor
 from .registry import MetricContext
 from .resources import INPUTS
@@ -97,6 +97,14 @@ def reconstruct_all(pipeline, real: torch.Tensor, batch: int = 256, labels: torc
     return _chunks(part, len(real), batch)
 
 
+def _known(metrics: tuple[str, ...]) -> tuple[str, ...]:
+    registry = get_plugin_manager().metrics
+    unknown = [m for m in metrics if m not in registry]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(registry.names())} (see `stagegen plugins`)")
+    return metrics
+
+
 def evaluate(
     pipeline,
     real: torch.Tensor,
@@ -121,15 +129,11 @@ def evaluate(
     ``lpips_network`` are the built-in ones, given directly. A metric that needs a resource not
     given (or given as None) is left out of the report.
     """
-    registry = get_plugin_manager().metrics
-    metrics = tuple(metrics) if metrics is not None else metric_names(defaults_only=True)
-    unknown = [m for m in metrics if m not in registry]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(registry.names())} (see `stagegen plugins`)")
     given = {"fid_features": fid_features, "classifier": classifier, "lpips": lpips_network}
     resources = {**{k: v for k, v in given.items() if v is not None}, **(resources or {})}
-    runnable, left_out = runnable_metrics(pipeline, metrics, resources)
-    chosen = [registry.get(m) for m in runnable]
+    metrics = tuple(metrics) if metrics is not None else metric_names(defaults_only=True)
+    runnable, left_out = runnable_metrics(pipeline, _known(metrics), resources)
+    chosen = [get_plugin_manager().metrics.get(m) for m in runnable]
     needs = {need for m in chosen for need in m.needs}
     n_samples = n_samples or len(real)
     real = real.float()
@@ -138,6 +142,18 @@ def evaluate(
     n_per_label = label_sample_count(pipeline, runnable, n_samples)
     label_samples = generate_per_label(pipeline, n_per_label, seed, temperature, batch) if n_per_label else None
 
+    images = {"real": real, "reconstructions": recon, "samples": samples, "label_samples": label_samples}
+    rows = _stage_rows(pipeline, chosen, images, seed, resources)
+    report = _report(pipeline, rows, len(real), n_samples, temperature, chosen, left_out, n_per_label)
+    for metric in chosen:
+        if metric.summary is not None:
+            report.update(metric.summary(real, resources))
+    return report
+
+
+def _stage_rows(pipeline, chosen, images: dict[str, Any], seed: int, resources: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per stage: every chosen metric on that stage's images (at its resolution)."""
+    real, recon, samples, label_samples = (images[k] for k in ("real", "reconstructions", "samples", "label_samples"))
     rows = []
     cache: dict[str, Any] = {}
     for k, spec in enumerate(pipeline.specs):
@@ -158,9 +174,14 @@ def evaluate(
         for metric in chosen:
             row.update(metric.compute(ctx))
         rows.append(row)
+    return rows
+
+
+def _report(pipeline, rows, n_real, n_samples, temperature, chosen, left_out, n_per_label) -> dict[str, Any]:
+    """The per-stage rows with what was measured and how: sizes, prior, which way is better."""
     report: dict[str, Any] = {
         "stages": rows,
-        "n_real": len(real),
+        "n_real": n_real,
         "n_samples": n_samples,
         "prior": pipeline.config.prior.type,
         "temperature": temperature,
@@ -173,9 +194,6 @@ def evaluate(
     if n_per_label:
         report["n_samples_per_label"] = n_per_label
         report["label_samples_from"] = label_sampling(pipeline)
-    for metric in chosen:
-        if metric.summary is not None:
-            report.update(metric.summary(real, resources))
     return report
 
 

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..hookspecs import hookimpl
 from ..optional import OptionalImportError
+from ..plugin.hookspecs import hookimpl
 
 __all__ = ["INPUTS", "ResourceRequest", "ResourceType", "provide_resources"]
 
 #: what an evaluation can give a metric without a resource (``label_samples``: only a pipeline
-#: with a conditional prior, :mod:`stagegen.conditional`; metrics that need them are left out otherwise)
+#: with a conditional prior, :mod:`stagegen.priors.per_label`; metrics that need them are left out otherwise)
 INPUTS = ("reconstructions", "samples", "label_samples")
 
 
@@ -52,7 +52,7 @@ def provide_resources(
     names: set[str] | list[str], data_name: str, data_root: str | None = None, options: dict[str, Any] | None = None, note=None
 ) -> dict[str, Any]:
     """Every named resource (None where its provider has none for this data), each provided once."""
-    from ..plugins import get_plugin_manager
+    from ..plugin.manager import get_plugin_manager
 
     registry = get_plugin_manager().metric_resources
     provided: dict[str, Any] = {}
@@ -135,7 +135,7 @@ def _tf_inception(request: ResourceRequest):
 
 
 def _lpips(request: ResourceRequest):
-    from ..losses import LPIPSFeatures
+    from ..losses.perceptual import LPIPSFeatures
 
     return LPIPSFeatures("alex", pretrained=True)
 

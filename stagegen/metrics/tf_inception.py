@@ -115,7 +115,7 @@ class TFInceptionFeatures:
         if path is not None:
             from safetensors.torch import save_file
 
-            from ..io import atomic_write
+            from ..files import atomic_write
 
             try:
                 atomic_write(path, lambda tmp: save_file({"features": torch.from_numpy(features).float()}, tmp))

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write
+from ..files import atomic_write
 from .page import Page
 from .run_files import EVAL_RECORD, RunFiles, read_run, record_eval
 

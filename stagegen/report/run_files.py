@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write, read_text_file
+from ..files import atomic_write, read_text_file
 
 __all__ = ["EVAL_RECORD", "RunFiles", "read_run", "record_eval"]
 

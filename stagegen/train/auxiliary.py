@@ -1,18 +1,21 @@
 """The extra modules that train beside the generator (discriminators): which there are, their
 optimisers, their own update's loss terms and how those are logged.
 
-A stage's own extra module (``Stage.build_auxiliary``, the contract of plugins written before
-losses were separate) is keyed ``"<stage>"``; a loss's (``Loss.build_auxiliary``) is keyed
+Stages and losses own one through the same API (:class:`~stagegen.losses.AuxiliaryOwner`). A
+stage's own extra module (a self-contained stage's) is keyed ``"<stage>"``; a loss's is keyed
 ``"<stage>/<loss name>"``. The keys name them in checkpoints too.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
+from .._deprecated import warn_once
 from ..images import resize
-from ..pipeline import ChainOutput, Pipeline
+from ..pipeline.chain import ChainOutput, Pipeline
 
 __all__ = ["auxiliary_name", "auxiliary_optimizer", "auxiliary_terms", "build_auxiliaries"]
 
@@ -23,7 +26,7 @@ def build_auxiliaries(pipeline: Pipeline) -> dict[str, nn.Module]:
         aux = stage.build_auxiliary()
         if aux is not None:
             modules[str(i)] = aux
-        for bound in pipeline.stage_losses[i]:
+        for bound in pipeline.objective.losses[i]:
             aux = bound.loss.build_auxiliary()
             if aux is not None:
                 modules[f"{i}/{bound.label}"] = aux
@@ -35,7 +38,7 @@ def _owner(pipeline: Pipeline, key: str):
     stage = int(index)
     if not label:
         return stage, pipeline.stages[stage]
-    return stage, next(b.loss for b in pipeline.stage_losses[stage] if b.label == label)
+    return stage, next(b.loss for b in pipeline.objective.losses[stage] if b.label == label)
 
 
 def auxiliary_optimizer(pipeline: Pipeline, key: str, module: nn.Module) -> torch.optim.Optimizer:
@@ -48,13 +51,26 @@ def auxiliary_terms(
     """The loss terms of one extra module's own update, on the generator's detached outputs:
     a loss's module sees the outputs on reconstructions and, after a sample path, on prior latents."""
     index, owner = _owner(pipeline, key)
-    ctx = pipeline.loss_context(index, out, step, module, detach=True)
+    ctx = pipeline.objective.context(index, out, step, module, detach=True)
     target = resize(x, pipeline.resolutions[index])
     output = out.images[index].detach()
-    if "/" not in key:
+    if "/" not in key and _takes_output_and_target(owner):
         return owner.auxiliary_loss(module, output, target, ctx)
     fakes = [output] + ([ctx.samples] if ctx.samples is not None else [])
     return owner.auxiliary_loss(module, target, fakes, ctx)
+
+
+def _takes_output_and_target(owner) -> bool:
+    """A stage written for stagegen 0.2, whose ``auxiliary_loss(auxiliary, output, target, ctx)``
+    took its output first: called that way, with a warning to move to ``(auxiliary, real, fakes, ctx)``."""
+    names = list(inspect.signature(owner.auxiliary_loss).parameters)
+    if names[1:3] != ["output", "target"]:
+        return False
+    warn_once(
+        f"{type(owner).__name__}.auxiliary_loss(auxiliary, output, target, ctx)",
+        "auxiliary_loss(auxiliary, real, fakes, ctx), the one extra-module API of stagegen.losses.AuxiliaryOwner",
+    )
+    return True
 
 
 def auxiliary_name(key: str, name: str, keys) -> tuple[int, str]:

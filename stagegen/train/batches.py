@@ -11,14 +11,18 @@ run gets the same batches either way and resumes where it stopped.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.labels import LabelledImages, Labels
+from ..data.labels import LabelledImages, Labels, labels_of
 from ..data.tensors import TensorImages
 from ..devices import available_memory
 from .distributed import ResumableSampler
+
+if TYPE_CHECKING:
+    from ..config.models import RunConfig
 
 __all__ = ["TensorBatches", "batch_source"]
 
@@ -87,3 +91,37 @@ def batch_source(
         # resumed run (which creates one more iterator) would get different noise
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def check_dataset(dataset, channels: int, size: int) -> None:
+    first = dataset[0]
+    if not torch.is_tensor(first) or first.dtype != torch.uint8 or tuple(first.shape) != (channels, size, size):
+        got = (first.dtype, tuple(first.shape)) if torch.is_tensor(first) else type(first).__name__
+        raise ValueError(
+            f"the dataset must give uint8 tensors of shape {(channels, size, size)} (channels, size, size); it gave {got}"
+        )
+
+
+def trunk_labels(pipeline, dataset, config: RunConfig) -> tuple[Labels | None, RunConfig]:
+    """The dataset's labels, checked against a label-conditioned trunk's classes (and the
+    names a resumed run recorded); the pipeline and the run's config (returned) take their names."""
+    if not pipeline.label_conditioned:
+        return None, config
+    labels, count, data = labels_of(dataset), pipeline.trunk.label_count, config.data.name
+    if labels is None:
+        raise ValueError(
+            f"the trunk is conditioned on {count} classes (a CVAE), but the {data} dataset declares no labels: "
+            "train it on labelled data (digits, mnist, a folder of class subfolders), or set the trunk's classes to 0"
+        )
+    names = list(labels.names)
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    if len(names) != count:
+        raise ValueError(
+            f"the trunk is conditioned on {count} classes, but the {data} dataset has {len(names)} ({shown}): "
+            f"set the trunk's classes to {len(names)}"
+        )
+    recorded = config.pipeline.trunk_labels
+    if recorded is not None and list(recorded) != names:
+        raise ValueError(f"this run's trunk is conditioned on the labels {', '.join(recorded[:10])}; the dataset's are {shown}")
+    pipeline.set_trunk_labels(names)
+    return labels, config.model_copy(update={"pipeline": config.pipeline.model_copy(update={"trunk_labels": names})})

@@ -5,7 +5,7 @@ few steps are timed, training stops early enough to leave room for the work afte
 the training images, fitting the prior and the priors per label, writing the pipeline, grids
 and report). That work is estimated here from probes timed on this machine, not from constants:
 a few hundred training images encoded, and the prior's own estimate of its fit
-(:meth:`stagegen.prior.Prior.fit_seconds`). A refiner that joins at ``train_from`` is moved
+(:meth:`stagegen.priors.Prior.fit_seconds`). A refiner that joins at ``train_from`` is moved
 earlier in proportion when the budget would end the run before it joins
 (``train.budget_schedule``), so every stage trains.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..prior import LatentSet, encode_dataset
+from ..priors.contract import LatentSet, encode_dataset
 
 #: training images encoded to time the encoder and give the prior's estimate real posteriors
 PROBE_IMAGES = 512

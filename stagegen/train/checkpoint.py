@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from ..io import atomic_write
+from ..files import atomic_write
 
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "stagegen.checkpoint"
@@ -264,7 +264,7 @@ def gather_rng(dist) -> list[dict[str, Any]]:
 def checkpoint_document(state, rngs: list[dict[str, Any]], world_size: int, pipeline_config) -> dict[str, Any]:
     """What ``last.pt`` holds: a TrainState's state_dict, the generators, and the pipeline config
     it belongs to (as JSON text: weights_only loading accepts no pydantic objects)."""
-    from ..plugins import get_plugin_manager
+    from ..plugin.manager import get_plugin_manager
 
     registry = get_plugin_manager().stages
     return {
@@ -282,7 +282,7 @@ def checkpoint_document(state, rngs: list[dict[str, Any]], world_size: int, pipe
 def _upgrade_checkpoint(checkpoint: dict[str, Any], pipeline_config, directory: Path) -> None:
     """Stage and prior tensors written by another version of their plugin, through its upgrade
     hook (a checkpoint from before versions were recorded counts as written by an unknown version)."""
-    from ..loading import upgrade_prior_tensors, upgrade_stage_tensors
+    from ..pipeline.loading import upgrade_prior_tensors, upgrade_stage_tensors
 
     versions = {i: str(v) for i, v in enumerate(checkpoint.get("stage_versions") or [])}
     versions = {i: versions.get(i, "") for i in range(len(pipeline_config.stages))}
@@ -298,7 +298,7 @@ def _upgrade_checkpoint(checkpoint: dict[str, Any], pipeline_config, directory: 
 def restore_state(state, checkpoint: dict[str, Any], pipeline_config, directory: Path, train_config) -> list[dict[str, Any]]:
     """Load ``checkpoint`` into a TrainState built for ``pipeline_config``; returns the saved
     generator states. Anything that does not fit is one ValueError saying so."""
-    from ..config import PipelineConfig
+    from ..config.models import PipelineConfig
 
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{Path(directory) / CHECKPOINT_NAME} does not hold a stagegen checkpoint")

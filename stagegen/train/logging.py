@@ -100,7 +100,7 @@ def truncate_metrics(path: Path, step: int) -> None:
     """Keep the lines of ``path`` up to ``step``: a run killed after its checkpoint had logged
     steps it will train again on resume, and each step should appear once. Streamed line by
     line into a temporary file renamed over it (atomic); lines that are not ours are dropped."""
-    from ..io import atomic_write
+    from ..files import atomic_write
 
     if not path.is_file():
         return

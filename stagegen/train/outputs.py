@@ -15,9 +15,9 @@ import torch
 from ..data.attributes import Attributes, attributes_of
 from ..data.labels import Labels, labels_of
 from ..images import grid, save_grid
-from ..pipeline import to_unit_range
-from ..pipeline_file import FITTED_AFTER_TRAINING, save_pipeline
-from ..prior import encode_dataset, fit_prior
+from ..pipeline.chain import to_unit_range
+from ..pipeline.file import FITTED_AFTER_TRAINING, save_pipeline
+from ..priors.contract import encode_dataset, fit_prior
 from .state import TrainState
 
 GRID_IMAGES = 8
@@ -57,8 +57,8 @@ def fit_run_prior(state: TrainState, dataset, max_images: int, seed: int, condit
     """Fit the pipeline's prior to the training images' posteriors under the generator weights;
     the fitted state goes into the EMA copy too, so the pipeline file holds it. With
     ``conditional``, where the dataset declares labels, also a prior per label to the same
-    posteriors (:mod:`stagegen.conditional`), and where it declares attributes, their latent
-    directions (:mod:`stagegen.directions`); a failure of those is recorded (``conditional_error``,
+    posteriors (:mod:`stagegen.priors.per_label`), and where it declares attributes, their latent
+    directions (:mod:`stagegen.priors.directions`); a failure of those is recorded (``conditional_error``,
     ``attributes_error``), the unconditional prior is kept."""
     start = time.perf_counter()
     labels = labels_of(dataset) if conditional else None
@@ -106,7 +106,7 @@ def _say(line: str) -> None:
 def _fit_label_priors(pipeline, latents, labels: Labels, seed: int) -> tuple[tuple | None, dict[str, Any]]:
     """A prior per label to the posteriors the unconditional fit used (so the labels cost no
     second encoding pass): ((the conditional prior, its spec), record) or (None, the error)."""
-    from ..conditional import fit_label_priors, label_prior_spec
+    from ..priors.per_label import fit_label_priors, label_prior_spec
 
     start = time.perf_counter()
     try:
@@ -118,7 +118,7 @@ def _fit_label_priors(pipeline, latents, labels: Labels, seed: int) -> tuple[tup
 
 def _fit_directions(pipeline, dataset, attributes: Attributes, latents) -> tuple[Any, dict[str, Any]]:
     """Attribute directions from the same posteriors: (directions, record) or (None, the error)."""
-    from ..directions import fit_attribute_directions
+    from ..priors.directions import fit_attribute_directions
 
     start = time.perf_counter()
     try:

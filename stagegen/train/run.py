@@ -11,8 +11,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ..config import MAX_CONFIG_BYTES, RunConfig, resumable_fields, validate_run_config
-from ..io import read_text_file
+from ..config.models import MAX_CONFIG_BYTES, RunConfig, resumable_fields, validate_run_config
+from ..files import read_text_file
 from .callbacks import Callback
 from .distributed import shutdown_distributed
 from .lock import run_lock
@@ -26,7 +26,7 @@ RESUMABLE_OVERRIDES = tuple(name for name in resumable_fields() if name != "step
 
 def _pipeline_steps(path: Path) -> int | None:
     """The training step a run's pipeline file was written at, if it is there and readable."""
-    from ..pipeline_file import read_header
+    from ..pipeline.file import read_header
 
     try:
         return read_header(path).document.extra.get("train_steps") if path.is_file() else None

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from ..config import TrainConfig
-from ..pipeline import Pipeline
-from ..plugins import get_prior_type
-from ..prior import LatentSet, PriorContext
+from ..config.models import TrainConfig
+from ..pipeline.chain import Pipeline
+from ..plugin.manager import get_prior_type
+from ..priors.contract import LatentSet, PriorContext
 
 __all__ = ["SamplePrior"]
 
@@ -106,7 +106,7 @@ class SamplePrior:
         start = time.perf_counter()
         n = self.filled
         seed = int(torch.randint(2**62, (1,), generator=self.generator, device=self.draw_device))
-        self.prior.cpu()  # priors fit on the CPU (stagegen.prior.fit_prior does the same)
+        self.prior.cpu()  # priors fit on the CPU (stagegen.priors.contract.fit_prior does the same)
         try:
             with (
                 self.interruptible(),

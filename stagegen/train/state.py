@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config.models import TrainConfig
 from ..optim import adam
-from ..pipeline import Pipeline
-from ..pipeline_file import FITTED_AFTER_TRAINING
+from ..pipeline.chain import Pipeline
+from ..pipeline.file import FITTED_AFTER_TRAINING
 from .auxiliary import auxiliary_optimizer
 from .ema import EMA
 from .sample_prior import SamplePrior
@@ -68,7 +68,7 @@ class TrainState:
         # a stage that joins late (train_from) starts its average when it joins
         starts = {f"stages.{i}.": spec.train_from for i, spec in enumerate(pipeline.specs)}
         ema = EMA(pipeline, config.ema_decay, starts) if config.ema_decay else None
-        sample_path = pipeline.uses_samples and config.sample_path_every
+        sample_path = pipeline.objective.uses_samples and config.sample_path_every
         # grids during training draw from the prior as it would be fitted now, not from N(0, I):
         # without a sample path, the same kept prior is refitted only when a grid is drawn
         grids = config.sample_every and pipeline.prior.needs_fit

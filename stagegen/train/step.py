@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config.models import TrainConfig
+from ..losses.objective import term_label
 from ..optim import step_unless_nonfinite
-from ..pipeline import ChainOutput, term_label
+from ..pipeline.chain import ChainOutput
 from .auxiliary import auxiliary_name, auxiliary_terms
 from .distributed import average_gradients
 from .state import TrainState
@@ -32,7 +33,7 @@ class StepOutcome:
     (discriminators') terms, the numbers the stages reported beside their loss and which of
     them a progress bar shows; the terms that were not finite (the step was then skipped, they
     are named by their log labels); and the statistics of a refit of the sample path's prior,
-    when the step made one. Labels are made only for the log (:func:`stagegen.pipeline.term_label`)."""
+    when the step made one. Labels are made only for the log (:func:`stagegen.losses.objective.term_label`)."""
 
     losses: dict[Key, torch.Tensor]
     auxiliary: dict[Key, torch.Tensor] = field(default_factory=dict)
@@ -71,7 +72,7 @@ def train_step(
     uint8 batch into the model's input. On success ``state.step`` advances by one."""
     pipeline = state.pipeline
     sampler = state.sample_prior
-    wanted = sampler is not None and sampler.for_losses and pipeline.wants_samples(state.step)
+    wanted = sampler is not None and sampler.for_losses and pipeline.objective.wants_samples(state.step)
     # fitted first as soon as a loss asks for samples (and enough posteriors are in), then on schedule
     refit = sampler.maybe_refit(state.step) if wanted else None
     if refit is not None:
@@ -84,29 +85,9 @@ def train_step(
         opt.zero_grad(set_to_none=True)
     for aux in state.auxiliaries.values():
         aux.requires_grad_(False)  # the generator's loss must not train the discriminator
-    summed: dict[Key, torch.Tensor] = {}
-    reported: dict[Key, torch.Tensor] = {}
-    headlines: set[Key] = set()
-    for micro in range(config.accumulate):
-        batch = next(batches)
-        # a label-conditioned trunk trains on (images, labels) batches
-        images, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
-        x = prepare(images)
-        conditioning = {} if labels is None else {"labels": labels.to(x.device, non_blocking=True)}
-        sync = micro == config.accumulate - 1 or not distributed
-        latents = sampler.sample(config.sample_path_batch or len(x)) if sample_path else None  # on x's device
-        with contextlib.nullcontext() if sync else model.no_sync(), autocast():
-            out = model(x, prior_latents=latents, stages=stages, **conditioning)
-            diagnostics: dict[Key, torch.Tensor] = {}
-            terms = pipeline.loss_terms(x, out, state.step, state.auxiliaries, diagnostics, headlines)
-            loss = torch.stack([v.float() for v in terms.values()]).sum()
-        (loss / config.accumulate).backward()
-        if observe:
-            sampler.observe(out.posterior.mean, out.posterior.std)
-        for k, v in terms.items():
-            summed[k] = summed.get(k, 0) + v.detach().float() / config.accumulate
-        for k, v in diagnostics.items():
-            reported[k] = reported.get(k, 0) + v / config.accumulate
+    summed, reported, headlines, x, out = _generator_backward(
+        state, batches, config, model, prepare, autocast, distributed, sample_path, observe, stages
+    )
     total = torch.stack(list(summed.values())).sum()
     params = [p for p in pipeline.parameters() if p.grad is not None]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip or float("inf"), foreach=True)
@@ -123,6 +104,48 @@ def train_step(
     auxiliary = _auxiliary_step(state, x, out, autocast, distributed)
     state.step += 1
     return StepOutcome(summed, auxiliary, reported, headlines, [], refit)
+
+
+def _generator_backward(
+    state: TrainState,
+    batches,
+    config: TrainConfig,
+    model,
+    prepare,
+    autocast,
+    distributed: bool,
+    sample_path: bool,
+    observe: bool,
+    stages: int,
+):
+    """The generator's loss on ``config.accumulate`` batches, back-propagated (gradients synced
+    on the last); its terms and reported numbers averaged over them, and the last batch and
+    chain output (for the extra modules' update)."""
+    pipeline, sampler = state.pipeline, state.sample_prior
+    summed: dict[Key, torch.Tensor] = {}
+    reported: dict[Key, torch.Tensor] = {}
+    headlines: set[Key] = set()
+    for micro in range(config.accumulate):
+        batch = next(batches)
+        # a label-conditioned trunk trains on (images, labels) batches
+        images, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        x = prepare(images)
+        conditioning = {} if labels is None else {"labels": labels.to(x.device, non_blocking=True)}
+        sync = micro == config.accumulate - 1 or not distributed
+        latents = sampler.sample(config.sample_path_batch or len(x)) if sample_path else None  # on x's device
+        with contextlib.nullcontext() if sync else model.no_sync(), autocast():
+            out = model(x, prior_latents=latents, stages=stages, **conditioning)
+            diagnostics: dict[Key, torch.Tensor] = {}
+            terms = pipeline.objective.terms(x, out, state.step, state.auxiliaries, diagnostics, headlines)
+            loss = torch.stack([v.float() for v in terms.values()]).sum()
+        (loss / config.accumulate).backward()
+        if observe:
+            sampler.observe(out.posterior.mean, out.posterior.std)
+        for k, v in terms.items():
+            summed[k] = summed.get(k, 0) + v.detach().float() / config.accumulate
+        for k, v in diagnostics.items():
+            reported[k] = reported.get(k, 0) + v / config.accumulate
+    return summed, reported, headlines, x, out
 
 
 def _auxiliary_step(state: TrainState, x: torch.Tensor, out: ChainOutput, autocast, distributed: bool) -> dict[Key, torch.Tensor]:

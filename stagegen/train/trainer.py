@@ -6,10 +6,10 @@ callbacks of :mod:`.callbacks`, which hear the run's events; what a run leaves b
 :mod:`.outputs`; starting and resuming runs in :mod:`.run`. Here: the device and processes,
 the data order, the signals, non-finite steps, and the checkpoint a stopped or interrupted run
 leaves, from which a resumed run continues exactly where it stopped.
+What a run says first is :mod:`.describe`; the jobs that hear its events, :mod:`.jobs`.
 
 (Over 300 lines because those concerns share the loop's state: the process group, the data
-order and the signal handlers are set up and torn down around the same steps, and splitting
-them would pass that state between modules.)
+order and the signal handlers are set up and torn down around the same steps.)
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..config import RunConfig
-from ..data.labels import Labels, labels_of
+from ..config.models import RunConfig
 from ..devices import check_memory, resolve_device
-from ..io import atomic_write
-from ..memory import check_batch_memory
-from ..pipeline import Pipeline, to_model_range
+from ..files import atomic_write
+from ..pipeline.chain import Pipeline, to_model_range
+from ..pipeline.memory import check_batch_memory
+from ..priors.contract import check_fit_memory_of_run
 from .auxiliary import build_auxiliaries
-from .batches import batch_source
-from .callbacks import Callback, TimeBudget, default_callbacks
+from .batches import batch_source, check_dataset, trunk_labels
+from .callbacks import Callback, callback_states, load_callback_states, plugin_callbacks
 from .checkpoint import (
     CHECKPOINT_NAME,
     checkpoint_document,
@@ -47,7 +47,9 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from .describe import describe_run
 from .distributed import DistInfo, ResumableSampler, broadcast_flag, convert_sync_batchnorm, init_distributed
+from .jobs import default_callbacks
 from .logging import truncate_metrics
 from .outputs import GRID_IMAGES, save_run_pipeline
 from .run_dir import check_run_directory
@@ -113,28 +115,7 @@ class Trainer:
         # Same initial weights on every rank: build under the run seed, then give each rank
         # its own noise stream.
         seed_everything(t.seed)
-        try:
-            with torch.device("meta"):  # shapes only: a pipeline too big for the machine is refused before allocating
-                skeleton = Pipeline(config.pipeline, for_training=False)
-        except (RuntimeError, NotImplementedError):
-            skeleton = None  # a plugin whose constructor computes with its tensors cannot be built on meta
-        copies = 5 if t.ema_decay else 4
-        if skeleton is not None:
-            check_memory(skeleton, self.device, copies)
-            batches = {"batch_size": t.batch_size, "sample_path_batch": t.sample_path_batch or t.batch_size}
-            check_batch_memory(skeleton, self.device, batches)
-            _check_prior_fits(skeleton.prior, config)
-        pipeline = Pipeline(config.pipeline)
-        if skeleton is None:
-            check_memory(pipeline, self.device, copies)  # the same check, after allocating (as loading does)
-        auxiliaries = {key: aux.to(self.device) for key, aux in build_auxiliaries(pipeline).items()}
-        if self.dist.enabled:
-            pipeline = convert_sync_batchnorm(pipeline, self.device.type)
-        pipeline.to(self.device).train()
-        self.memory_format = torch.channels_last if t.memory_format == "channels_last" else torch.contiguous_format
-        pipeline.to(memory_format=self.memory_format)
-        for aux in auxiliaries.values():
-            aux.to(memory_format=self.memory_format)
+        pipeline, auxiliaries = self._build_models(config)
         seed_everything(t.seed + self.dist.rank)
         self.state = TrainState.create(pipeline, auxiliaries, t)
 
@@ -147,6 +128,52 @@ class Trainer:
         if t.compile:
             self.model = torch.compile(self.model)
 
+        self._open_data(dataset)
+        self.signals = StopSignals(self._abandoned)
+        self.last_checkpoint_step: int | None = None
+        self.grid_inputs = torch.stack([self.dataset[i] for i in range(min(GRID_IMAGES, len(self.dataset)))])
+        self.grid_labels = None if self.labels is None else self.labels.index[: len(self.grid_inputs)]
+        self.callbacks: list[Callback] = [*default_callbacks(), *plugin_callbacks(config), *extra_callbacks]
+        self._events: list[tuple[str, tuple]] = []
+        self._dispatching = False
+        if resume:
+            self._restore(load_checkpoint(self.checkpoint_dir))
+            self.last_checkpoint_step = self.step
+        if self.state.sample_prior is not None:  # a refit can take long; a signal abandons it
+            self.state.sample_prior.interruptible = lambda: self.signals.abandon_on_signal("refitting the sample path's prior")
+
+    def _build_models(self, config: RunConfig) -> tuple[Pipeline, dict[str, nn.Module]]:
+        """The pipeline and its extra modules on the run's device, refused first (on the meta
+        device, shapes only) when they, a batch or the prior's fit cannot fit in memory."""
+        t = config.train
+        try:
+            with torch.device("meta"):  # shapes only: a pipeline too big for the machine is refused before allocating
+                skeleton = Pipeline(config.pipeline, for_training=False)
+        except (RuntimeError, NotImplementedError):
+            skeleton = None  # a plugin whose constructor computes with its tensors cannot be built on meta
+        copies = 5 if t.ema_decay else 4
+        if skeleton is not None:
+            check_memory(skeleton, self.device, copies)
+            batches = {"batch_size": t.batch_size, "sample_path_batch": t.sample_path_batch or t.batch_size}
+            check_batch_memory(skeleton, self.device, batches)
+            check_fit_memory_of_run(skeleton.prior, config.pipeline.prior.type, config.train)
+        pipeline = Pipeline(config.pipeline)
+        if skeleton is None:
+            check_memory(pipeline, self.device, copies)  # the same check, after allocating (as loading does)
+        auxiliaries = {key: aux.to(self.device) for key, aux in build_auxiliaries(pipeline).items()}
+        if self.dist.enabled:
+            pipeline = convert_sync_batchnorm(pipeline, self.device.type)
+        pipeline.to(self.device).train()
+        self.memory_format = torch.channels_last if t.memory_format == "channels_last" else torch.contiguous_format
+        pipeline.to(memory_format=self.memory_format)
+        for aux in auxiliaries.values():
+            aux.to(memory_format=self.memory_format)
+        return pipeline, auxiliaries
+
+    def _open_data(self, dataset: Dataset | None) -> None:
+        """The training images (the config's dataset unless one is given), their labels for a
+        label-conditioned trunk, and the batches in the resumable sampler's order."""
+        config, t = self.config, self.config.train
         if dataset is None:
             from ..data import open_dataset
 
@@ -155,24 +182,12 @@ class Trainer:
                 d.name, d.root, d.split, config.pipeline.image_size, config.pipeline.channels, d.options, d.cache_dir
             )
         self.dataset = dataset
-        self._check_dataset()
+        check_dataset(self.dataset, config.pipeline.channels, config.pipeline.image_size)
         #: the training images' labels when the trunk is conditioned on them (its batches then carry them)
-        self.labels = self._trunk_labels()
+        self.labels, self.config = trunk_labels(self.pipeline, self.dataset, self.config)
         self.sampler = ResumableSampler(len(dataset), t.batch_size, t.seed, self.dist.rank, self.dist.world_size)
         #: the batches, in the sampler's order: gathered where the images lie, or a DataLoader
         self.loader = batch_source(dataset, self.labels, self.sampler, t.batch_size, self.device, t.num_workers, t.seed)
-        self.signals = StopSignals(self._abandoned)
-        self.last_checkpoint_step: int | None = None
-        self.grid_inputs = torch.stack([dataset[i] for i in range(min(GRID_IMAGES, len(dataset)))])
-        self.grid_labels = None if self.labels is None else self.labels.index[: len(self.grid_inputs)]
-        self.callbacks: list[Callback] = [*default_callbacks(), *_plugin_callbacks(config), *extra_callbacks]
-        self._events: list[tuple[str, tuple]] = []
-        self._dispatching = False
-        if resume:
-            self._restore(load_checkpoint(self.checkpoint_dir))
-            self.last_checkpoint_step = self.step
-        if self.state.sample_prior is not None:  # a refit can take long; a signal abandons it
-            self.state.sample_prior.interruptible = lambda: self.signals.abandon_on_signal("refitting the sample path's prior")
 
     # ------------------------------------------------------------------ the state, by name
 
@@ -209,41 +224,6 @@ class Trainer:
         return self.run_dir / "pipeline.safetensors"
 
     # ------------------------------------------------------------------ data and steps
-
-    def _check_dataset(self) -> None:
-        first = self.dataset[0]
-        c, s = self.config.pipeline.channels, self.config.pipeline.image_size
-        if not torch.is_tensor(first) or first.dtype != torch.uint8 or tuple(first.shape) != (c, s, s):
-            got = (first.dtype, tuple(first.shape)) if torch.is_tensor(first) else type(first).__name__
-            raise ValueError(f"the dataset must give uint8 tensors of shape {(c, s, s)} (channels, size, size); it gave {got}")
-
-    def _trunk_labels(self) -> Labels | None:
-        """The dataset's labels, checked against a label-conditioned trunk's classes (and the
-        names a resumed run recorded); the pipeline and the run's config take their names."""
-        pipeline = self.pipeline
-        if not pipeline.label_conditioned:
-            return None
-        labels, count, data = labels_of(self.dataset), pipeline.trunk.label_count, self.config.data.name
-        if labels is None:
-            raise ValueError(
-                f"the trunk is conditioned on {count} classes (a CVAE), but the {data} dataset declares no labels: "
-                "train it on labelled data (digits, mnist, a folder of class subfolders), or set the trunk's classes to 0"
-            )
-        names = list(labels.names)
-        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
-        if len(names) != count:
-            raise ValueError(
-                f"the trunk is conditioned on {count} classes, but the {data} dataset has {len(names)} ({shown}): "
-                f"set the trunk's classes to {len(names)}"
-            )
-        recorded = self.config.pipeline.trunk_labels
-        if recorded is not None and list(recorded) != names:
-            raise ValueError(
-                f"this run's trunk is conditioned on the labels {', '.join(recorded[:10])}; the dataset's are {shown}"
-            )
-        pipeline.set_trunk_labels(names)
-        self.config = self.config.model_copy(update={"pipeline": self.config.pipeline.model_copy(update={"trunk_labels": names})})
-        return labels
 
     def batches(self) -> Iterator[torch.Tensor]:
         """The training batches from where the run stands, epoch after epoch."""
@@ -397,48 +377,7 @@ class Trainer:
 
     def describe(self, resumed: bool = False) -> list[str]:
         """What this run trains, for the first lines of its output."""
-        p, t = self.config.pipeline, self.config.train
-        params = sum(v.numel() for v in self.pipeline.stages.parameters())
-
-        def stage(spec, resolution, losses):
-            names = ", ".join(f"{b.label}" + (f" x {b.weight:g}" if b.weight != 1 else "") for b in losses)
-            return f"{spec.type} {resolution}x{resolution}" + (f" [{names}]" if names else "")
-
-        chain = " -> ".join(stage(*row) for row in zip(p.stages, self.pipeline.resolutions, self.pipeline.stage_losses))
-        data = self.config.data
-        lines = [
-            f"stagegen: training {chain} ({params / 1e6:.2f} M parameters), {p.channels} channel(s), prior {p.prior.type}",
-            f"data: {data.name} {data.split} split, {len(self.dataset)} images at {p.image_size}x{p.image_size}"
-            + (f" from {data.root}" if data.root else ""),
-            f"device: {self.device}"
-            + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
-            + f"; {t.steps} steps of batch {t.batch_size}"
-            + (f", resuming from step {self.step}" if resumed else ""),
-        ]
-        if t.time_budget:
-            lines.append(
-                f"time budget: {t.time_budget:.0f} s for the whole run (set-up, training, the prior fit and the outputs); "
-                f"after {TimeBudget.ESTIMATE_AFTER} steps it times them and plans where training stops"
-            )
-        late = [
-            f"stage {k} ({spec.type}) joins at step {spec.train_from:,}"
-            for k, spec in enumerate(p.stages)
-            if spec.train_from >= t.steps
-        ]
-        if late:  # allowed (a later --resume with more steps trains them), never silent
-            lines.append(f"not trained in this run's {t.steps:,} steps: {'; '.join(late)}; lower train_from or raise --steps")
-        if self.state.sample_prior is not None and self.state.sample_prior.for_losses:
-            fit = (
-                f"refitted every {t.sample_prior_refit_every} steps to the latest {t.sample_prior_latents} posterior means"
-                if self.state.sample_prior.prior.needs_fit
-                else "used as it is"
-            )
-            every = "every step" if t.sample_path_every == 1 else f"every {t.sample_path_every} steps"
-            lines.append(
-                f"sample path: {every}, {t.sample_path_batch or t.batch_size} latents from a {p.prior.type} prior ({fit}), "
-                "judged by the losses that read samples"
-            )
-        return lines
+        return describe_run(self, resumed)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -446,32 +385,15 @@ class Trainer:
         """The state plus every process's random generators (gathered to rank 0, which writes)."""
         rngs = gather_rng(self.dist)
         if self.dist.is_main:
-            save_checkpoint(
-                checkpoint_document(self.state, rngs, self.dist.world_size, self.config.pipeline), self.checkpoint_dir
-            )
+            document = checkpoint_document(self.state, rngs, self.dist.world_size, self.config.pipeline)
+            document["callbacks"] = callback_states(self.callbacks)
+            save_checkpoint(document, self.checkpoint_dir)
         self.last_checkpoint_step = self.step
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         rngs = restore_state(self.state, checkpoint, self.config.pipeline, self.checkpoint_dir, self.config.train)
+        load_callback_states(self.callbacks, checkpoint.get("callbacks") or {})  # none before callbacks kept state
         if checkpoint.get("world_size") == self.dist.world_size and len(rngs) > self.dist.rank:
             set_rng_state(rngs[self.dist.rank])
         else:
             seed_everything(self.config.train.seed + 1000003 * self.step + self.dist.rank)
-
-
-def _check_prior_fits(prior, config: RunConfig) -> None:
-    """The prior's fits (the final one, to at most ``prior_fit_images`` latents, and the sample
-    path's refits) must fit in memory: found out before training, not after hours of it."""
-    from ..prior import check_fit_memory
-
-    if prior.needs_fit:
-        t, name = config.train, config.pipeline.prior.type
-        check_fit_memory(prior, max(t.prior_fit_images, t.sample_prior_latents), name)
-
-
-def _plugin_callbacks(config: RunConfig) -> list[Callback]:
-    from ..plugins import get_plugin_manager
-
-    registry = get_plugin_manager().callbacks
-    built = (registry.get(name).build(config) for name in registry.in_order())
-    return [callback for callback in built if callback is not None]

@@ -184,7 +184,7 @@ def test_plugins_lists_every_builtin_with_options():
 
 
 def test_presets_are_listed_and_valid():
-    from stagegen.presets import compose_run_config, preset_names
+    from stagegen.config.presets import compose_run_config, preset_names
 
     proc = run("presets")
     for name in preset_names():

@@ -31,7 +31,7 @@ def folder_pipeline(tmp_path):
         Image.new("L", (16, 16), 6 * i).save(root / f"{i:03d}.png")
     pipe = Pipeline(tiny_pipeline_config()).eval()
     path = pipe.save(tmp_path / "p.safetensors")
-    from stagegen.pipeline_file import save_pipeline
+    from stagegen.pipeline.file import save_pipeline
 
     save_pipeline(pipe, path, extra={"data": "folder", "data_root": str(root), "train_steps": 7})
     return path, root
@@ -67,7 +67,7 @@ def test_grids_label_their_rows(folder_pipeline, tmp_path):
 def test_compare_says_when_the_step_counts_differ(folder_pipeline, tmp_path):
     path, root = folder_pipeline
     other = Pipeline(tiny_pipeline_config()).eval()
-    from stagegen.pipeline_file import save_pipeline
+    from stagegen.pipeline.file import save_pipeline
 
     save_pipeline(other, tmp_path / "q.safetensors", extra={"data": "folder", "data_root": str(root), "train_steps": 339})
     result = _invoke(

@@ -226,7 +226,7 @@ def test_folder_crop_none_squashes_the_whole_image(tmp_path):
 
 def test_a_loose_image_file_is_read_as_its_dataset_reads_its_images(tmp_path):
     from stagegen.data.decode import ImageTransform, decode_image
-    from stagegen.plugins import get_dataset_type
+    from stagegen.plugin import get_dataset_type
 
     # a face with a bright border that CelebA's 148-pixel crop cuts away and a plain square keeps
     face = Image.new("RGB", (178, 218), (40, 40, 40))

@@ -13,7 +13,7 @@ from stagegen.cli import cli
 from stagegen.metrics import MetricType, evaluate, metric_names
 from stagegen.metrics.evaluate import runnable_metrics
 from stagegen.pipeline import Pipeline
-from stagegen.plugins import get_plugin_manager
+from stagegen.plugin import get_plugin_manager
 
 from ..conftest import tiny_pipeline_config
 

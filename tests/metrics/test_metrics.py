@@ -172,7 +172,7 @@ BUILT_IN_METRICS = (
 
 
 def test_every_built_in_metric_says_which_way_is_better_for_each_value_it_writes():
-    from stagegen.plugins import get_plugin_manager
+    from stagegen.plugin import get_plugin_manager
 
     registry = get_plugin_manager().metrics
     for name in BUILT_IN_METRICS.split():
@@ -182,7 +182,7 @@ def test_every_built_in_metric_says_which_way_is_better_for_each_value_it_writes
 
 
 def test_realism_and_spectrum_as_evaluate_wires_them_into_a_ladder():
-    from stagegen.compare import real_images
+    from stagegen.data.real import real_images
     from stagegen.images import resize
     from stagegen.metrics import evaluate
     from stagegen.metrics.realism import two_sample_test

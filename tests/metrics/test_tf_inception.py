@@ -43,7 +43,7 @@ def random_tf_weights(tmp_path_factory):
 
 
 def _digits(n, seed=0):
-    from stagegen.compare import real_images
+    from stagegen.data.real import real_images
 
     return real_images("digits", None, "train", 16, 1, n, seed=seed)
 

@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from stagegen.config import PipelineConfig
-from stagegen.losses import adaptive_weight, feature_matching, r1_penalty
+from stagegen.losses import LossContext, adaptive_weight, feature_matching, r1_penalty
 from stagegen.pipeline import Pipeline
-from stagegen.stages import LossContext
 from stagegen.train import Trainer
 from stagegen.train.auxiliary import build_auxiliaries
 
@@ -45,12 +44,12 @@ def test_term_is_zero_before_start_step_and_live_after():
     pipe = _pipe(start_step=5)
     aux = build_auxiliaries(pipe)
     assert list(aux) == ["1/adversarial"]
-    loss = pipe.stage_losses[1][1].loss
+    loss = pipe.objective.losses[1][1].loss
     x = torch.rand(4, 1, 16, 16) * 2 - 1
-    before = pipe.losses(x, pipe(x), step=4, auxiliaries=aux)
+    before = pipe.objective.logged_terms(x, pipe(x), step=4, auxiliaries=aux)
     assert before["stage1/adversarial"].item() == 0.0
     assert loss.auxiliary_loss(aux["1/adversarial"], x, [x], LossContext(step=4)) == {}
-    after = pipe.losses(x, pipe(x), step=5, auxiliaries=aux)
+    after = pipe.objective.logged_terms(x, pipe(x), step=5, auxiliaries=aux)
     assert after["stage1/adversarial"].item() != 0.0
     assert torch.isfinite(after["stage1/adversarial"])
 
@@ -74,19 +73,19 @@ def test_adaptive_weight_balances_against_the_other_terms_at_the_networks_last_l
     aux = build_auxiliaries(pipe)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     diagnostics = {}
-    terms = pipe.losses(x, pipe(x), step=0, auxiliaries=aux, diagnostics=diagnostics)
+    terms = pipe.objective.logged_terms(x, pipe(x), step=0, auxiliaries=aux, diagnostics=diagnostics)
     weight = diagnostics["stage1/adaptive_weight"]
     assert torch.isfinite(weight) and weight > 0 and weight != 1.0
     # without the adaptive weight the reported weight is 1
     pipe = _gan_pipe(adaptive=False)
     diagnostics = {}
-    pipe.losses(x, pipe(x), step=0, auxiliaries=build_auxiliaries(pipe), diagnostics=diagnostics)
+    pipe.objective.logged_terms(x, pipe(x), step=0, auxiliaries=build_auxiliaries(pipe), diagnostics=diagnostics)
     assert diagnostics["stage1/adaptive_weight"] == 1.0
     assert set(terms) >= {"stage1/l1", "stage1/adversarial", "stage1/feature_matching"}
 
 
 def test_feature_matching_is_zero_for_identical_images_and_positive_otherwise():
-    disc = _gan_pipe().stage_losses[1][1].loss.build_auxiliary()
+    disc = _gan_pipe().objective.losses[1][1].loss.build_auxiliary()
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     _, features = disc.forward_with_features(x)
     assert len(features) >= 2
@@ -103,14 +102,14 @@ def test_r1_penalty_is_the_squared_gradient_norm_at_real_images():
 
 def test_discriminator_update_applies_r1_every_r1_every_steps_and_judges_every_fake():
     pipe = _gan_pipe(r1=2.0, r1_every=3)
-    loss, disc = pipe.stage_losses[1][1].loss, build_auxiliaries(pipe)["1/adversarial"]
+    loss, disc = pipe.objective.losses[1][1].loss, build_auxiliaries(pipe)["1/adversarial"]
     real, fake = torch.rand(4, 1, 16, 16) * 2 - 1, torch.zeros(4, 1, 16, 16)
     with_penalty = loss.auxiliary_loss(disc, real, [fake, fake + 0.5], LossContext(step=3))
     without = loss.auxiliary_loss(disc, real, [fake], LossContext(step=4))
     assert torch.isfinite(with_penalty["r1"]) and with_penalty["r1"] > 0
     assert without["r1"] == 0  # logged every step (so its mean is the penalty's average), applied every third
     assert set(without) == {"d_loss", "d_real", "d_fake", "r1"}
-    no_r1 = _gan_pipe(r1=0.0).stage_losses[1][1].loss
+    no_r1 = _gan_pipe(r1=0.0).objective.losses[1][1].loss
     assert "r1" not in no_r1.auxiliary_loss(disc, real, [fake], LossContext(step=3))
 
 
@@ -118,13 +117,13 @@ def test_sample_path_outputs_are_judged_and_train_the_refiner_not_the_trunk():
     pipe = _gan_pipe(judge="samples", feature_matching=0.0)
     aux = build_auxiliaries(pipe)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
-    assert pipe.uses_samples and pipe.wants_samples(0)
+    assert pipe.objective.uses_samples and pipe.objective.wants_samples(0)
     # without samples the realism term has nothing to judge
-    assert pipe.losses(x, pipe(x), step=0, auxiliaries=aux)["stage1/adversarial"].item() == 0.0
+    assert pipe.objective.logged_terms(x, pipe(x), step=0, auxiliaries=aux)["stage1/adversarial"].item() == 0.0
     out = pipe(x, prior_latents=torch.randn(6, *pipe.trunk.latent_shape))
     assert [tuple(s.shape) for s in out.samples] == [(6, 1, 16, 16), (6, 1, 16, 16)]
     assert not out.samples[0].requires_grad  # the trunk decodes the sample path without gradient
-    term = pipe.losses(x, out, step=0, auxiliaries=aux)["stage1/adversarial"]
+    term = pipe.objective.logged_terms(x, out, step=0, auxiliaries=aux)["stage1/adversarial"]
     assert term.item() != 0.0
     term.backward()
     assert pipe.trunk.decoder[0].weight.grad is None
@@ -133,8 +132,8 @@ def test_sample_path_outputs_are_judged_and_train_the_refiner_not_the_trunk():
 
 def test_a_late_start_keeps_the_sample_path_off_until_then():
     pipe = _gan_pipe(start_step=10)
-    assert pipe.uses_samples and not pipe.wants_samples(9) and pipe.wants_samples(10)
-    assert not _gan_pipe(judge="reconstructions").uses_samples
+    assert pipe.objective.uses_samples and not pipe.objective.wants_samples(9) and pipe.objective.wants_samples(10)
+    assert not _gan_pipe(judge="reconstructions").objective.uses_samples
 
 
 def test_discriminator_is_updated_on_its_own_step_and_kept_out_of_the_pipeline(tmp_path):
@@ -176,8 +175,8 @@ def test_gan_variants_give_finite_losses(gan_loss, spectral_norm):
     pipe = _pipe(gan_loss=gan_loss, spectral_norm=spectral_norm)
     aux = build_auxiliaries(pipe)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
-    terms = pipe.losses(x, pipe(x), step=0, auxiliaries=aux)
-    d_terms = pipe.stage_losses[1][1].loss.auxiliary_loss(aux["1/adversarial"], x, [x], LossContext(step=0))
+    terms = pipe.objective.logged_terms(x, pipe(x), step=0, auxiliaries=aux)
+    d_terms = pipe.objective.losses[1][1].loss.auxiliary_loss(aux["1/adversarial"], x, [x], LossContext(step=0))
     assert all(torch.isfinite(v) for v in [*terms.values(), *d_terms.values()])
 
 
@@ -190,4 +189,4 @@ def test_the_stage_type_of_0_1_keeps_its_defaults_and_option_names():
     # 0.1's refiner judged reconstructions only, without R1 or feature matching
     assert adversarial.options["judge"] == "reconstructions"
     assert adversarial.options["r1"] == 0.0 and adversarial.options["feature_matching"] == 0.0
-    assert not pipe.uses_samples
+    assert not pipe.objective.uses_samples

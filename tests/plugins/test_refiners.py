@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from stagegen.composition import resolve_spec
 from stagegen.config import StageSpec
 from stagegen.pipeline import Pipeline
-from stagegen.plugins import get_plugin_manager
+from stagegen.plugin import get_plugin_manager
+from stagegen.stages.composition import resolve_spec
 
 from ..conftest import TINY_REFINERS, tiny_pipeline_config
 
@@ -43,7 +43,7 @@ def test_output_shape_for_each_scale(name, scale):
 def test_loss_terms_are_named_and_finite(name):
     pipe = _build(name)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
-    terms = pipe.losses(x, pipe(x), step=0, auxiliaries=_aux(pipe))
+    terms = pipe.objective.logged_terms(x, pipe(x), step=0, auxiliaries=_aux(pipe))
     stage1 = {k.split("/", 1)[1] for k in terms if k.startswith("stage1/")}
     assert stage1 == EXPECTED_TERMS[name]
     assert all(torch.isfinite(v) and v.dim() == 0 for v in terms.values())
@@ -65,7 +65,7 @@ def test_options_validate(name):
 def test_gradient_reaches_previous_stage_only_when_joint(name, detach):
     pipe = _build(name, detach=detach)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
-    terms = pipe.losses(x, pipe(x), step=0, auxiliaries=_aux(pipe))
+    terms = pipe.objective.logged_terms(x, pipe(x), step=0, auxiliaries=_aux(pipe))
     sum(v for k, v in terms.items() if k.startswith("stage1/")).backward()
     grad = pipe.trunk.decoder[0].weight.grad
     assert (grad is not None and bool(grad.abs().sum() > 0)) is (not detach)

@@ -56,7 +56,7 @@ def test_explicit_weights_path_loads_a_torchvision_backbone(tmp_path):
     config = tiny_pipeline_config(("vae", "srresnet-perceptual"))
     config.stages[1].options.update(pretrained=True, backbone="lpips-alex", weights_path=str(tmp_path / "alex.pth"))
     pipe = Pipeline(config)
-    net = pipe.stage_losses[1][1].loss.network.metric.net
+    net = pipe.objective.losses[1][1].loss.network.metric.net
     assert torch.all(net.slice1[0].weight == 0.01)
 
 
@@ -65,7 +65,7 @@ def test_timm_backbone_with_random_weights_trains():
     config.stages[1].options.update(backbone="timm:resnet18", pretrained=False)
     pipe = Pipeline(config).train()
     x = torch.rand(2, 1, 16, 16) * 2 - 1
-    terms = pipe.losses(x, pipe(x))
+    terms = pipe.objective.logged_terms(x, pipe(x))
     assert torch.isfinite(terms["stage1/perceptual"]) and terms["stage1/perceptual"] > 0
     terms["stage1/perceptual"].backward()
     assert pipe.stages[1].head[0].weight.grad is not None
@@ -78,4 +78,4 @@ def test_a_perceptual_loss_of_weight_zero_needs_no_weights(empty_caches):
     config.stages[1].options.update(pretrained=True, backbone="lpips-vgg", perceptual_weight=0.0)
     pipe = Pipeline(config).train()
     x = torch.rand(2, 1, 16, 16) * 2 - 1
-    assert [k for k in pipe.losses(x, pipe(x)) if k.startswith("stage1/")] == ["stage1/l1"]
+    assert [k for k in pipe.objective.logged_terms(x, pipe(x)) if k.startswith("stage1/")] == ["stage1/l1"]

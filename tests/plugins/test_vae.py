@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from stagegen.config import PipelineConfig
+from stagegen.losses import LossContext
 from stagegen.pipeline import Pipeline
-from stagegen.stages import LossContext, Posterior
+from stagegen.stages import Posterior
 
 from ..conftest import TINY_TRUNK
 

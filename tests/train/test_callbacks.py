@@ -4,9 +4,11 @@ callback that ends a run early (as an early-stopping plugin would)."""
 import json
 import types
 
+import torch
+
 import stagegen
-from stagegen.train import Callback, CallbackType, Trainer, train
-from stagegen.train.callbacks import default_callbacks
+from stagegen.train import Callback, CallbackType, Trainer, resume, train
+from stagegen.train.jobs import default_callbacks
 
 from ..conftest import tiny_run_config
 
@@ -83,3 +85,54 @@ def test_a_time_budget_that_reaches_every_stage_says_nothing_of_them(tmp_path, c
     train(type(config).model_validate(config.model_dump()), tmp_path / "run")
     err = capsys.readouterr().err
     assert "will not train" not in err and "never trained" not in err
+
+
+class StepCounter(Callback):
+    """A plugin callback with state of its own: the steps it has seen, over every resume."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def on_step_end(self, trainer, outcome):
+        self.seen += 1
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+
+def _counting_plugin(built: list):
+    module = types.ModuleType("step_counter")
+
+    def register_callbacks(register):
+        def build(config):
+            built.append(StepCounter())
+            return built[-1]
+
+        register(CallbackType(name="step-counter", build=build, description="counts steps"))
+
+    module.register_callbacks = stagegen.hookimpl(register_callbacks)
+    return module
+
+
+def test_a_plugin_callbacks_state_survives_resume(tmp_path, plugin_manager):
+    built: list[StepCounter] = []
+    plugin_manager.register(_counting_plugin(built))
+    train(tiny_run_config(steps=3, checkpoint_every=1), tmp_path / "run")
+    assert built[-1].seen == 3
+    resume(tmp_path / "run", steps=5)
+    assert len(built) == 2 and built[-1].seen == 5  # a fresh callback, given back its 3, then 2 more steps
+
+
+def test_a_callback_added_after_the_checkpoint_starts_fresh_and_duplicates_are_kept_apart(tmp_path, plugin_manager):
+    train(tiny_run_config(steps=2, checkpoint_every=1), tmp_path / "run")
+    built: list[StepCounter] = []
+    plugin_manager.register(_counting_plugin(built))
+    twin = StepCounter()
+    twin.seen = 100
+    resume(tmp_path / "run", steps=3, callbacks=[twin])
+    assert built[-1].seen == 1 and twin.seen == 101  # nothing saved for either: each keeps its own start
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert checkpoint["callbacks"] == {"StepCounter": {"seen": 1}, "StepCounter#2": {"seen": 101}}

@@ -37,8 +37,8 @@ def test_a_step_updates_the_generator_and_returns_its_terms_by_stage():
 def test_a_non_finite_term_skips_the_step_and_is_named():
     state, config = _state()
     before = {k: v.detach().clone() for k, v in state.pipeline.named_parameters()}
-    real = state.pipeline.stage_losses[1][0].loss.forward
-    state.pipeline.stage_losses[1][0].loss.forward = lambda *a: real(*a) * float("nan")
+    real = state.pipeline.objective.losses[1][0].loss.forward
+    state.pipeline.objective.losses[1][0].loss.forward = lambda *a: real(*a) * float("nan")
     outcome = train_step(state, _batches(), config)
     assert outcome.nonfinite == ["stage1/l1"] and state.step == 0
     # no parameter moved (normalisation statistics may: the forward pass itself was finite)
@@ -60,7 +60,7 @@ def test_accumulating_two_half_batches_is_one_full_batch():
 
 def test_the_sample_path_runs_only_when_a_loss_asks_for_it():
     state, config = _state()
-    assert state.sample_prior is None and not state.pipeline.uses_samples  # l1 alone reads no samples
+    assert state.sample_prior is None and not state.pipeline.objective.uses_samples  # l1 alone reads no samples
     calls = []
     real = state.pipeline.sample_path
     state.pipeline.sample_path = lambda z, stages=None, labels=None: calls.append(len(z)) or real(z, stages, labels)

@@ -6,7 +6,7 @@ import torch
 
 import stagegen
 from stagegen.config import validate_run_config
-from stagegen.plugins import get_plugin_manager
+from stagegen.plugin import get_plugin_manager
 from stagegen.stages import Refiner, StageOptions, StageType
 from stagegen.train import Trainer, TrainingStopped, resume, train
 
@@ -244,7 +244,7 @@ def test_a_refiner_that_joins_late_is_left_out_until_its_step(tmp_path):
 def test_a_prior_that_cannot_be_built_on_the_meta_device_still_trains(tmp_path, plugin_manager):
     """The trainer checks memory on the meta device first; a plugin whose constructor computes
     with tensors fails there, and training falls back to the check after building (as loading)."""
-    from stagegen.prior import PriorOptions, PriorType
+    from stagegen.priors import PriorOptions, PriorType
     from stagegen_priors.normal import NormalPrior
 
     class CountingPrior(NormalPrior):

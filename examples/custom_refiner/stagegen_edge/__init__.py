@@ -22,9 +22,9 @@ from pydantic import Field
 from torch import nn
 
 import stagegen
-from stagegen.loss_types import Loss, LossOptions, LossType
+from stagegen.losses import Loss, LossOptions, LossType
 from stagegen.metrics import MetricType
-from stagegen.prior import Prior, PriorOptions, PriorType
+from stagegen.priors import Prior, PriorOptions, PriorType
 from stagegen.stages import BuildContext, NetworkType, Refiner, StageOptions, StageType
 
 __version__ = "0.2.0"
