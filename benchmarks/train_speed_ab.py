@@ -4,8 +4,8 @@ running train_speed.py's stagegen worker of that version, on the same machine in
 
     python benchmarks/train_speed_ab.py --old 8333488 --rounds 3      # the sharp presets on the CPU
 
-The old version is checked out into a temporary git worktree and imported from there (its
-built-in plugins too), so nothing needs reinstalling. Prints each measurement and, per preset,
+The old version is checked out into a temporary git worktree and imported from there, with its
+built-in plugins and its own entry points (benchmarks/trees.py), so nothing needs reinstalling. Prints each measurement and, per preset,
 the medians and their ratio (new / old).
 """
 
@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from trees import ROOT, environment, worktree
+
 PRESETS = "sharp-digits:64,sharp-mnist:64,sharp-celeba64:32"
 
 
-def measure(tree: Path, preset: str, batch: int, args) -> float:
-    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'plugins'}"}
+def measure(tree: Path, preset: str, batch: int, args, scratch: Path) -> float:
+    env = environment(tree, scratch)
     command = [sys.executable, str(tree / "benchmarks" / "train_speed.py"), "--worker", "stagegen", "--preset", preset]
     command += ["--batch", str(batch), "--steps", str(args.steps), "--reps", str(args.reps), "--warmup", "3"]
     command += ["--device", args.device]
@@ -46,20 +46,15 @@ def main(argv=None):
     p.add_argument("--json", type=Path, help="also write every measurement and the medians here")
     args = p.parse_args(argv)
     presets = [(name, int(batch)) for name, batch in (item.split(":") for item in args.presets.split(","))]
-    with tempfile.TemporaryDirectory() as scratch:
-        old = Path(scratch) / "old"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(old), args.old], check=True)
-        try:
-            trees = {"old": old, "new": ROOT}
-            rates: dict[tuple[str, str], list[float]] = {}
-            for r in range(args.rounds):
-                for preset, batch in presets:
-                    for who in ("old", "new") if r % 2 == 0 else ("new", "old"):
-                        rate = measure(trees[who], preset, batch, args)
-                        rates.setdefault((preset, who), []).append(rate)
-                        print(f"round {r} {preset} {who}: {rate:.1f} images/s", flush=True)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False)
+    with tempfile.TemporaryDirectory() as scratch, worktree(args.old, Path(scratch) / "old") as old:
+        trees = {"old": old, "new": ROOT}
+        rates: dict[tuple[str, str], list[float]] = {}
+        for r in range(args.rounds):
+            for preset, batch in presets:
+                for who in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                    rate = measure(trees[who], preset, batch, args, Path(scratch))
+                    rates.setdefault((preset, who), []).append(rate)
+                    print(f"round {r} {preset} {who}: {rate:.1f} images/s", flush=True)
     print(f"\n| preset | batch | {args.old} images/s (median) | this tree | new / old |\n|---|---|---|---|---|")
     for preset, batch in presets:
         a, b = statistics.median(rates[preset, "old"]), statistics.median(rates[preset, "new"])

@@ -4,7 +4,7 @@ A VAE trunk makes a coarse image; a chain of refiner plugins, each with its own 
 it sharp (Cai, Gao, Ji, 2017). Load a trained pipeline with :func:`load`.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from . import _deprecated  # noqa: E402
 from .plugin.hookspecs import hookimpl  # noqa: E402  (plugins import the marker from here)

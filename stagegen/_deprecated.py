@@ -17,9 +17,8 @@ from typing import Any
 
 __all__ = ["MOVED_MODULES", "install", "moved_attribute", "warn_once"]
 
-#: old module -> the module (or, per name, modules) its public names live in now
+#: old module -> its new homes, the public one first (a name is looked up in them in order)
 MOVED_MODULES: dict[str, tuple[str, ...]] = {
-    # old module: its new homes, the public one first (a name is looked up in them in order)
     "stagegen.hookspecs": ("stagegen.plugin", "stagegen.plugin.hookspecs"),
     "stagegen.registry": ("stagegen.plugin", "stagegen.plugin.registry"),
     "stagegen.plugins": ("stagegen.plugin", "stagegen.plugin.manager"),

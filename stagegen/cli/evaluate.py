@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -27,32 +29,53 @@ def _chosen_metrics(text: str | None) -> tuple[tuple[str, ...], set[str]]:
     return names, {need for m in names for need in registry.get(m).needs}
 
 
-def _resources(
-    needs,
-    data_name,
-    data_root,
-    classifier,
-    fid_features,
-    mnist_root,
-    inception_weights,
-    tf_inception_weights,
-    resource_options,
-    device="cpu",
-):
+@dataclass
+class Evaluation:
+    """What `eval` and `compare` share: the data, the metrics and what they need, the samples."""
+
+    data_name: str | None
+    data_root: str | None
+    split: str
+    metrics: str | None
+    n_samples: int | None
+    limit: int | None
+    fid_features: str
+    classifier: str
+    temperature: float
+    mnist_root: str | None
+    inception_weights: str | None
+    tf_inception_weights: str | None
+    resource_options: tuple[str, ...]
+    seed: int
+    device: str
+
+
+def _evaluation_options(command):
+    """The options `eval` and `compare` share, handed to ``command`` as one ``evaluation``."""
+
+    @functools.wraps(command)
+    def with_evaluation(**kwargs):
+        shared = {name: kwargs.pop(name) for name in Evaluation.__dataclass_fields__}
+        return command(evaluation=Evaluation(**shared), **kwargs)
+
+    return data_options(_eval_options(with_evaluation))
+
+
+def _resources(needs, e: Evaluation, data_name: str, data_root: str | None):
     """The resources the chosen metrics need, from the plugins that provide them, for this data."""
     from ..config.overrides import parse_value
     from ..metrics.resources import INPUTS, provide_resources
 
     options = {
-        "classifier": classifier,
-        "fid_features": fid_features,
-        "mnist_root": mnist_root,
-        "inception_weights": inception_weights,
-        "tf_inception_weights": tf_inception_weights,
-        "device": device,
+        "classifier": e.classifier,
+        "fid_features": e.fid_features,
+        "mnist_root": e.mnist_root,
+        "inception_weights": e.inception_weights,
+        "tf_inception_weights": e.tf_inception_weights,
+        "device": e.device,
     }
     named = set(options)  # the built-in resources' options: each a name or a path
-    for assignment in resource_options:
+    for assignment in e.resource_options:
         key, sep, value = assignment.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{assignment!r} is not KEY=VALUE", param_hint="--resource-option")
@@ -117,28 +140,9 @@ def _eval_options(f):
 
 @cli.command(name="eval")
 @click.argument("pipeline", type=click.Path(exists=True))
-@data_options
-@_eval_options
+@_evaluation_options
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def eval_(
-    pipeline,
-    data_name,
-    data_root,
-    split,
-    metrics,
-    n_samples,
-    limit,
-    fid_features,
-    classifier,
-    temperature,
-    mnist_root,
-    inception_weights,
-    tf_inception_weights,
-    resource_options,
-    seed,
-    device,
-    as_json,
-):
+def eval_(pipeline, evaluation: Evaluation, as_json):
     """Metrics per stage: PSNR/SSIM of reconstructions; sharpness, SWD, FID and recognisability of
     samples; and any metric a plugin registers."""
     from .. import load
@@ -146,25 +150,17 @@ def eval_(
     from ..report import record_eval
     from ..train.lock import RunLocked, run_lock_for
 
-    metrics, needs = _chosen_metrics(metrics)
-    pipe = load(pipeline, device=device)
-    data_name, data_root = pipeline_data(pipe, data_name, data_root)
-    real, real_labels = real_for(pipe, data_name, data_root, split, limit, seed)
-    resources = _resources(
-        needs,
-        data_name,
-        data_root,
-        classifier,
-        fid_features,
-        mnist_root,
-        inception_weights,
-        tf_inception_weights,
-        resource_options,
-        device,
+    e = evaluation
+    metrics, needs = _chosen_metrics(e.metrics)
+    pipe = load(pipeline, device=e.device)
+    data_name, data_root = pipeline_data(pipe, e.data_name, e.data_root)
+    real, real_labels = real_for(pipe, data_name, data_root, e.split, e.limit, e.seed)
+    resources = _resources(needs, e, data_name, data_root)
+    _say_what_is_measured(pipe, metrics, resources, e.n_samples or len(real), len(real))
+    report = evaluate(
+        pipe, real, metrics, e.n_samples, e.seed, temperature=e.temperature, resources=resources, real_labels=real_labels
     )
-    _say_what_is_measured(pipe, metrics, resources, n_samples or len(real), len(real))
-    report = evaluate(pipe, real, metrics, n_samples, seed, temperature=temperature, resources=resources, real_labels=real_labels)
-    report["data"] = f"{data_name}, {split} split"
+    report["data"] = f"{data_name}, {e.split} split"
     click.echo(json.dumps(report, indent=2) if as_json else format_table(report, title=str(pipeline)))
     command = "stagegen " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
@@ -194,65 +190,35 @@ def _say_what_is_measured(pipe, metrics, resources, n_samples: int, n_real: int)
 
 @cli.command(name="compare")
 @click.argument("pipelines", nargs=-1, required=True, type=click.Path(exists=True))
-@data_options
-@_eval_options
+@_evaluation_options
 @click.option(
     "-o", "--out", required=True, type=click.Path(), callback=grid_path, help="figure .png (also writes -samples.png, .md, .json)"
 )
 @click.option("--names", help="comma-separated labels for the pipelines")
-def compare_cmd(
-    pipelines,
-    data_name,
-    data_root,
-    split,
-    metrics,
-    n_samples,
-    limit,
-    fid_features,
-    classifier,
-    temperature,
-    mnist_root,
-    inception_weights,
-    tf_inception_weights,
-    resource_options,
-    seed,
-    device,
-    out,
-    names,
-):
+def compare_cmd(pipelines, evaluation: Evaluation, out, names):
     """Compare pipelines: reconstruction and sample figures plus a metrics table."""
     from .. import load
     from ..report.compare import compare
 
+    e = evaluation
     labels = names.split(",") if names else [Path(p).parent.name or Path(p).stem for p in pipelines]
     if len(labels) != len(pipelines):
         raise click.BadParameter(f"{len(labels)} names for {len(pipelines)} pipelines", param_hint="--names")
-    loaded = {label: load(p, device=device) for label, p in zip(labels, pipelines)}
+    loaded = {label: load(p, device=e.device) for label, p in zip(labels, pipelines)}
     first = next(iter(loaded.values()))
-    data_name, data_root = pipeline_data(first, data_name, data_root)
-    real, real_labels = real_for(first, data_name, data_root, split, limit, seed)
-    metrics, needs = _chosen_metrics(metrics)
-    resources = _resources(
-        needs,
-        data_name,
-        data_root,
-        classifier,
-        fid_features,
-        mnist_root,
-        inception_weights,
-        tf_inception_weights,
-        resource_options,
-        device,
-    )
+    data_name, data_root = pipeline_data(first, e.data_name, e.data_root)
+    real, real_labels = real_for(first, data_name, data_root, e.split, e.limit, e.seed)
+    metrics, needs = _chosen_metrics(e.metrics)
+    resources = _resources(needs, e, data_name, data_root)
     compare(
         loaded,
         real,
         out,
-        seed=seed,
+        seed=e.seed,
         real_labels=real_labels,
         metrics=metrics,
-        n_samples=n_samples,
-        temperature=temperature,
+        n_samples=e.n_samples,
+        temperature=e.temperature,
         resources=resources,
     )
     click.echo(Path(out).with_suffix(".md").read_text())

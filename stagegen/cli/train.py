@@ -20,7 +20,10 @@ from .config_flags import config_flags, given_config_fields, refused_on_resume, 
     "preset_name",
     help="starting configuration (see `stagegen presets`); default: the dataset's own (sharp-digits for the default digits)",
 )
-@click.option("--stages", help="comma-separated stage types, trunk first, e.g. vae,resnet-l1")
+@click.option(
+    "--stages",
+    help="comma-separated stage types, trunk first, e.g. vae,resnet-l1: they replace the starting preset's chain (the dataset's preset unless --preset names one), which keeps its other settings",
+)
 @click.option(
     "--prior", "prior_name", help="latent prior fitted after training: normal, gmm, latent-vae (see `stagegen plugins`)"
 )

@@ -55,6 +55,7 @@ class Pipeline(Conditioning, ObjectiveMethods, nn.Module):
     def __init__(self, config: PipelineConfig, for_training: bool = True):
         super().__init__()
         built = build_chain(config, for_training)
+        #: the chain's PipelineConfig, every option validated: a run's config.json nests it under "pipeline"
         self.config = built.config
         self.stage_types = built.stage_types
         self.resolutions = built.resolutions
