@@ -3,7 +3,8 @@
 - ```python blocks run in a fresh interpreter, in document order, in a scratch folder; a block
   right after ``<!-- excerpt: PATH -->`` quotes a file instead, and must appear in it line for
   line (so quotations cannot drift from the code). A block that defines a ``register_stages``
-  hook also has every stage it registers built and run forward and through its loss.
+  hook also has every stage it registers built and run forward and through its loss; one that
+  registers priors has each sampled, one that registers metrics has each computed.
 - ```bash blocks: every command runs in that scratch folder, in order (so a run one command
   trains is there for the next), with ``../shared`` beside it the project's real shared data.
   Training is shortened by flags appended after the written ones (click keeps the last value):
@@ -163,6 +164,21 @@ print("built and sampled", [t.name for t in collected])
 """
 
 
+MEASURE = """
+import torch
+from stagegen.metrics import MetricContext
+collected = []
+register_metrics(collected.append)
+images = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+ctx = MetricContext(stage=0, resolution=16, real=images, reconstructions=images, samples=images.flip(0), final_real=images)
+for metric in collected:
+    assert metric.description, f"{metric.name} has no description"
+    values = metric.compute(ctx)
+    assert values and set(values) <= set(metric.better), (metric.name, values, metric.better)
+print("measured", {m.name: m.compute(ctx) for m in collected})
+"""
+
+
 def _run(args, cwd, env, what):
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{what} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
@@ -204,6 +220,7 @@ def test_every_code_block_runs_as_written(document, scratch):
             registers = any(f"def register_{kind}" in code for kind in ("stages", "networks", "losses"))
             program = code + ("\n" + BUILD_AND_RUN if registers else "")
             program += "\n" + BUILD_AND_SAMPLE if "def register_priors" in code else ""
+            program += "\n" + MEASURE if "def register_metrics" in code else ""
             _run([sys.executable, "-c", textwrap.dedent(program)], work, env, f"the python block at {where}")
         elif language == "bash":
             for command in _commands(code):
